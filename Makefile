@@ -1,0 +1,44 @@
+# Every target a person runs is the one CI runs. `make help` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON_BIN ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+
+.PHONY: help install migrate demo run test lint format
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the dependencies
+
+migrate: install ## Apply database migrations
+	$(PY) manage.py migrate --noinput
+
+demo: migrate ## Load the demo vendors, agents and transfer numbers
+	$(PY) manage.py seed_demo
+
+run: export DEBUG ?= true
+run: demo ## Set up and serve on 127.0.0.1:$(PORT) (SQLite unless DATABASE_URL is set)
+	$(PY) manage.py demo_login
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: demo ## Set up and run the whole test suite
+	$(PY) -m pytest
+
+lint: install ## Ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .

@@ -1,0 +1,163 @@
+"""What happened to each ping and each call: the records analysts export."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from routing.models import Agent, Reservation
+from vendors.models import Vendor
+from vendors.states import STATE_CHOICES
+
+
+class CallRecord(models.Model):
+    """One ping that passed the key, phone and state checks, and what became of it."""
+
+    class Outcome(models.TextChoices):
+        RESERVED = "reserved"
+        REPEAT = "repeat"
+        NO_AGENT = "no_agent", "no agent"
+        REJECTED = "rejected"
+        CONNECTED = "connected"
+        COMPLETED = "completed"
+        EXPIRED = "expired"
+
+    class StateSource(models.TextChoices):
+        STATE_CODE = "state_code", "stateCode"
+        AREA_CODE = "area_code", "area code"
+
+    request_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="call_records")
+    phone_number = models.CharField(max_length=16, db_index=True, help_text="E.164")
+    state = models.CharField(max_length=2, choices=STATE_CHOICES)
+    state_source = models.CharField(max_length=16, choices=StateSource.choices)
+    tracking = models.JSONField(default=dict, blank=True, help_text="The vendor's own fields.")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    rejected_reason = models.CharField(max_length=200, blank=True)
+    reservation = models.ForeignKey(
+        Reservation, null=True, blank=True, on_delete=models.SET_NULL, related_name="call_records"
+    )
+    repeat_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="repeats"
+    )
+    transfer_target = models.CharField(max_length=16, blank=True)
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="call_records"
+    )
+    agent_count = models.PositiveIntegerField(null=True, blank=True)
+    ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
+    received_at = models.DateTimeField(db_index=True)
+    # Filled in when the transferred call arrives and as it progresses.
+    connected_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    caller_id = models.CharField(max_length=32, blank=True, help_text="Caller id on arrival.")
+    caller_id_matches = models.BooleanField(null=True, blank=True)
+    call_status = models.CharField(max_length=32, blank=True, help_text="Last carrier status.")
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [
+            models.Index(fields=["vendor", "received_at"], name="callrecord_vendor_received"),
+            models.Index(fields=["state", "received_at"], name="callrecord_state_received"),
+            models.Index(fields=["outcome", "received_at"], name="callrecord_outcome_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.outcome}"
+
+
+class InboundCall(models.Model):
+    """A call that reached one of our numbers, matched to a reservation or not."""
+
+    class Match(models.TextChoices):
+        MATCHED = "matched"
+        LATE = "late", "late (after the TTL)"
+        NO_RESERVATION = "no_reservation", "no live reservation"
+        UNKNOWN_NUMBER = "unknown_number", "number not in the pool"
+
+    call_sid = models.CharField(max_length=64, unique=True)
+    to_number = models.CharField(max_length=32)
+    from_number = models.CharField(max_length=32, blank=True)
+    match = models.CharField(max_length=16, choices=Match.choices)
+    call_record = models.ForeignKey(
+        CallRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_calls"
+    )
+    routed_to = models.CharField(
+        max_length=255, blank=True, help_text="Agent destination, overflow number, or message."
+    )
+    status = models.CharField(max_length=32, blank=True)
+    received_at = models.DateTimeField(db_index=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.call_sid} to {self.to_number}"
+
+
+class DialAttempt(models.Model):
+    """One try at connecting an inbound call to an agent or the overflow number."""
+
+    inbound_call = models.ForeignKey(InboundCall, on_delete=models.CASCADE, related_name="attempts")
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="dial_attempts"
+    )
+    destination = models.CharField(max_length=255)
+    attempt = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    status = models.CharField(max_length=32, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["inbound_call", "attempt"]
+        constraints = [
+            models.UniqueConstraint(fields=["inbound_call", "attempt"], name="dialattempt_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} to {self.destination}"
+
+
+class CallExport(models.Model):
+    """An analyst's export: the audit record, and for background jobs the file and its progress."""
+
+    class Format(models.TextChoices):
+        CSV = "csv"
+        XLSX = "xlsx"
+        JSONL = "jsonl", "JSON Lines"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(max_length=16, help_text="admin, api or command")
+    filters = models.JSONField(default=dict, blank=True)
+    format = models.CharField(max_length=8, choices=Format.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    row_count = models.PositiveIntegerField(null=True, blank=True)
+    rows_written = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to="exports/", blank=True)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rows_written__gte=0), name="callexport_rows_written_positive"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.format} export of {self.requested_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,116 @@
+"""Reading a vendor's ping body: the contract's checks, in the contract's order."""
+
+import json
+import math
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from config.errors import ApplicationError, BadBody, BodyTooLarge
+from routing.geography import (
+    InvalidPhoneNumber,
+    normalize_us_phone,
+    state_for_phone,
+)
+from vendors.states import InvalidStateCode, normalize_state_code
+
+MESSAGE_BAD_PHONE = "Invalid phone number format. Please provide a valid US phone number."
+MESSAGE_BAD_STATE = "Invalid state code. Please provide a valid two-letter US state code."
+CONTRACT_FIELDS = frozenset({"vendorKey", "phoneNumber", "stateCode"})
+# Deeper tracking data than this is refused as a malformed body: deeper still and the JSON
+# parser or encoder itself would run out of stack.
+MAX_NESTING = 200
+
+
+class InvalidPhone(ApplicationError):
+    status = 400
+    message = MESSAGE_BAD_PHONE
+
+
+class InvalidState(ApplicationError):
+    status = 400
+    message = MESSAGE_BAD_STATE
+
+
+@dataclass(frozen=True)
+class PingFields:
+    phone_number: str  # E.164
+    state: str
+    state_from_code: bool
+    tracking: dict
+
+
+def read_json_object(raw: bytes, content_length: int | None) -> dict:
+    """The body as a dict, whatever the Content-Type says (some vendor tools send text/plain)."""
+    limit = settings.PING_MAX_BODY_BYTES
+    if (content_length is not None and content_length > limit) or len(raw) > limit:
+        raise BodyTooLarge()
+    try:
+        payload = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):
+        raise BadBody() from None
+    if not isinstance(payload, dict) or _nesting(payload) > MAX_NESTING:
+        raise BadBody()
+    return payload
+
+
+def read_ping_fields(payload: dict) -> PingFields:
+    """Phone, then state (the key was checked before): 400 for the first that is wrong."""
+    try:
+        phone_number = normalize_us_phone(payload["phoneNumber"])
+    except InvalidPhoneNumber:
+        raise InvalidPhone() from None
+    try:
+        state_code = normalize_state_code(payload.get("stateCode"))
+    except InvalidStateCode:
+        raise InvalidState() from None
+    tracking = {
+        _storable(key): _storable(value)
+        for key, value in payload.items()
+        if key not in CONTRACT_FIELDS
+    }
+    return PingFields(
+        phone_number=phone_number,
+        state=state_code or state_for_phone(phone_number),
+        state_from_code=state_code is not None,
+        tracking=tracking,
+    )
+
+
+def _refuse_constant(name: str):
+    # NaN and Infinity are not JSON; Python's parser accepts them unless told otherwise.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str):
+    # 1e400 is valid JSON but overflows a float, and an infinite float is not storable as JSON:
+    # keep such a number as the text the vendor sent.
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
+def _nesting(value) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def _storable(value):
+    """Tracking data as sent, except what no database can hold: NUL and lone surrogates."""
+    if isinstance(value, str):
+        if value.isascii() and "\x00" not in value:
+            return value
+        return "".join(
+            "\ufffd" if char == "\x00" or "\ud800" <= char <= "\udfff" else char for char in value
+        )
+    if isinstance(value, dict):
+        return {_storable(key): _storable(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_storable(child) for child in value]
+    return value

@@ -1,0 +1,108 @@
+"""One shape for every error vendors can see: the contract's envelope.
+
+Services raise `ApplicationError` (or a subclass); views never build error responses by hand.
+"""
+
+import logging
+
+from django.http import JsonResponse
+from rest_framework import exceptions
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_BAD_BODY = "Request body must be a JSON object."
+MESSAGE_METHOD = "Method not allowed. Use POST."
+MESSAGE_TOO_LARGE = "Request body too large."
+MESSAGE_UNEXPECTED = "An unexpected condition was encountered by the server."
+MESSAGE_NOT_FOUND = "Not found."
+MESSAGE_TOO_MANY = "Too many requests."
+
+
+class ApplicationError(Exception):
+    """A refusal with the status and message the contract gives it."""
+
+    status = 400
+    message = MESSAGE_BAD_BODY
+
+    def __init__(self, message: str | None = None, *, status: int | None = None):
+        if message is not None:
+            self.message = message
+        if status is not None:
+            self.status = status
+        super().__init__(self.message)
+
+
+class BadBody(ApplicationError):
+    status = 400
+    message = MESSAGE_BAD_BODY
+
+
+class BodyTooLarge(ApplicationError):
+    status = 413
+    message = MESSAGE_TOO_LARGE
+
+
+def envelope_data(status: int, data: dict) -> dict:
+    return {"status": status, "data": data}
+
+
+def error_data(request, status: int, message: str) -> dict:
+    return envelope_data(status, {"message": message, "requestId": request_id_of(request)})
+
+
+def request_id_of(request) -> str:
+    # DRF wraps Django's request; the id lives on the Django one.
+    django_request = getattr(request, "_request", request)
+    return getattr(django_request, "request_id", "")
+
+
+def envelope_json_response(request, status: int, message: str) -> JsonResponse:
+    """For errors raised outside DRF views (middleware, URL resolver, body limits)."""
+    return JsonResponse(error_data(request, status, message), status=status)
+
+
+def envelope_exception_handler(exc, context):
+    """DRF's exception handler: every error raised in an API view, in the envelope."""
+    request = context["request"]
+    headers = {}
+    if isinstance(exc, ApplicationError):
+        status, message = exc.status, exc.message
+        # Refusals write no call record; the log (with the request id) is their trace.
+        logger.info("Refused %s %s: %s", request.method, request.path, message)
+    elif isinstance(exc, exceptions.MethodNotAllowed):
+        status, message = 405, MESSAGE_METHOD
+        view = context.get("view")
+        if view is not None:
+            headers["Allow"] = ", ".join(view.allowed_methods)
+    elif isinstance(exc, exceptions.Throttled):
+        status, message = 429, MESSAGE_TOO_MANY
+        if exc.wait is not None:
+            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+    elif isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
+        status, message = 400, MESSAGE_BAD_BODY
+    elif isinstance(exc, exceptions.APIException):
+        status, message = exc.status_code, _detail_text(exc.detail)
+    else:
+        logger.exception("Unhandled error in %s", request.path)
+        status, message = 500, MESSAGE_UNEXPECTED
+    return Response(error_data(request, status, message), status=status, headers=headers)
+
+
+def _detail_text(detail) -> str:
+    if isinstance(detail, list | tuple) and detail:
+        return _detail_text(detail[0])
+    if isinstance(detail, dict) and detail:
+        return _detail_text(next(iter(detail.values())))
+    return str(detail)
+
+
+class FirstRendererNegotiation(BaseContentNegotiation):
+    """Always answer JSON: a vendor's odd Accept header must not turn into a 406."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type

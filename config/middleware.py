@@ -1,0 +1,91 @@
+"""Request ids on every answer, and the contract's envelope for errors outside DRF views."""
+
+import contextvars
+import logging
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404
+
+from config.errors import (
+    MESSAGE_NOT_FOUND,
+    MESSAGE_TOO_LARGE,
+    MESSAGE_UNEXPECTED,
+    envelope_json_response,
+)
+
+logger = logging.getLogger(__name__)
+
+current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "current_request_id", default="-"
+)
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id.get()
+        return True
+
+
+def _is_envelope_path(path: str) -> bool:
+    return path.startswith(settings.ENVELOPE_PATH_PREFIXES)
+
+
+class RequestIdMiddleware:
+    """Outermost middleware: gives each request a UUID and keeps vendor paths in the envelope.
+
+    Anything that escapes the view on a vendor path (a crash, an unrouted URL, an HTML error page)
+    is answered as JSON in the envelope, never as HTML or a trace.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.request_id = str(uuid.uuid4())
+        token = current_request_id.set(request.request_id)
+        try:
+            try:
+                response = self.get_response(request)
+            except Exception as exc:  # the inner handler normally catches; this is a backstop
+                response = self._exception_response(request, exc)
+            if _is_envelope_path(request.path) and not _is_json(response):
+                response = envelope_json_response(
+                    request, response.status_code, _message_for_status(response.status_code)
+                )
+            response["X-Request-ID"] = request.request_id
+            return response
+        finally:
+            current_request_id.reset(token)
+
+    def process_exception(self, request, exception):
+        if _is_envelope_path(request.path):
+            return self._exception_response(request, exception)
+        return None
+
+    def _exception_response(self, request, exc):
+        if isinstance(exc, RequestDataTooBig):
+            return envelope_json_response(request, 413, MESSAGE_TOO_LARGE)
+        if isinstance(exc, Http404):
+            return envelope_json_response(request, 404, MESSAGE_NOT_FOUND)
+        if isinstance(exc, PermissionDenied):
+            return envelope_json_response(request, 403, "Forbidden.")
+        logger.error("Unhandled error in %s", request.path, exc_info=exc)
+        return envelope_json_response(request, 500, MESSAGE_UNEXPECTED)
+
+
+def _is_json(response) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")
+
+
+def _message_for_status(status: int) -> str:
+    if status == 404:
+        return MESSAGE_NOT_FOUND
+    if status == 413:
+        return MESSAGE_TOO_LARGE
+    if status == 405:
+        return "Method not allowed. Use POST."
+    if status >= 500:
+        return MESSAGE_UNEXPECTED
+    return "Request could not be processed."

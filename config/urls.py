@@ -1,0 +1,9 @@
+from django.contrib import admin
+from django.urls import path
+
+from calls.views import VendorPingView
+
+urlpatterns = [
+    path("functions/v1/vendors-ping", VendorPingView.as_view(), name="vendors-ping"),
+    path("admin/", admin.site.urls),
+]

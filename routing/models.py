@@ -1,0 +1,180 @@
+"""Who can take a call and where it is sent.
+
+Availability lives on the rows that are locked to claim it: an agent or a transfer number is free
+when its `held_until` has passed (or was never set). Time alone frees them, so a reservation past
+its TTL holds nothing even before any background job has run.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from phonenumber_field.modelfields import PhoneNumberField
+
+from vendors.models import Vendor
+from vendors.states import STATE_CHOICES
+
+
+class AgentQuerySet(models.QuerySet):
+    def free(self, now):
+        return self.filter(
+            Q(held_until__isnull=True) | Q(held_until__lte=now),
+            status=Agent.Status.AVAILABLE,
+            on_call_since__isnull=True,
+        )
+
+    def licensed_for(self, state: str):
+        return self.filter(licenses__state=state)
+
+
+class Agent(models.Model):
+    class Status(models.TextChoices):
+        AVAILABLE = "available"
+        OFFLINE = "offline"
+
+    name = models.CharField(max_length=200)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="agent",
+        help_text="The login an agent uses for the agent page.",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.AVAILABLE)
+    destination = models.CharField(
+        max_length=255,
+        help_text="Where a call is connected: an E.164 number or a sip: address.",
+    )
+    # The ACD's longest-idle order: restarts when a call ends or the agent comes available,
+    # never when an unused reservation expires.
+    idle_since = models.DateTimeField(default=timezone.now, db_index=True)
+    last_call_ended_at = models.DateTimeField(null=True, blank=True)
+    on_call_since = models.DateTimeField(null=True, blank=True)
+    # Reserved (or in wrap-up) until then; free once it has passed.
+    held_until = models.DateTimeField(null=True, blank=True)
+    wrap_up_seconds = models.PositiveIntegerField(
+        default=0, help_text="Seconds after a call ends before the agent is offered again."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AgentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["status", "idle_since"], name="agent_status_idle")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def licensed_state_codes(self) -> list[str]:
+        return sorted(license.state for license in self.licenses.all())
+
+
+class AgentLicense(models.Model):
+    """One state an agent is licensed for (a row, so allocation can filter by index)."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="licenses")
+    state = models.CharField(max_length=2, choices=STATE_CHOICES)
+
+    class Meta:
+        ordering = ["state"]
+        constraints = [
+            models.UniqueConstraint(fields=["state", "agent"], name="agentlicense_unique_state")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} - {self.state}"
+
+
+class TransferNumberQuerySet(models.QuerySet):
+    def free(self, now):
+        return self.filter(Q(held_until__isnull=True) | Q(held_until__lte=now), is_active=True)
+
+
+class TransferNumber(models.Model):
+    """A number of ours a vendor transfers the caller to; the number identifies the reservation."""
+
+    number = PhoneNumberField(unique=True)
+    is_active = models.BooleanField(default=True)
+    # Held until then; once passed it is also when the number was released, so ordering by it
+    # hands out the number released longest ago and a late call is not misrouted.
+    held_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TransferNumberQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return str(self.number)
+
+
+class Reservation(models.Model):
+    """One agent and one transfer number held for one vendor's caller until `expires_at`."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        CONNECTED = "connected"
+        EXPIRED = "expired"
+        RELEASED = "released"
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="reservations")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="reservations")
+    transfer_number = models.ForeignKey(
+        TransferNumber, on_delete=models.PROTECT, related_name="reservations"
+    )
+    phone_number = models.CharField(max_length=16, help_text="The caller, E.164.")
+    state = models.CharField(max_length=2, choices=STATE_CHOICES)
+    agent_count = models.PositiveIntegerField()
+    ttl_seconds = models.PositiveIntegerField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                name="reservation_active_expiry",
+                condition=Q(status="active"),
+            ),
+            models.Index(fields=["transfer_number", "status"], name="reservation_number_status"),
+        ]
+        # The last line of defence: even if the code were wrong, the database refuses a second
+        # live hold of one agent, one number, or one vendor's caller (a repeat must not reserve).
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent"],
+                condition=Q(status="active"),
+                name="reservation_one_live_per_agent",
+            ),
+            models.UniqueConstraint(
+                fields=["transfer_number"],
+                condition=Q(status="active"),
+                name="reservation_one_live_per_number",
+            ),
+            models.UniqueConstraint(
+                fields=["vendor", "phone_number", "state"],
+                condition=Q(status="active"),
+                name="reservation_one_live_per_caller",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone_number} → {self.agent} via {self.transfer_number}"
+
+    def is_live(self, now=None) -> bool:
+        return self.status == self.Status.ACTIVE and self.expires_at > (now or timezone.now())
+
+    def seconds_left(self, now=None) -> int:
+        """Rounded up, at least 1 while live: what a repeat ping answers as ttlSeconds."""
+        remaining = (self.expires_at - (now or timezone.now())).total_seconds()
+        return max(1, int(-(-remaining // 1)))

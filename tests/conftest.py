@@ -1,0 +1,48 @@
+import io
+import json
+import os
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from rest_framework.test import APIClient
+
+PING_URL = "/functions/v1/vendors-ping"
+DEMO_KEY = "6ab36a94-5dfb-4336-a559-63da6a5a26d2"
+ALL_STATES_KEY = "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"
+
+
+def pytest_runtest_setup(item):
+    # PostgreSQL-only tests (row locks, concurrency) skip on SQLite for a quick local run,
+    # but CI sets REQUIRE_POSTGRES so they can never be skipped there.
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        if os.environ.get("REQUIRE_POSTGRES"):
+            pytest.fail("REQUIRE_POSTGRES is set but the test database is not PostgreSQL")
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://…")
+
+
+@pytest.fixture
+def demo(db):
+    """The contract's demo data, as `seed_demo` makes it."""
+    call_command("seed_demo", stdout=io.StringIO())
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+class Pinger:
+    """Posts raw JSON bodies to the ping endpoint, the way a vendor's HTTP client does."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __call__(self, body, *, content_type="application/json", **extra):
+        raw = body if isinstance(body, str | bytes) else json.dumps(body)
+        return self.client.post(PING_URL, data=raw, content_type=content_type, **extra)
+
+
+@pytest.fixture
+def ping(api):
+    return Pinger(api)
