@@ -4,7 +4,7 @@ They live here, in the lowest app, because vendors' authorized states are their 
 routing builds its area-code table on them.
 """
 
-STATES: dict[str, str] = {
+_NAMES: dict[str, str] = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
     "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "FL": "Florida", "GA": "Georgia",
     "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois", "IN": "Indiana", "IA": "Iowa",
@@ -19,6 +19,9 @@ STATES: dict[str, str] = {
     "PR": "Puerto Rico", "VI": "U.S. Virgin Islands", "GU": "Guam", "AS": "American Samoa",
     "MP": "Northern Mariana Islands",
 }  # fmt: skip
+
+# In code order, for choices and grids.
+STATES: dict[str, str] = dict(sorted(_NAMES.items()))
 
 STATE_CHOICES: list[tuple[str, str]] = [(code, f"{code} - {name}") for code, name in STATES.items()]
 
