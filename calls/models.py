@@ -58,6 +58,7 @@ class CallRecord(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        permissions = [("export_callrecord", "Can export call records")]
         indexes = [
             models.Index(fields=["vendor", "received_at"], name="callrecord_vendor_received"),
             models.Index(fields=["state", "received_at"], name="callrecord_state_received"),

@@ -88,3 +88,33 @@ def reservation_create(
         expires_at=expires_at,
     )
     return Allocation(reservation=reservation, agent_count=reservation.agent_count)
+
+
+def reservation_release(
+    *, reservation_id: int, now: datetime, actor=None, status: str = Reservation.Status.RELEASED
+) -> bool:
+    """End a live reservation early and free its agent and number at once.
+
+    For staff releasing a hold and for an agent going offline. Returns False (and changes nothing)
+    when the reservation had already ended, so a repeated or late call is harmless.
+    """
+    reservation = (
+        Reservation.objects.select_for_update(no_key=True)
+        .filter(pk=reservation_id, status=Reservation.Status.ACTIVE)
+        .first()
+    )
+    if reservation is None:
+        return False
+    reservation.status = status
+    reservation.ended_at = now
+    reservation.released_by = actor
+    reservation.save(update_fields=["status", "ended_at", "released_by"])
+    # Only undo the hold this reservation placed; a later one may already hold the row.
+    Agent.objects.filter(pk=reservation.agent_id, held_until=reservation.expires_at).update(
+        held_until=None
+    )
+    # The number counts as released now, so it goes to the back of the longest-released order.
+    TransferNumber.objects.filter(
+        pk=reservation.transfer_number_id, held_until=reservation.expires_at
+    ).update(held_until=now)
+    return True
