@@ -9,6 +9,7 @@ the IMMEDIATE transaction mode serializes writers instead.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import F, Q
 
 from routing.models import Agent, Reservation, TransferNumber
@@ -90,6 +91,7 @@ def reservation_create(
     return Allocation(reservation=reservation, agent_count=reservation.agent_count)
 
 
+@transaction.atomic
 def reservation_release(
     *, reservation_id: int, now: datetime, actor=None, status: str = Reservation.Status.RELEASED
 ) -> bool:
