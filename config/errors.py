@@ -25,6 +25,7 @@ class ApplicationError(Exception):
 
     status = 400
     message = MESSAGE_BAD_BODY
+    headers: dict[str, str] = {}  # e.g. Retry-After on a 429
 
     def __init__(self, message: str | None = None, *, status: int | None = None):
         if message is not None:
@@ -69,6 +70,7 @@ def envelope_exception_handler(exc, context):
     headers = {}
     if isinstance(exc, ApplicationError):
         status, message = exc.status, exc.message
+        headers.update(exc.headers)
         # Refusals write no call record; the log (with the request id) is their trace.
         logger.info("Refused %s %s: %s", request.method, request.path, message)
     elif isinstance(exc, exceptions.MethodNotAllowed):

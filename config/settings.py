@@ -149,3 +149,59 @@ LOGGING = {
 
 # Paths whose every answer, errors included, is the contract's JSON envelope.
 ENVELOPE_PATH_PREFIXES = ("/functions/",)
+
+# --- Production readiness: shared cache, rate limits, connection pool, bench ----------------
+# The shared cache holds rate-limit counters and the vendor-key cache for every server process.
+# Production needs Redis (CACHE_URL=redis://…); without it each process keeps its own memory
+# cache, which is right for the single-process local demo only.
+CACHE_URL = env_str("CACHE_URL")
+# A dead cache server must not slow pings: short socket timeouts, and after a failure the cache
+# is skipped (rate limits fail open) for CACHE_RETRY_SECONDS before it is tried again.
+CACHE_SOCKET_TIMEOUT_MS = env_int("CACHE_SOCKET_TIMEOUT_MS", 200, minimum=1)
+CACHE_RETRY_SECONDS = env_int("CACHE_RETRY_SECONDS", 5, minimum=1)
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "callrouting",
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_SOCKET_TIMEOUT_MS / 1000,
+                "socket_timeout": CACHE_SOCKET_TIMEOUT_MS / 1000,
+                "retry_on_timeout": False,
+            },
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "callrouting",
+        }
+    }
+
+# Pings a minute per vendor key, unless the vendor has its own `rate_limit_per_minute`.
+PING_RATE_LIMIT_PER_MINUTE = env_int("PING_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
+# Unknown or malformed keys a minute from one client address before it is answered 429
+# without a key lookup (key guessing).
+PING_KEY_FAILURES_PER_MINUTE = env_int("PING_KEY_FAILURES_PER_MINUTE", 20, minimum=1)
+# Proxies in front of the server whose X-Forwarded-For is trusted for the client address;
+# 0 uses the socket's address, so a client cannot pick its own address.
+REST_FRAMEWORK["NUM_PROXIES"] = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+# Vendor keys are cached (shared cache) so a ping needs no key query; revocation and vendor
+# changes clear the entry at once, and this bounds the life of an entry in any case.
+VENDOR_KEY_CACHE_SECONDS = env_int("VENDOR_KEY_CACHE_SECONDS", 30, minimum=0)
+
+# psycopg's connection pool in each server process (Django's native pool). It needs
+# CONN_MAX_AGE=0; a request waits at most DATABASE_POOL_TIMEOUT seconds for a connection.
+DATABASE_POOL = env_bool("DATABASE_POOL", False)
+if DATABASE_POOL and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=1),
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 2, minimum=1),
+    }
+
+# Routes that exist only for `make bench` (a trivial endpoint with no database).
+BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)

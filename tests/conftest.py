@@ -46,3 +46,16 @@ class Pinger:
 @pytest.fixture
 def ping(api):
     return Pinger(api)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_cache():
+    """Rate-limit counters and cached vendor keys must not leak from one test into the next."""
+    from django.core.cache import cache
+
+    from config.sharedcache import cache_reset_backoff
+
+    cache_reset_backoff()
+    cache.clear()
+    yield
+    cache_reset_backoff()

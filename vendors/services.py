@@ -2,18 +2,26 @@
 
 import re
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError
+from config.sharedcache import shared_cache_delete_many, shared_cache_get, shared_cache_set
 from vendors.models import (
     KEY_PREFIX_LENGTH,
     Vendor,
     VendorKey,
     VendorKeyEvent,
     vendor_key_digest,
+)
+from vendors.ratelimit import (
+    ratelimit_admit,
+    ratelimit_check_key,
+    ratelimit_record_key_failure,
 )
 
 MESSAGE_BAD_KEY = "Vendor key was not found or not formatted correctly."
@@ -34,15 +42,98 @@ def vendor_key_authenticate(*, key: object, now=None) -> Vendor:
     """The vendor a usable key belongs to; anything else raises VendorKeyInvalid (401)."""
     if not isinstance(key, str) or not _CANONICAL_UUID.fullmatch(key):
         raise VendorKeyInvalid()
-    now = now or timezone.now()
-    vendor_key = (
-        VendorKey.objects.select_related("vendor").filter(digest=vendor_key_digest(key)).first()
+    return _vendor_for_digest(vendor_key_digest(key), now or timezone.now())
+
+
+def vendor_key_admit(*, key: object, client: str | None, now=None) -> Vendor:
+    """`vendor_key_authenticate` behind the rate limits: 429 (RateLimited) for a client that has
+    sent too many bad keys this minute (before any lookup) or a key over its vendor's limit."""
+    digest = (
+        vendor_key_digest(key) if isinstance(key, str) and _CANONICAL_UUID.fullmatch(key) else None
     )
-    if vendor_key is None or not vendor_key.is_usable(now):
+    count = ratelimit_admit(client=client, key_digest=digest)
+    try:
+        if digest is None:
+            raise VendorKeyInvalid()
+        vendor = _vendor_for_digest(digest, now or timezone.now())
+    except VendorKeyInvalid:
+        ratelimit_record_key_failure(client=client)
+        raise
+    ratelimit_check_key(count=count, limit_per_minute=vendor.rate_limit_per_minute)
+    return vendor
+
+
+@dataclass(frozen=True)
+class _CachedKey:
+    """What a ping needs of a key and its vendor, kept in the shared cache."""
+
+    key_id: str
+    revoked_at: datetime | None
+    vendor: dict
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.revoked_at is None or self.revoked_at > now
+
+
+_VENDOR_FIELDS = (
+    "id",
+    "name",
+    "is_active",
+    "all_states",
+    "authorized_states",
+    "rate_limit_per_minute",
+)
+
+
+def _cache_key(digest: str) -> str:
+    return f"vendor-key:{digest}"
+
+
+def _vendor_for_digest(digest: str, now: datetime) -> Vendor:
+    cache_key = _cache_key(digest)
+    cached = shared_cache_get(cache_key)
+    if not isinstance(cached, _CachedKey):
+        vendor_key = VendorKey.objects.select_related("vendor").filter(digest=digest).first()
+        if vendor_key is None:
+            raise VendorKeyInvalid()
+        vendor = vendor_key.vendor
+        cached = _CachedKey(
+            key_id=str(vendor_key.pk),
+            revoked_at=vendor_key.revoked_at,
+            vendor={field: getattr(vendor, field) for field in _VENDOR_FIELDS},
+        )
+        shared_cache_set(cache_key, cached, settings.VENDOR_KEY_CACHE_SECONDS)
+        _last_used_written[cached.key_id] = vendor_key.last_used_at
+    if not cached.is_usable(now):
         raise VendorKeyInvalid()
-    if vendor_key.last_used_at is None or now - vendor_key.last_used_at > LAST_USED_RESOLUTION:
-        VendorKey.objects.filter(pk=vendor_key.pk).update(last_used_at=now)
-    return vendor_key.vendor
+    _touch_last_used(cached.key_id, now)
+    return Vendor.from_db("default", list(cached.vendor), list(cached.vendor.values()))
+
+
+# When this process last wrote each key's last_used_at: a write per ping would cost more than
+# the rest of the ping, and a minute's resolution is plenty.
+_last_used_written: dict[str, datetime | None] = {}
+
+
+def _touch_last_used(key_id: str, now: datetime) -> None:
+    written = _last_used_written.get(key_id)
+    if written is None or now - written > LAST_USED_RESOLUTION:
+        _last_used_written[key_id] = now
+        VendorKey.objects.filter(pk=key_id).update(last_used_at=now)
+
+
+def vendor_key_cache_clear(*, digests: list[str]) -> None:
+    """Forget cached keys at once, and again when the surrounding transaction commits (so a ping
+    that read the old row meanwhile cannot leave it cached)."""
+    keys = [_cache_key(digest) for digest in digests]
+    shared_cache_delete_many(keys)
+    transaction.on_commit(lambda: shared_cache_delete_many(keys))
+
+
+def vendor_cache_clear(*, vendor_id: int) -> None:
+    """Forget every cached key of a vendor (its activity, states or limit changed)."""
+    digests = list(VendorKey.objects.filter(vendor_id=vendor_id).values_list("digest", flat=True))
+    vendor_key_cache_clear(digests=digests)
 
 
 @transaction.atomic

@@ -1,0 +1,115 @@
+"""The shared cache (Redis in production), failing open.
+
+Rate limits and the vendor-key cache use it on every ping, so a cache server that is down must
+neither fail a ping nor slow it: an error becomes a miss, is logged, and the cache is then left
+alone for CACHE_RETRY_SECONDS (per process) instead of every request waiting on a dead server.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+_skip_until = 0.0  # time.monotonic() before which this process does not try the cache
+
+
+def cache_is_skipped() -> bool:
+    return time.monotonic() < _skip_until
+
+
+def cache_reset_backoff() -> None:
+    global _skip_until
+    _skip_until = 0.0
+
+
+def _failed(action: str, exc: Exception) -> None:
+    global _skip_until
+    _skip_until = time.monotonic() + settings.CACHE_RETRY_SECONDS
+    logger.warning(
+        "Shared cache unavailable (%s: %s): rate limits fail open and vendor keys are read "
+        "from the database for the next %s s",
+        action,
+        exc,
+        settings.CACHE_RETRY_SECONDS,
+    )
+
+
+def shared_cache_get(key: str):
+    if cache_is_skipped():
+        return None
+    try:
+        return cache.get(key)
+    except Exception as exc:
+        _failed("get", exc)
+        return None
+
+
+def shared_cache_set(key: str, value, timeout: int) -> None:
+    if cache_is_skipped() or timeout <= 0:
+        return
+    try:
+        cache.set(key, value, timeout)
+    except Exception as exc:
+        _failed("set", exc)
+
+
+def shared_cache_delete_many(keys: list[str]) -> bool:
+    """False when the cache could not be reached (the entries then live until their TTL)."""
+    if not keys:
+        return True
+    try:
+        cache.delete_many(keys)
+        return True
+    except Exception as exc:
+        _failed("delete", exc)
+        return False
+
+
+def shared_cache_counters(*, read: list[str], increment: list[str], timeout: int):
+    """Current values of `read` and of `increment` after adding 1, in one round trip on Redis.
+
+    A counter is created with `timeout` seconds to live. None when the cache is unavailable.
+    """
+    if cache_is_skipped():
+        return None
+    try:
+        redis_client = _redis_client()
+        if redis_client is not None:
+            return _redis_counters(redis_client, read, increment, timeout)
+        values = [cache.get(key) or 0 for key in read]
+        for key in increment:
+            cache.add(key, 0, timeout)
+            values.append(cache.incr(key))
+        return values
+    except Exception as exc:
+        _failed("count", exc)
+        return None
+
+
+def shared_cache_increment(key: str, timeout: int) -> None:
+    shared_cache_counters(read=[], increment=[key], timeout=timeout)
+
+
+def _redis_client():
+    # Django's RedisCache makes two round trips for incr (EXISTS, then INCRBY); a pipeline on
+    # its own client does INCR and EXPIRE in one.
+    backend = getattr(cache, "_cache", None)
+    get_client = getattr(backend, "get_client", None)
+    return get_client(write=True) if get_client is not None else None
+
+
+def _redis_counters(client, read: list[str], increment: list[str], timeout: int) -> list[int]:
+    pipe = client.pipeline(transaction=False)
+    for key in read:
+        pipe.get(cache.make_key(key))
+    for key in increment:
+        full_key = cache.make_key(key)
+        pipe.incr(full_key)
+        pipe.expire(full_key, timeout, nx=True)
+    replies = pipe.execute()
+    values = [int(reply) if reply is not None else 0 for reply in replies[: len(read)]]
+    values.extend(int(reply) for reply in replies[len(read) :: 2])
+    return values

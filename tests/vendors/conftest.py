@@ -1,0 +1,21 @@
+import pytest
+from django.core.cache import cache
+
+from tests.servers import RedisServer, redis_cache_settings
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def shared_cache(request, settings):
+    """Each test runs with the local-demo memory cache and with a real Redis."""
+    if request.param == "redis":
+        settings.CACHES = redis_cache_settings(request.getfixturevalue("redis_server").url + "/0")
+    cache.clear()
+    return request.param

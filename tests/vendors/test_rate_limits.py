@@ -1,0 +1,178 @@
+"""Rate limits: per vendor key (the vendor's own limit or the default), and on clients that send
+bad keys. Counted in the shared cache: the local memory cache and a real Redis alike."""
+
+import logging
+import time
+
+import pytest
+from django.core.cache import cache
+
+from calls.models import CallRecord
+from config import sharedcache
+from tests.conftest import DEMO_KEY
+from tests.servers import closed_port, redis_cache_settings
+from vendors.models import Vendor
+
+pytestmark = pytest.mark.usefixtures("demo")
+
+TOO_MANY = "Too many requests."
+UNKNOWN_KEY = "00000000-0000-4000-8000-000000000000"
+
+
+def a_ping(number: int = 0) -> dict:
+    return {"vendorKey": DEMO_KEY, "phoneNumber": f"+1480555{number:04d}", "stateCode": "AZ"}
+
+
+def assert_too_many(response) -> None:
+    assert response.status_code == 429
+    assert response.json() == {
+        "status": 429,
+        "data": {"message": TOO_MANY, "requestId": response["X-Request-ID"]},
+    }
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_it_answers_429_with_retry_after_past_the_vendors_own_limit(ping, shared_cache):
+    Vendor.objects.filter(name="Demo Vendor").update(rate_limit_per_minute=2)
+    cache.clear()  # update() sends no signal; the test starts from an empty cache anyway
+
+    assert ping(a_ping(1)).status_code == 200
+    assert ping(a_ping(2)).status_code == 200
+    refused = ping(a_ping(3))
+
+    assert_too_many(refused)
+    # A refused ping is not a ping that passed the checks: no call record.
+    assert CallRecord.objects.count() == 2
+
+
+def test_a_vendor_without_its_own_limit_gets_the_default(ping, shared_cache, settings):
+    settings.PING_RATE_LIMIT_PER_MINUTE = 3
+
+    statuses = [ping(a_ping(number)).status_code for number in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_key_validations_count_against_the_key_too(ping, shared_cache, settings):
+    settings.PING_RATE_LIMIT_PER_MINUTE = 1
+
+    assert ping({"vendorKey": DEMO_KEY}).status_code == 200
+    assert_too_many(ping({"vendorKey": DEMO_KEY}))
+
+
+def test_one_keys_limit_does_not_touch_another_vendors_key(ping, shared_cache, settings):
+    settings.PING_RATE_LIMIT_PER_MINUTE = 1
+    assert ping({"vendorKey": DEMO_KEY}).status_code == 200
+    assert ping({"vendorKey": DEMO_KEY}).status_code == 429
+
+    other = ping({"vendorKey": "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"})
+
+    assert other.status_code == 200
+
+
+def test_a_client_guessing_keys_is_slowed_before_any_key_lookup(
+    ping, shared_cache, settings, django_assert_num_queries
+):
+    settings.PING_KEY_FAILURES_PER_MINUTE = 3
+    guesses = [ping({"vendorKey": UNKNOWN_KEY}).status_code for _ in range(3)]
+    assert ping({"vendorKey": "not-a-key"}).status_code == 429
+
+    with django_assert_num_queries(0):
+        refused = ping({"vendorKey": DEMO_KEY})
+
+    assert guesses == [401, 401, 401]
+    assert_too_many(refused)
+
+
+def test_another_client_address_is_not_slowed_by_a_guessers_failures(ping, shared_cache, settings):
+    settings.PING_KEY_FAILURES_PER_MINUTE = 2
+    for _ in range(2):
+        ping({"vendorKey": UNKNOWN_KEY}, REMOTE_ADDR="203.0.113.9")
+    assert ping({"vendorKey": DEMO_KEY}, REMOTE_ADDR="203.0.113.9").status_code == 429
+
+    answer = ping({"vendorKey": DEMO_KEY}, REMOTE_ADDR="198.51.100.7")
+
+    assert answer.status_code == 200
+
+
+def test_a_forged_forwarded_for_header_does_not_dodge_the_guessing_limit(
+    ping, shared_cache, settings
+):
+    settings.PING_KEY_FAILURES_PER_MINUTE = 2
+    for number in range(2):
+        ping({"vendorKey": UNKNOWN_KEY}, HTTP_X_FORWARDED_FOR=f"192.0.2.{number}")
+
+    answer = ping({"vendorKey": DEMO_KEY}, HTTP_X_FORWARDED_FOR="192.0.2.200")
+
+    assert_too_many(answer)
+
+
+def test_the_counters_live_in_redis_where_every_server_process_sees_them(
+    ping, settings, redis_server
+):
+    settings.CACHES = redis_cache_settings(redis_server.url + "/0")
+    cache.clear()
+    ping({"vendorKey": DEMO_KEY})
+    ping({"vendorKey": DEMO_KEY})
+
+    # A second, independent client: what another server process would read.
+    import redis
+
+    keys = redis.Redis.from_url(redis_server.url + "/0").keys("*ratelimit:key:*")
+    assert len(keys) == 1
+    assert int(redis.Redis.from_url(redis_server.url + "/0").get(keys[0])) == 2
+
+
+def test_with_the_cache_unreachable_pings_are_answered_and_the_log_says_so(ping, settings, caplog):
+    settings.CACHES = redis_cache_settings(f"redis://127.0.0.1:{closed_port()}/0")
+    settings.PING_RATE_LIMIT_PER_MINUTE = 1
+
+    with caplog.at_level(logging.WARNING, logger="config.sharedcache"):
+        answers = [ping(a_ping(number)) for number in range(3)]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert [answer.json()["data"]["agentAvailable"] for answer in answers] == [True] * 3
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    # One warning, then the cache is left alone for CACHE_RETRY_SECONDS instead of being retried
+    # (and waited on) by every request.
+    assert len(warnings) == 1
+    assert "rate limits fail open" in warnings[0].getMessage()
+    assert sharedcache.cache_is_skipped()
+
+
+def test_an_unresponsive_cache_does_not_hold_a_ping_past_its_socket_timeout(ping, settings):
+    # A listener that accepts and never answers: the worst case, worse than a refused connection.
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    try:
+        settings.CACHES = redis_cache_settings(f"redis://127.0.0.1:{port}/0", timeout_ms=200)
+        started = time.monotonic()
+        first = ping(a_ping(1))
+        first_took = time.monotonic() - started
+        started = time.monotonic()
+        second = ping(a_ping(2))
+        second_took = time.monotonic() - started
+    finally:
+        listener.close()
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert first_took < 1.5  # one socket timeout, not one per cache call
+    assert second_took < 0.5  # the cache is skipped while it is down
+
+
+def test_after_the_backoff_the_cache_is_used_again(ping, settings, redis_server):
+    settings.CACHES = redis_cache_settings(f"redis://127.0.0.1:{closed_port()}/0")
+    settings.PING_RATE_LIMIT_PER_MINUTE = 1
+    assert ping(a_ping(1)).status_code == 200
+    assert sharedcache.cache_is_skipped()
+
+    settings.CACHES = redis_cache_settings(redis_server.url + "/0")
+    cache.clear()
+    sharedcache.cache_reset_backoff()  # as if CACHE_RETRY_SECONDS had passed
+
+    assert ping(a_ping(2)).status_code == 200
+    assert ping(a_ping(3)).status_code == 429
