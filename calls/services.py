@@ -1,19 +1,26 @@
 """The ping, as the first event of a call: validate, reserve, and record what happened."""
 
+import functools
 import logging
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from calls.models import CallRecord
 from calls.ping import PingFields, read_ping_fields
 from config.errors import ApplicationError
 from routing.models import Reservation
-from routing.services import reservation_create, reservation_find_live
+from routing.services import (
+    allocation_params,
+    allocation_sql,
+    reservation_create,
+    reservation_find_live,
+    reservation_from_row,
+)
 from vendors.models import Vendor
-from vendors.services import vendor_key_authenticate
+from vendors.services import vendor_key_admit
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +37,16 @@ def format_timestamp(moment: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
-def vendor_ping(*, payload: dict, request_id: str, now: datetime | None = None) -> dict:
-    """Answer a ping (or a key validation) with the `data` of the contract's envelope."""
+def vendor_ping(
+    *, payload: dict, request_id: str, now: datetime | None = None, client: str | None = None
+) -> dict:
+    """Answer a ping (or a key validation) with the `data` of the contract's envelope.
+
+    `client` is the caller's address, for the rate limit on failed keys; the per-key rate limit
+    applies to every ping.
+    """
     now = now or timezone.now()
-    vendor = vendor_key_authenticate(key=payload.get("vendorKey"), now=now)
+    vendor = vendor_key_admit(key=payload.get("vendorKey"), client=client, now=now)
     if "phoneNumber" not in payload:
         return {
             "vendorActive": vendor.is_active,
@@ -58,6 +71,148 @@ def _refusal(vendor: Vendor, state: str) -> str | None:
 
 
 def _reserve(vendor: Vendor, fields: PingFields, request_id: str, now: datetime) -> dict:
+    if connection.vendor == "postgresql":
+        answer = _reserve_in_one_statement(vendor, fields, request_id, now)
+        if answer is not None:
+            return answer
+    return _reserve_in_transaction(vendor, fields, request_id, now)
+
+
+def _reserve_in_one_statement(
+    vendor: Vendor, fields: PingFields, request_id: str, now: datetime
+) -> dict | None:
+    """The common ping on PostgreSQL in one statement: reserve (or not) and write the call record.
+
+    None when this ping is not the common case (a live reservation for the caller, another ping
+    for the same caller in flight, or a lost race for the caller's one live hold): the
+    transactional path below then answers it, as a repeat.
+    """
+    ttl_seconds = settings.RESERVATION_TTL_SECONDS
+    params = allocation_params(
+        vendor_id=vendor.pk,
+        phone_number=fields.phone_number,
+        state=fields.state,
+        ttl_seconds=ttl_seconds,
+        now=now,
+    )
+    params["caller"] = f"caller:{vendor.pk}:{fields.phone_number}:{fields.state}"
+    params.update(_record_params(vendor, fields, request_id, now))
+    try:
+        # One statement is atomic by itself: no BEGIN/COMMIT round trips unless a caller has
+        # a transaction open (then a savepoint, so a lost race does not spoil it).
+        if connection.in_atomic_block:
+            with transaction.atomic():
+                row = _execute_ping_statement(params)
+        else:
+            row = _execute_ping_statement(params)
+    except IntegrityError:
+        logger.info("Concurrent ping for the same caller; answering as a repeat")
+        return None
+    acquired, live_id, *reservation_row = row
+    if not acquired or live_id is not None:
+        return None
+    if reservation_row[0] is None:
+        return _unavailable(request_id, now)
+    reservation = reservation_from_row(
+        vendor=vendor,
+        phone_number=fields.phone_number,
+        state=fields.state,
+        ttl_seconds=ttl_seconds,
+        now=now,
+        row=tuple(reservation_row),
+    )
+    _enqueue_expiry(reservation)
+    return _available(reservation, ttl_seconds, request_id, now)
+
+
+def _execute_ping_statement(params: dict) -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute(_ping_statement(), params)
+        return cursor.fetchone()
+
+
+# Columns of the call record the statement fills from the reservation it made (or did not).
+_RECORD_FROM_RESERVATION = {
+    "outcome": "CASE WHEN r.id IS NULL THEN 'no_agent' ELSE 'reserved' END",
+    "reservation_id": "r.id",
+    "agent_id": "r.agent_id",
+    "transfer_target": "COALESCE(n.number, '')",
+    "agent_count": "COALESCE(r.agent_count, 0)",
+    "ttl_seconds": "CASE WHEN r.id IS NULL THEN NULL ELSE %(ttl)s END",
+}
+
+
+@functools.cache
+def _record_fields() -> list:
+    """CallRecord's columns that take a parameter: what the ping sets, or the field's default."""
+    return [
+        field
+        for field in CallRecord._meta.concrete_fields
+        if not field.primary_key and field.column not in _RECORD_FROM_RESERVATION
+    ]
+
+
+def _record_params(vendor: Vendor, fields: PingFields, request_id: str, now: datetime) -> dict:
+    values = {
+        "request_id": request_id,
+        "vendor_id": vendor.pk,
+        "phone_number": fields.phone_number,
+        "state": fields.state,
+        "state_source": (
+            CallRecord.StateSource.STATE_CODE
+            if fields.state_from_code
+            else CallRecord.StateSource.AREA_CODE
+        ),
+        "tracking": fields.tracking,
+        "received_at": now,
+    }
+    params = {}
+    for field in _record_fields():
+        value = values[field.column] if field.column in values else field.get_default()
+        params[f"record_{field.column}"] = field.get_db_prep_save(value, connection)
+    return params
+
+
+@functools.cache
+def _ping_statement() -> str:
+    columns = [field.column for field in _record_fields()]
+    expressions = [f"%(record_{column})s" for column in columns]
+    columns += list(_RECORD_FROM_RESERVATION)
+    expressions += list(_RECORD_FROM_RESERVATION.values())
+    gate = "(SELECT acquired FROM caller_lock) AND NOT EXISTS (SELECT 1 FROM live)"
+    return f"""
+    WITH caller_lock AS (
+        -- Pings for one caller take turns; one that would have to wait leaves this
+        -- statement and is answered by the transactional path instead.
+        SELECT pg_try_advisory_xact_lock(hashtextextended(%(caller)s, 0)) AS acquired
+    ),
+    live AS (
+        SELECT r.id FROM routing_reservation r
+        WHERE r.vendor_id = %(vendor)s AND r.phone_number = %(phone)s AND r.state = %(state)s
+          AND r.status = 'active' AND r.expires_at > %(now)s
+        LIMIT 1
+    ),
+    {allocation_sql(gate=gate)},
+    record AS (
+        INSERT INTO {CallRecord._meta.db_table} ({", ".join(columns)})
+        SELECT {", ".join(expressions)}
+        FROM (SELECT 1) AS one
+        LEFT JOIN reservation r ON TRUE
+        LEFT JOIN free_number n ON r.id IS NOT NULL
+        WHERE {gate}
+        RETURNING id
+    )
+    SELECT (SELECT acquired FROM caller_lock), (SELECT id FROM live),
+           r.id, r.agent_id, r.transfer_number_id, n.number, r.agent_count
+    FROM (SELECT 1) AS one
+    LEFT JOIN reservation r ON TRUE
+    LEFT JOIN free_number n ON r.id IS NOT NULL
+    """
+
+
+def _reserve_in_transaction(
+    vendor: Vendor, fields: PingFields, request_id: str, now: datetime
+) -> dict:
     ttl_seconds = settings.RESERVATION_TTL_SECONDS
     # Two pings for one caller can race: the loser's insert hits the one-live-hold-per-caller
     # index, and its second pass finds the winner's reservation and answers as a repeat.

@@ -1,4 +1,5 @@
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from calls.ping import read_json_object
@@ -17,8 +18,31 @@ class VendorPingView(APIView):
 
     def post(self, request):
         payload = read_json_object(request.body, _content_length(request))
-        data = vendor_ping(payload=payload, request_id=request._request.request_id)
+        data = vendor_ping(
+            payload=payload,
+            request_id=request._request.request_id,
+            client=_client_address(request),
+        )
         return Response(envelope_data(200, data))
+
+
+class BenchNoopView(APIView):
+    """A trivial endpoint with no database, routed only with BENCH_ENDPOINTS on: `make bench`
+    compares the ping's throughput with it, on the same server and stack."""
+
+    http_method_names = ["post"]
+    authentication_classes = []
+    permission_classes = []
+    parser_classes = []
+    content_negotiation_class = FirstRendererNegotiation
+
+    def post(self, request):
+        return Response(envelope_data(200, {"requestId": request._request.request_id}))
+
+
+def _client_address(request) -> str | None:
+    # DRF's own reading of the client address, honouring NUM_PROXIES (TRUSTED_PROXY_COUNT).
+    return BaseThrottle().get_ident(request) or None
 
 
 def _content_length(request) -> int | None:

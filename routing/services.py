@@ -1,15 +1,16 @@
 """Allocation: reserve the longest-idle free agent and the longest-released transfer number.
 
-The critical section is one transaction. On PostgreSQL the agent and number rows are locked with
-FOR NO KEY UPDATE SKIP LOCKED, so concurrent pings never wait on each other and never take the
-same row; partial unique indexes refuse a second live hold even if this code were wrong. On SQLite
-the IMMEDIATE transaction mode serializes writers instead.
+The critical section is one transaction. On PostgreSQL it is one SQL statement (`allocation_sql`):
+the agent and number rows are locked with FOR NO KEY UPDATE SKIP LOCKED, so concurrent pings never
+wait on each other and never take the same row; partial unique indexes refuse a second live hold
+even if this code were wrong. On SQLite the ORM does the same steps and the IMMEDIATE transaction
+mode serializes writers instead.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 
 from routing.models import Agent, Reservation, TransferNumber
@@ -42,10 +43,125 @@ def agent_count_free(*, state: str, now: datetime) -> int:
     return Agent.objects.free(now).licensed_for(state).count()
 
 
+def allocation_sql(*, gate: str = "TRUE") -> str:
+    """The CTEs (for a WITH clause) that reserve an agent and a number in one statement.
+
+    Parameters: vendor, phone, state, now, expires, ttl. `gate` is an SQL condition that must hold
+    for anything to be reserved. The CTE `reservation` returns the new row (none when no agent or
+    no number is free), `free_number` the number's id and E.164 `number`. Every step of the ORM
+    path below, in one round trip: a ping spent most of its time in Python building queries.
+    """
+    return f"""
+    free_agent AS (
+        SELECT a.id FROM routing_agent a
+        JOIN routing_agentlicense l ON l.agent_id = a.id AND l.state = %(state)s
+        WHERE ({gate})
+          AND a.status = 'available' AND a.on_call_since IS NULL
+          AND (a.held_until IS NULL OR a.held_until <= %(now)s)
+        ORDER BY a.idle_since, a.id
+        LIMIT 1
+        FOR NO KEY UPDATE OF a SKIP LOCKED
+    ),
+    free_count AS (
+        SELECT count(*) AS n FROM routing_agent a
+        JOIN routing_agentlicense l ON l.agent_id = a.id AND l.state = %(state)s
+        WHERE a.status = 'available' AND a.on_call_since IS NULL
+          AND (a.held_until IS NULL OR a.held_until <= %(now)s)
+    ),
+    free_number AS (
+        SELECT t.id, t.number FROM routing_transfernumber t
+        WHERE EXISTS (SELECT 1 FROM free_agent)
+          AND t.is_active AND (t.held_until IS NULL OR t.held_until <= %(now)s)
+        ORDER BY t.held_until ASC NULLS FIRST, t.id
+        LIMIT 1
+        FOR NO KEY UPDATE OF t SKIP LOCKED
+    ),
+    stale AS (
+        UPDATE routing_reservation r SET status = 'expired', ended_at = r.expires_at
+        FROM free_agent, free_number
+        WHERE r.status = 'active' AND r.expires_at <= %(now)s
+          AND (r.agent_id = free_agent.id OR r.transfer_number_id = free_number.id
+               OR (r.vendor_id = %(vendor)s AND r.phone_number = %(phone)s
+                   AND r.state = %(state)s))
+        RETURNING r.id
+    ),
+    hold_agent AS (
+        UPDATE routing_agent a SET held_until = %(expires)s
+        FROM free_agent, free_number WHERE a.id = free_agent.id
+        RETURNING a.id
+    ),
+    hold_number AS (
+        UPDATE routing_transfernumber t SET held_until = %(expires)s
+        FROM free_agent, free_number WHERE t.id = free_number.id
+        RETURNING t.id
+    ),
+    reservation AS (
+        INSERT INTO routing_reservation (
+            vendor_id, agent_id, transfer_number_id, phone_number, state, agent_count,
+            ttl_seconds, created_at, expires_at, status, ended_at, released_by_id
+        )
+        SELECT %(vendor)s, free_agent.id, free_number.id, %(phone)s, %(state)s,
+               GREATEST((SELECT n FROM free_count), 1), %(ttl)s, %(now)s, %(expires)s,
+               'active', NULL, NULL
+        FROM free_agent, free_number
+        -- The stale reservations in the way must be marked before the partial unique indexes
+        -- see this row: reading `stale` here makes that UPDATE finish first.
+        WHERE (SELECT count(*) FROM stale) >= 0
+        RETURNING id, agent_id, transfer_number_id, agent_count
+    )"""
+
+
+def allocation_params(
+    *, vendor_id: int, phone_number: str, state: str, ttl_seconds: int, now: datetime
+) -> dict:
+    return {
+        "vendor": vendor_id,
+        "phone": phone_number,
+        "state": state,
+        "now": now,
+        "expires": now + timedelta(seconds=ttl_seconds),
+        "ttl": ttl_seconds,
+    }
+
+
+def reservation_from_row(
+    *,
+    vendor: Vendor,
+    phone_number: str,
+    state: str,
+    ttl_seconds: int,
+    now: datetime,
+    row: tuple,
+) -> Reservation:
+    """The Reservation `allocation_sql` inserted, from (id, agent, number id, number, count)."""
+    reservation_id, agent_id, number_id, number, agent_count = row
+    transfer_number = TransferNumber.from_db("default", ["id", "number"], [number_id, number])
+    reservation = Reservation(
+        id=reservation_id,
+        vendor=vendor,
+        agent_id=agent_id,
+        transfer_number=transfer_number,
+        phone_number=phone_number,
+        state=state,
+        agent_count=agent_count,
+        ttl_seconds=ttl_seconds,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_seconds),
+        status=Reservation.Status.ACTIVE,
+    )
+    reservation._state.adding = False
+    reservation._state.db = "default"
+    return reservation
+
+
 def reservation_create(
     *, vendor: Vendor, phone_number: str, state: str, ttl_seconds: int, now: datetime
 ) -> Allocation:
     """Reserve one agent and one number for the caller. Call inside transaction.atomic()."""
+    if connection.vendor == "postgresql":
+        return _reservation_create_in_one_statement(
+            vendor=vendor, phone_number=phone_number, state=state, ttl_seconds=ttl_seconds, now=now
+        )
     agent_count = agent_count_free(state=state, now=now)
     if agent_count == 0:
         return Allocation(reservation=None, agent_count=0)
@@ -87,6 +203,37 @@ def reservation_create(
         ttl_seconds=ttl_seconds,
         created_at=now,
         expires_at=expires_at,
+    )
+    return Allocation(reservation=reservation, agent_count=reservation.agent_count)
+
+
+def _reservation_create_in_one_statement(
+    *, vendor: Vendor, phone_number: str, state: str, ttl_seconds: int, now: datetime
+) -> Allocation:
+    params = allocation_params(
+        vendor_id=vendor.pk,
+        phone_number=phone_number,
+        state=state,
+        ttl_seconds=ttl_seconds,
+        now=now,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH {allocation_sql()}
+            SELECT r.id, r.agent_id, r.transfer_number_id, n.number, r.agent_count
+            FROM reservation r, free_number n""",
+            params,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return Allocation(reservation=None, agent_count=0)
+    reservation = reservation_from_row(
+        vendor=vendor,
+        phone_number=phone_number,
+        state=state,
+        ttl_seconds=ttl_seconds,
+        now=now,
+        row=row,
     )
     return Allocation(reservation=reservation, agent_count=reservation.agent_count)
 

@@ -1,0 +1,136 @@
+"""On PostgreSQL a ping is one SQL statement; it must write exactly what the transactional (ORM)
+path writes. Each case runs both paths from the same state and compares the stored rows."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from calls import services
+from calls.models import CallRecord
+from calls.ping import read_ping_fields
+from routing.models import Agent, Reservation
+from tests.conftest import DEMO_KEY
+from vendors.models import Vendor
+
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("demo")]
+
+
+def ping_payload(phone: str = "+14805550100", **extra) -> dict:
+    return {"vendorKey": DEMO_KEY, "phoneNumber": phone, "lead_id": "L-1", **extra}
+
+
+def stored_rows() -> dict:
+    """Everything a ping writes, without the ids that differ from run to run."""
+
+    def rows(model, exclude):
+        return [
+            {k: v for k, v in model_to_dict(row).items() if k not in exclude}
+            for row in model.objects.order_by("id")
+        ]
+
+    return {
+        "reservations": rows(Reservation, {"id"}),
+        "records": rows(CallRecord, {"id", "request_id", "reservation"}),
+        "records_with_a_reservation": [
+            record.reservation_id is not None for record in CallRecord.objects.order_by("id")
+        ],
+        "agents": list(Agent.objects.order_by("id").values("id", "held_until")),
+    }
+
+
+def run_both_paths(payload: dict, now) -> tuple[tuple[dict, dict], tuple[dict, dict]]:
+    """(answer, rows) of the one-statement path, then of the transactional path, same start."""
+    vendor = Vendor.objects.get(name="Demo Vendor")
+    fields = read_ping_fields(payload)
+    results = []
+    for reserve in (services._reserve_in_one_statement, services._reserve_in_transaction):
+        with transaction.atomic():
+            answer = reserve(vendor, fields, str(uuid.uuid4()), now)
+            results.append((answer, stored_rows()))
+            transaction.set_rollback(True)
+    return results[0], results[1]
+
+
+def without_request_id(answer: dict) -> dict:
+    return {k: v for k, v in answer.items() if k != "requestId"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ping_is_one_statement_once_the_key_is_cached(ping):
+    ping(ping_payload("+14805550100"))  # fills the key cache and writes the key's last use
+
+    with CaptureQueriesContext(connection) as queries:
+        answer = ping(ping_payload("+14805550101"))
+
+    assert answer.status_code == 200
+    assert answer.json()["data"]["agentAvailable"] is True
+    assert len(queries) == 1
+    assert "pg_try_advisory_xact_lock" in queries[0]["sql"]
+    assert CallRecord.objects.get(phone_number="+14805550101").outcome == "reserved"
+
+
+def test_a_reservation_is_stored_as_the_transactional_path_stores_it():
+    (fast_answer, fast_rows), (orm_answer, orm_rows) = run_both_paths(
+        ping_payload(), timezone.now()
+    )
+
+    assert fast_answer["agentAvailable"] is True
+    assert without_request_id(fast_answer) == without_request_id(orm_answer)
+    assert fast_rows == orm_rows
+    assert fast_rows["records"][0]["outcome"] == "reserved"
+    assert fast_rows["records_with_a_reservation"] == [True]
+
+
+def test_no_agent_is_stored_as_the_transactional_path_stores_it():
+    Agent.objects.update(status=Agent.Status.OFFLINE)
+
+    (fast_answer, fast_rows), (orm_answer, orm_rows) = run_both_paths(
+        ping_payload(), timezone.now()
+    )
+
+    assert fast_answer["agentAvailable"] is False
+    assert without_request_id(fast_answer) == without_request_id(orm_answer)
+    assert fast_rows == orm_rows
+    assert fast_rows["records"][0]["outcome"] == "no_agent"
+    assert fast_rows["records"][0]["agent_count"] == 0
+
+
+def test_stale_reservations_in_the_way_are_expired_as_the_transactional_path_does():
+    now = timezone.now()
+    # Only one AZ agent is left, and the same caller holds it with a reservation past its TTL
+    # that no worker has marked yet.
+    az_agents = list(Agent.objects.filter(licenses__state="AZ").order_by("id"))
+    Agent.objects.filter(pk__in=[a.pk for a in az_agents[1:]]).update(status="offline")
+    earlier = now - timedelta(seconds=120)
+    services.vendor_ping(payload=ping_payload(), request_id=str(uuid.uuid4()), now=earlier)
+    assert Reservation.objects.get().status == "active"
+
+    (fast_answer, fast_rows), (orm_answer, orm_rows) = run_both_paths(ping_payload(), now)
+
+    assert fast_answer["agentAvailable"] is True
+    assert without_request_id(fast_answer) == without_request_id(orm_answer)
+    assert fast_rows == orm_rows
+    old, new = fast_rows["reservations"]
+    assert (old["status"], old["ended_at"]) == ("expired", earlier + timedelta(seconds=60))
+    assert new["status"] == "active"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_repeat_leaves_the_statement_for_the_transactional_path(ping):
+    first = ping(ping_payload()).json()["data"]
+
+    with CaptureQueriesContext(connection) as queries:
+        repeat = ping(ping_payload()).json()["data"]
+
+    assert repeat["transferTarget"] == first["transferTarget"]
+    assert "pg_try_advisory_xact_lock" in queries[0]["sql"]
+    assert list(CallRecord.objects.order_by("id").values_list("outcome", flat=True)) == [
+        "reserved",
+        "repeat",
+    ]
+    assert Reservation.objects.count() == 1
