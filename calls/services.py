@@ -4,6 +4,7 @@ import functools
 import logging
 from datetime import UTC, datetime
 
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -126,7 +127,13 @@ def _reserve_in_one_statement(
 
 
 def _execute_ping_statement(params: dict) -> tuple:
-    with connection.cursor() as cursor:
+    # Django's cursors bind parameters on the client, which rules out prepared statements; with
+    # a server-side binding cursor psycopg prepares the statement after DATABASE_PREPARE_THRESHOLD
+    # runs, and PostgreSQL no longer plans it on every ping.
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        raw_cursor = psycopg.Cursor(connection.connection)
+    with connection._prepare_cursor(raw_cursor) as cursor:
         cursor.execute(_ping_statement(), params)
         return cursor.fetchone()
 
@@ -176,7 +183,10 @@ def _record_params(vendor: Vendor, fields: PingFields, request_id: str, now: dat
 @functools.cache
 def _ping_statement() -> str:
     columns = [field.column for field in _record_fields()]
-    expressions = [f"%(record_{column})s" for column in columns]
+    # Typed, as a bound NULL in a SELECT list would otherwise be taken for text.
+    expressions = [
+        f"%(record_{field.column})s::{field.db_type(connection)}" for field in _record_fields()
+    ]
     columns += list(_RECORD_FROM_RESERVATION)
     expressions += list(_RECORD_FROM_RESERVATION.values())
     gate = "(SELECT acquired FROM caller_lock) AND NOT EXISTS (SELECT 1 FROM live)"

@@ -68,48 +68,64 @@ def shared_cache_delete_many(keys: list[str]) -> bool:
         return False
 
 
-def shared_cache_counters(*, read: list[str], increment: list[str], timeout: int):
-    """Current values of `read` and of `increment` after adding 1, in one round trip on Redis.
+def shared_cache_batch(*, get: list[str], read: list[str], increment: list[str], timeout: int):
+    """In one round trip on Redis: the values at `get`, the counters at `read`, and the counters
+    at `increment` after adding 1 (a new counter lives `timeout` seconds).
 
-    A counter is created with `timeout` seconds to live. None when the cache is unavailable.
+    Returns (values, counters), counters being `read`'s then `increment`'s; None when the cache
+    is unavailable.
     """
     if cache_is_skipped():
         return None
     try:
         redis_client = _redis_client()
         if redis_client is not None:
-            return _redis_counters(redis_client, read, increment, timeout)
-        values = [cache.get(key) or 0 for key in read]
+            return _redis_batch(redis_client, get, read, increment, timeout)
+        values = [cache.get(key) for key in get]
+        counters = [cache.get(key) or 0 for key in read]
         for key in increment:
             cache.add(key, 0, timeout)
-            values.append(cache.incr(key))
-        return values
+            counters.append(cache.incr(key))
+        return values, counters
     except Exception as exc:
-        _failed("count", exc)
+        _failed("batch", exc)
         return None
 
 
 def shared_cache_increment(key: str, timeout: int) -> None:
-    shared_cache_counters(read=[], increment=[key], timeout=timeout)
+    shared_cache_batch(get=[], read=[], increment=[key], timeout=timeout)
+
+
+_client_for_backend: tuple[object, object] | None = None
 
 
 def _redis_client():
-    # Django's RedisCache makes two round trips for incr (EXISTS, then INCRBY); a pipeline on
-    # its own client does INCR and EXPIRE in one.
+    """The Redis client under Django's RedisCache, or None for another backend.
+
+    Django's RedisCache builds a new client object for every call (a few hundred microseconds of
+    Python each), and takes two round trips to increment; one kept client and a pipeline do it
+    all in one.
+    """
+    global _client_for_backend
     backend = getattr(cache, "_cache", None)
-    get_client = getattr(backend, "get_client", None)
-    return get_client(write=True) if get_client is not None else None
+    if backend is None or not hasattr(backend, "get_client"):
+        return None
+    if _client_for_backend is None or _client_for_backend[0] is not backend:
+        _client_for_backend = (backend, backend.get_client(write=True))
+    return _client_for_backend[1]
 
 
-def _redis_counters(client, read: list[str], increment: list[str], timeout: int) -> list[int]:
+def _redis_batch(client, get, read, increment, timeout):
     pipe = client.pipeline(transaction=False)
-    for key in read:
+    for key in [*get, *read]:
         pipe.get(cache.make_key(key))
     for key in increment:
         full_key = cache.make_key(key)
         pipe.incr(full_key)
         pipe.expire(full_key, timeout, nx=True)
     replies = pipe.execute()
-    values = [int(reply) if reply is not None else 0 for reply in replies[: len(read)]]
-    values.extend(int(reply) for reply in replies[len(read) :: 2])
-    return values
+    loads = cache._cache._serializer.loads
+    values = [loads(reply) if reply is not None else None for reply in replies[: len(get)]]
+    counters = [int(reply or 0) for reply in replies[len(get) : len(get) + len(read)]]
+    counters.extend(int(reply) for reply in replies[len(get) + len(read) :: 2])
+    return values, counters

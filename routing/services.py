@@ -52,10 +52,16 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
     path below, in one round trip: a ping spent most of its time in Python building queries.
     """
     return f"""
+    licensed AS (
+        -- The state's agents (a few of many) by primary key: only they are read and sorted.
+        SELECT ARRAY(
+            SELECT l.agent_id FROM routing_agentlicense l WHERE l.state = %(state)s
+        ) AS ids
+    ),
     free_agent AS (
         SELECT a.id FROM routing_agent a
-        JOIN routing_agentlicense l ON l.agent_id = a.id AND l.state = %(state)s
-        WHERE ({gate})
+        WHERE a.id = ANY((SELECT ids FROM licensed)::bigint[])
+          AND ({gate})
           AND a.status = 'available' AND a.on_call_since IS NULL
           AND (a.held_until IS NULL OR a.held_until <= %(now)s)
         ORDER BY a.idle_since, a.id
@@ -64,8 +70,8 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
     ),
     free_count AS (
         SELECT count(*) AS n FROM routing_agent a
-        JOIN routing_agentlicense l ON l.agent_id = a.id AND l.state = %(state)s
-        WHERE a.status = 'available' AND a.on_call_since IS NULL
+        WHERE a.id = ANY((SELECT ids FROM licensed)::bigint[])
+          AND a.status = 'available' AND a.on_call_since IS NULL
           AND (a.held_until IS NULL OR a.held_until <= %(now)s)
     ),
     free_number AS (
@@ -77,12 +83,21 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
         FOR NO KEY UPDATE OF t SKIP LOCKED
     ),
     stale AS (
+        -- Each branch is one probe of a partial unique index (live holds only).
         UPDATE routing_reservation r SET status = 'expired', ended_at = r.expires_at
-        FROM free_agent, free_number
-        WHERE r.status = 'active' AND r.expires_at <= %(now)s
-          AND (r.agent_id = free_agent.id OR r.transfer_number_id = free_number.id
-               OR (r.vendor_id = %(vendor)s AND r.phone_number = %(phone)s
-                   AND r.state = %(state)s))
+        WHERE r.id = ANY(ARRAY(
+            SELECT s.id FROM routing_reservation s
+            WHERE s.status = 'active' AND s.agent_id = (SELECT id FROM free_agent)
+            UNION ALL
+            SELECT s.id FROM routing_reservation s
+            WHERE s.status = 'active' AND s.transfer_number_id = (SELECT id FROM free_number)
+            UNION ALL
+            SELECT s.id FROM routing_reservation s
+            WHERE s.status = 'active' AND s.vendor_id = %(vendor)s
+              AND s.phone_number = %(phone)s AND s.state = %(state)s
+        ))
+          AND r.status = 'active' AND r.expires_at <= %(now)s
+          AND EXISTS (SELECT 1 FROM free_number)
         RETURNING r.id
     ),
     hold_agent AS (

@@ -9,9 +9,10 @@ import time
 from django.conf import settings
 
 from config.errors import MESSAGE_TOO_MANY, ApplicationError
-from config.sharedcache import shared_cache_counters, shared_cache_increment
+from config.sharedcache import shared_cache_increment
 
 WINDOW_SECONDS = 60
+COUNTER_SECONDS = WINDOW_SECONDS + 5  # a counter outlives its window a little, never by much
 
 
 class RateLimited(ApplicationError):
@@ -37,31 +38,24 @@ def _key_uses_key(key_digest: str, window: int) -> str:
     return f"ratelimit:key:{key_digest}:{window}"
 
 
-def ratelimit_admit(*, client: str | None, key_digest: str | None) -> int | None:
-    """Count this request against its key; refuse a client that has failed too many keys.
-
-    Runs before the key is looked up. Returns the key's count in this window (None if there is no
-    well-formed key, or the cache is unavailable), for `ratelimit_check_key` once the vendor is
-    known. Raises RateLimited for a client over its failure limit.
-    """
-    now = time.time()
-    window, retry_after = _window(now)
+def ratelimit_counters(*, client: str | None, key_digest: str | None) -> tuple[list, list]:
+    """The counters a request reads (its client's failures) and increments (its key's uses)."""
+    window, _ = _window(time.time())
     read = [_client_failures_key(client, window)] if client else []
     increment = [_key_uses_key(key_digest, window)] if key_digest else []
-    if not read and not increment:
-        return None
-    counts = shared_cache_counters(read=read, increment=increment, timeout=WINDOW_SECONDS + 5)
-    if counts is None:
-        return None
-    if client and counts[0] >= settings.PING_KEY_FAILURES_PER_MINUTE:
-        raise RateLimited(retry_after=retry_after)
-    return counts[-1] if key_digest else None
+    return read, increment
+
+
+def ratelimit_check_client(*, failures: int | None) -> None:
+    """Refuse a client that has sent too many bad keys this minute (before any key lookup)."""
+    if failures is not None and failures >= settings.PING_KEY_FAILURES_PER_MINUTE:
+        raise RateLimited(retry_after=_window(time.time())[1])
 
 
 def ratelimit_record_key_failure(*, client: str | None) -> None:
     if client:
         window, _ = _window(time.time())
-        shared_cache_increment(_client_failures_key(client, window), WINDOW_SECONDS + 5)
+        shared_cache_increment(_client_failures_key(client, window), COUNTER_SECONDS)
 
 
 def ratelimit_check_key(*, count: int | None, limit_per_minute: int | None) -> None:

@@ -10,7 +10,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError
-from config.sharedcache import shared_cache_delete_many, shared_cache_get, shared_cache_set
+from config.sharedcache import (
+    shared_cache_batch,
+    shared_cache_delete_many,
+    shared_cache_get,
+    shared_cache_set,
+)
 from vendors.models import (
     KEY_PREFIX_LENGTH,
     Vendor,
@@ -19,8 +24,10 @@ from vendors.models import (
     vendor_key_digest,
 )
 from vendors.ratelimit import (
-    ratelimit_admit,
+    COUNTER_SECONDS,
+    ratelimit_check_client,
     ratelimit_check_key,
+    ratelimit_counters,
     ratelimit_record_key_failure,
 )
 
@@ -47,19 +54,34 @@ def vendor_key_authenticate(*, key: object, now=None) -> Vendor:
 
 def vendor_key_admit(*, key: object, client: str | None, now=None) -> Vendor:
     """`vendor_key_authenticate` behind the rate limits: 429 (RateLimited) for a client that has
-    sent too many bad keys this minute (before any lookup) or a key over its vendor's limit."""
-    digest = (
-        vendor_key_digest(key) if isinstance(key, str) and _CANONICAL_UUID.fullmatch(key) else None
+    sent too many bad keys this minute (before any lookup) or a key over its vendor's limit.
+
+    The cached key and both rate counters come from the shared cache in one round trip.
+    """
+    well_formed = isinstance(key, str) and _CANONICAL_UUID.fullmatch(key)
+    digest = vendor_key_digest(key) if well_formed else None
+    read, increment = ratelimit_counters(client=client, key_digest=digest)
+    batch = shared_cache_batch(
+        get=[_cache_key(digest)] if digest else [],
+        read=read,
+        increment=increment,
+        timeout=COUNTER_SECONDS,
     )
-    count = ratelimit_admit(client=client, key_digest=digest)
+    cached, failures, uses = None, None, None
+    if batch is not None:
+        values, counters = batch
+        cached = values[0] if values else None
+        failures = counters[0] if read else None
+        uses = counters[-1] if increment else None
+    ratelimit_check_client(failures=failures)
     try:
         if digest is None:
             raise VendorKeyInvalid()
-        vendor = _vendor_for_digest(digest, now or timezone.now())
+        vendor = _vendor_for_digest(digest, now or timezone.now(), cached=cached)
     except VendorKeyInvalid:
         ratelimit_record_key_failure(client=client)
         raise
-    ratelimit_check_key(count=count, limit_per_minute=vendor.rate_limit_per_minute)
+    ratelimit_check_key(count=uses, limit_per_minute=vendor.rate_limit_per_minute)
     return vendor
 
 
@@ -89,9 +111,13 @@ def _cache_key(digest: str) -> str:
     return f"vendor-key:{digest}"
 
 
-def _vendor_for_digest(digest: str, now: datetime) -> Vendor:
+_UNREAD = object()
+
+
+def _vendor_for_digest(digest: str, now: datetime, *, cached=_UNREAD) -> Vendor:
     cache_key = _cache_key(digest)
-    cached = shared_cache_get(cache_key)
+    if cached is _UNREAD:
+        cached = shared_cache_get(cache_key)
     if not isinstance(cached, _CachedKey):
         vendor_key = VendorKey.objects.select_related("vendor").filter(digest=digest).first()
         if vendor_key is None:

@@ -1,0 +1,246 @@
+"""`make bench`: the production server under load from loopback, with figures to compare.
+
+Starts gunicorn (production settings, PostgreSQL with the connection pool, Redis as the shared
+cache) on a database of its own, seeded with the demo data plus agents in every state and a short
+TTL so the pool never runs dry. Then wrk drives, on the same server: a trivial endpoint with no
+database, and pings spread over every state, at each connection count. Prints pings/s, p50, p99,
+the ratio of pings/s to the trivial endpoint, and, after the run, the count of overlapping
+reservations (must be 0).
+
+Everything is read from BENCH_* environment variables (see `make help` and the README).
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from routing.geography import AREA_CODE_STATES  # noqa: E402
+from tests.servers import RedisServer, free_port, wait_for_port  # noqa: E402
+
+DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/callrouting_bench"
+)
+DURATION = int(os.environ.get("BENCH_SECONDS", "15"))
+CONNECTIONS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "16,64").split(",")]
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "gthread")
+TTL_SECONDS = int(os.environ.get("BENCH_TTL_SECONDS", "1"))
+AGENTS_PER_STATE = int(os.environ.get("BENCH_AGENTS_PER_STATE", "80"))
+ALL_STATES_KEY = "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"
+PYTHON = sys.executable
+
+
+def recreate_database(url: str) -> None:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise SystemExit(f"BENCH_DATABASE_URL must name a plain database, not {name!r}")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+
+
+def server_env(cache_url: str) -> dict:
+    return {
+        **os.environ,
+        "DATABASE_URL": DATABASE_URL,
+        "DATABASE_POOL": "true",
+        "DATABASE_POOL_MIN_SIZE": str(THREADS),
+        "DATABASE_POOL_MAX_SIZE": str(THREADS),
+        "DATABASE_PREPARE_THRESHOLD": os.environ.get("BENCH_PREPARE_THRESHOLD", "2"),
+        "CONN_HEALTH_CHECKS": os.environ.get("BENCH_CONN_HEALTH_CHECKS", "true"),
+        "CACHE_URL": cache_url,
+        "RESERVATION_TTL_SECONDS": str(TTL_SECONDS),
+        # The limits are counted as in production but set out of the way of the load.
+        "PING_RATE_LIMIT_PER_MINUTE": "100000000",
+        "BENCH_ENDPOINTS": "true",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-not-a-secret",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+
+
+def manage(env: dict, *args: str) -> None:
+    subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
+    )
+
+
+def lua_script(directory: Path) -> Path:
+    by_state: dict[str, list[str]] = {}
+    for area_code, state in sorted(AREA_CODE_STATES.items()):
+        by_state.setdefault(state, []).append(area_code)
+    table = ",\n".join(
+        "{" + ",".join(f'"{code}"' for code in codes) + "}" for codes in by_state.values()
+    )
+    script = directory / "ping.lua"
+    script.write_text(
+        (REPO / "bench" / "ping.lua")
+        .read_text()
+        .replace("--AREA_CODES--", table)
+        .replace("--VENDOR_KEY--", ALL_STATES_KEY)
+    )
+    return script
+
+
+def run_wrk(url: str, connections: int, script: Path | None, seconds: int) -> dict:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run(
+        [*command, url], check=True, capture_output=True, text=True, timeout=seconds + 60
+    ).stdout
+    return parse_wrk(output)
+
+
+def _milliseconds(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(output: str) -> dict:
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])
+    p50 = _milliseconds(re.search(r"^\s+50%\s+(\S+)", output, re.M)[1])
+    p99 = _milliseconds(re.search(r"^\s+99%\s+(\S+)", output, re.M)[1])
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors:.*", output)
+    return {
+        "rate": rate,
+        "p50": p50,
+        "p99": p99,
+        "non_2xx": int(bad[1]) if bad else 0,
+        "socket_errors": errors[0] if errors else "",
+    }
+
+
+def outcome_counts(conn) -> dict:
+    rows = conn.execute("SELECT outcome, count(*) FROM calls_callrecord GROUP BY outcome")
+    return dict(rows.fetchall())
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does this)")
+    print(
+        f"Machine: {os.cpu_count()} cores, load average before the run: "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    redis = RedisServer()
+    redis.start()
+    env = server_env(redis.url + "/0")
+    port = free_port()
+    server = None
+    try:
+        recreate_database(DATABASE_URL)
+        manage(env, "migrate", "--noinput")
+        manage(env, "seed_demo")
+        manage(env, "seed_bench", "--agents-per-state", str(AGENTS_PER_STATE))
+        with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute("VACUUM ANALYZE")  # fresh statistics, as a database in service has
+        server = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-k",
+                WORKER_CLASS,
+                "--workers",
+                str(WORKERS),
+                "--threads",
+                str(THREADS),
+                "--backlog",
+                "2048",
+                "--log-level",
+                "warning",
+            ],
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+        )
+        wait_for_port(port, timeout=30)
+        base = f"http://127.0.0.1:{port}/functions/v1"
+        with tempfile.TemporaryDirectory() as directory:
+            script = lua_script(Path(directory))
+            noop_script = Path(directory) / "noop.lua"
+            noop_script.write_text(
+                'wrk.method = "POST"\nwrk.body = "{}"\n'
+                'wrk.headers["Content-Type"] = "application/json"\n'
+            )
+            # Warm up: every worker opens its pool and fills its caches.
+            run_wrk(f"{base}/vendors-ping", 8, script, 3)
+            run_wrk(f"{base}/bench-noop", 8, noop_script, 2)
+            print(
+                f"gunicorn {WORKER_CLASS}, {WORKERS} workers x {THREADS} threads, "
+                f"pool {THREADS}/worker, TTL {TTL_SECONDS} s, "
+                f"{AGENTS_PER_STATE} agents in each of 56 states, {DURATION} s per run"
+            )
+            print(
+                f"{'conns':>5} {'trivial/s':>10} {'pings/s':>9} {'ratio':>6} "
+                f"{'p50 ms':>7} {'p99 ms':>7} {'trivial p99':>11} {'non-2xx':>7}"
+            )
+            results = []
+            for connections in CONNECTIONS:
+                trivial = run_wrk(f"{base}/bench-noop", connections, noop_script, DURATION)
+                pings = run_wrk(f"{base}/vendors-ping", connections, script, DURATION)
+                ratio = pings["rate"] / trivial["rate"]
+                results.append((connections, trivial, pings, ratio))
+                print(
+                    f"{connections:>5} {trivial['rate']:>10.0f} {pings['rate']:>9.0f} "
+                    f"{ratio:>6.2f} {pings['p50']:>7.2f} {pings['p99']:>7.2f} "
+                    f"{trivial['p99']:>11.2f} {pings['non_2xx'] + trivial['non_2xx']:>7}"
+                )
+                for run in (trivial, pings):
+                    if run["socket_errors"]:
+                        print(f"      {run['socket_errors']}")
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        redis.stop()
+
+    with psycopg.connect(DATABASE_URL, connect_timeout=5) as conn:
+        counts = outcome_counts(conn)
+        overlaps = _overlaps(env)
+    print(f"Call records by outcome: {counts}")
+    print(f"Overlapping reservations (same agent or number): {overlaps}")
+    first = results[0]
+    verdict = "met" if first[3] >= 0.40 and first[2]["p99"] < 30 else "NOT met"
+    print(f"Targets at {first[0]} connections (ratio >= 0.40, p99 < 30 ms): {verdict}")
+    if overlaps:
+        raise SystemExit("Double bookings found")
+
+
+def _overlaps(env: dict) -> int:
+    output = subprocess.run(
+        [PYTHON, "manage.py", "reservation_overlaps"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return int(output.strip())
+
+
+if __name__ == "__main__":
+    socket.setdefaulttimeout(30)
+    main()
