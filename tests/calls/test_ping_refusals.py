@@ -252,3 +252,14 @@ def test_it_answers_an_unexpected_failure_in_the_envelope_without_a_trace(ping, 
     assert_refused(response, 500, "An unexpected condition was encountered by the server.")
     assert b"database on fire" not in response.content
     assert b"Traceback" not in response.content
+
+
+def test_a_refused_request_is_logged_with_its_request_id(ping, caplog):
+    caplog.set_level("INFO")
+
+    response = ping({"vendorKey": "not-a-key", "phoneNumber": "+14801234567"})
+
+    refusals = [r for r in caplog.records if "Refused" in r.getMessage()]
+    assert len(refusals) == 1
+    assert refusals[0].request_id == response["X-Request-ID"]
+    assert BAD_KEY in refusals[0].getMessage()
