@@ -33,7 +33,13 @@ class Carrier:
     def voice(self, *, sid: str, to: str, caller: str = "+14801234567"):
         return self.post(
             "/telephony/voice",
-            {"CallSid": sid, "To": to, "From": caller, "Direction": "inbound", "CallStatus": "ringing"},
+            {
+                "CallSid": sid,
+                "To": to,
+                "From": caller,
+                "Direction": "inbound",
+                "CallStatus": "ringing",
+            },
         )
 
     def dial_status(self, *, sid: str, attempt: int, status: str, duration: int | None = None):
@@ -43,7 +49,11 @@ class Carrier:
         return self.post(f"/telephony/dial-status?attempt={attempt}", params)
 
     def leg_status(self, *, parent: str, attempt: int, status: str, duration: int | None = None):
-        params = {"CallSid": f"{parent}-leg{attempt}", "ParentCallSid": parent, "CallStatus": status}
+        params = {
+            "CallSid": f"{parent}-leg{attempt}",
+            "ParentCallSid": parent,
+            "CallStatus": status,
+        }
         if duration is not None:
             params["CallDuration"] = str(duration)
         return self.post(f"/telephony/status?attempt={attempt}", params)
@@ -60,7 +70,8 @@ def dial_twiml(destination: str, attempt: int) -> str:
     verb = "Sip" if destination.startswith("sip:") else "Number"
     return (
         '<?xml version="1.0" encoding="UTF-8"?><Response>'
-        f'<Dial action="/telephony/dial-status?attempt={attempt}" answerOnBridge="true" timeout="20">'
+        f'<Dial action="/telephony/dial-status?attempt={attempt}" '
+        'answerOnBridge="true" timeout="20">'
         f'<{verb} statusCallback="/telephony/status?attempt={attempt}" '
         f'statusCallbackEvent="initiated ringing answered completed">{destination}</{verb}>'
         "</Dial></Response>"
@@ -72,8 +83,7 @@ HANGUP_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Resp
 
 def message_twiml(message: str) -> str:
     return (
-        '<?xml version="1.0" encoding="UTF-8"?><Response>'
-        f"<Say>{message}</Say><Hangup /></Response>"
+        f'<?xml version="1.0" encoding="UTF-8"?><Response><Say>{message}</Say><Hangup /></Response>'
     )
 
 
