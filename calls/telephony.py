@@ -354,7 +354,7 @@ def _leg_status(
         inbound.save(update_fields=["answered_at", "status"])
         record = inbound.call_record
         if record is not None and inbound.match == InboundCall.Match.MATCHED:
-            record.call_status = "in-progress"
+            record.call_status = "answered"
             record.save(update_fields=["call_status"])
     elif status not in CALL_OVER:
         dial.status = status  # initiated, ringing

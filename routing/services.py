@@ -236,22 +236,29 @@ class AgentStatusChange:
     released_reservation_ids: list[int]
 
 
-@transaction.atomic
 def agent_set_status(
     *, agent_id: int, status: object, now: datetime, actor=None
 ) -> AgentStatusChange:
     """Go available or offline. Going offline releases a live reservation at once.
 
-    The agent row is locked first, so a ping allocating this agent right now either commits
-    before (and its reservation is released here) or sees the agent offline.
+    Two steps, so locks are always taken reservation before agent, as a call arriving takes them:
+    first the agent goes offline under its row lock (a ping allocating them right now commits
+    before that, and none can pick them after), then each reservation they still hold is released.
     """
     if status not in Agent.Status.values:
         raise InvalidAgentStatus()
-    agent = Agent.objects.select_for_update(no_key=True).get(pk=agent_id)
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update(no_key=True).get(pk=agent_id)
+        if status == Agent.Status.OFFLINE:
+            agent.status = Agent.Status.OFFLINE
+            agent.save(update_fields=["status"])
+        elif agent.status != Agent.Status.AVAILABLE:
+            # Coming available restarts the idle clock (repeating "available" does not).
+            agent.status = Agent.Status.AVAILABLE
+            agent.idle_since = now
+            agent.save(update_fields=["status", "idle_since"])
     released: list[int] = []
     if status == Agent.Status.OFFLINE:
-        agent.status = Agent.Status.OFFLINE
-        agent.save(update_fields=["status"])
         live = Reservation.objects.filter(
             agent=agent, status=Reservation.Status.ACTIVE, expires_at__gt=now
         ).values_list("pk", flat=True)
@@ -259,9 +266,4 @@ def agent_set_status(
             if reservation_release(reservation_id=reservation_id, now=now, actor=actor):
                 released.append(reservation_id)
         agent.refresh_from_db()
-    elif agent.status != Agent.Status.AVAILABLE:
-        # Coming available restarts the idle clock (repeating "available" does not).
-        agent.status = Agent.Status.AVAILABLE
-        agent.idle_since = now
-        agent.save(update_fields=["status", "idle_since"])
     return AgentStatusChange(agent=agent, released_reservation_ids=released)

@@ -47,6 +47,9 @@ def test_it_connects_the_transferred_call_to_the_reserved_agent_and_frees_them_a
     # The agent's leg rings and is answered; the Dial ends after 125 s; the caller hangs up.
     assert carrier.leg_status(parent="CA100", attempt=1, status="ringing").status_code == 200
     assert carrier.leg_status(parent="CA100", attempt=1, status="in-progress").status_code == 200
+    record.refresh_from_db()
+    assert (record.outcome, record.call_status) == ("connected", "answered")
+    assert DialAttempt.objects.get(inbound_call__call_sid="CA100").status == "answered"
     ended = carrier.dial_status(sid="CA100", attempt=1, status="completed", duration=125)
     assert ended.content.decode() == HANGUP_TWIML
     final = carrier.call_status(sid="CA100", status="completed", duration=131)

@@ -6,7 +6,9 @@ import pytest
 from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
-from telephony_support import Carrier
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+from telephony_support import Carrier, agent_with_token
 
 from calls.models import CallRecord, DialAttempt, InboundCall
 from routing.models import Agent, Reservation
@@ -126,3 +128,55 @@ def test_the_connect_service_connects_a_live_reservation_once_however_often_it_i
 
     assert sum(result is not None for result in results) == 1
     assert Reservation.objects.get().status == "connected"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_call_arriving_as_its_agent_goes_offline_is_either_connected_or_sent_elsewhere(
+    demo, ping, api
+):
+    for round_number in range(5):
+        first = ping({**PING, "phoneNumber": f"+1480555020{round_number}"}).json()["data"]
+        record = CallRecord.objects.get(request_id=first["requestId"])
+        agent = record.agent
+        if agent.user_id is None:
+            agent_with_token(agent.name)
+        token = Token.objects.get(user__agent=agent).key
+        answers = {}
+
+        sid = f"CA7{round_number}"
+
+        def arrive(
+            index,
+            target=first["transferTarget"],
+            answers=answers,
+            agent=agent,
+            token=token,
+            sid=sid,
+        ):
+            if index == 0:
+                answers["call"] = Carrier(Client()).voice(sid=sid, to=target)
+            else:
+                answers["offline"] = APIClient().post(
+                    f"/api/v1/agents/{agent.pk}/status",
+                    {"status": "offline"},
+                    format="json",
+                    HTTP_AUTHORIZATION=f"Token {token}",
+                )
+
+        _arrive_together(2, arrive)
+
+        assert (answers["call"].status_code, answers["offline"].status_code) == (200, 200)
+        inbound = InboundCall.objects.get(call_sid=sid)
+        reservation = Reservation.objects.get(pk=record.reservation_id)
+        released = answers["offline"].json()["data"]["releasedReservations"]
+        if inbound.match == "matched":
+            assert (reservation.status, released) == ("connected", 0)
+        else:
+            assert (inbound.match, reservation.status, released) == (
+                "no_reservation",
+                "released",
+                1,
+            )
+            assert not DialAttempt.objects.filter(inbound_call=inbound, agent=agent).exists()
+        Agent.objects.update(status="available", on_call_since=None, held_until=None)
