@@ -103,3 +103,21 @@ def test_it_answers_garbage_callbacks_for_calls_it_never_saw_with_valid_twiml(de
 def test_it_refuses_a_get_on_a_webhook_with_405_and_records_nothing(demo, client):
     assert client.get("/telephony/voice").status_code == 405
     assert not InboundCall.objects.exists()
+
+
+def test_it_still_sends_the_caller_somewhere_when_a_webhook_fails_inside(
+    demo, carrier, settings, monkeypatch
+):
+    def broken(**fields):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("calls.telephony_views.inbound_call_receive", broken)
+    settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
+
+    answer = carrier.voice(sid="CA304", to="+18775703926")
+
+    assert answer.status_code == 200
+    assert answer.content.decode() == (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f'<Dial answerOnBridge="true" timeout="20"><Number>{OVERFLOW}</Number></Dial></Response>'
+    )
