@@ -19,6 +19,7 @@ from routing.services import (
     reservation_create,
     reservation_find_live,
     reservation_from_row,
+    reservation_lock_caller,
 )
 from vendors.models import Vendor
 from vendors.services import vendor_key_admit
@@ -229,6 +230,9 @@ def _reserve_in_transaction(
     for attempt in (1, 2):
         try:
             with transaction.atomic():
+                reservation_lock_caller(
+                    vendor=vendor, phone_number=fields.phone_number, state=fields.state
+                )
                 live = reservation_find_live(
                     vendor=vendor, phone_number=fields.phone_number, state=fields.state, now=now
                 )

@@ -107,16 +107,8 @@ class TransferNumber(models.Model):
 
     class Meta:
         ordering = ["number"]
-        indexes = [
-            # The allocation's order (released longest ago first): the first free number is
-            # then the first entries of the index, however large the pool.
-            models.Index(
-                models.F("held_until").asc(nulls_first=True),
-                models.F("id"),
-                name="transfernumber_release_order",
-                condition=Q(is_active=True),
-            )
-        ]
+        # On PostgreSQL, migration 0003 adds an index in the allocation's order (released longest
+        # ago first, never-held first); SQLite cannot build NULLS FIRST indexes.
 
     def __str__(self) -> str:
         return str(self.number)
