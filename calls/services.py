@@ -130,7 +130,9 @@ def _reserve_in_one_statement(
 def _execute_ping_statement(params: dict) -> tuple:
     # Django's cursors bind parameters on the client, which rules out prepared statements; with
     # a server-side binding cursor psycopg prepares the statement after DATABASE_PREPARE_THRESHOLD
-    # runs, and PostgreSQL no longer plans it on every ping.
+    # runs, and PostgreSQL no longer plans it on every ping. What Django's cursor() does first:
+    # the health check (CONN_HEALTH_CHECKS), and a connection.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
         raw_cursor = psycopg.Cursor(connection.connection)
