@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help install migrate demo run test lint format
+.PHONY: help install migrate demo run test lint format bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,3 +43,7 @@ lint: install ## Ruff lint and format check
 format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+bench: install ## Load test: gunicorn on PostgreSQL under wrk, pings vs a trivial endpoint (see README)
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(PY) bench/run.py

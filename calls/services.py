@@ -2,6 +2,7 @@
 
 import functools
 import logging
+import re
 from datetime import UTC, datetime
 
 import psycopg
@@ -179,8 +180,13 @@ def _record_params(vendor: Vendor, fields: PingFields, request_id: str, now: dat
     params = {}
     for field in _record_fields():
         value = values[field.column] if field.column in values else field.get_default()
-        params[f"record_{field.column}"] = field.get_db_prep_save(value, connection)
+        params[f"c_{field.column}"] = field.get_db_prep_save(value, connection)
     return params
+
+
+def _minified(sql: str) -> str:
+    # psycopg caches its parsing of statements up to 4 KiB: past that it parses on every ping.
+    return re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql)).strip()
 
 
 @functools.cache
@@ -188,12 +194,12 @@ def _ping_statement() -> str:
     columns = [field.column for field in _record_fields()]
     # Typed, as a bound NULL in a SELECT list would otherwise be taken for text.
     expressions = [
-        f"%(record_{field.column})s::{field.db_type(connection)}" for field in _record_fields()
+        f"%(c_{field.column})s::{field.db_type(connection)}" for field in _record_fields()
     ]
     columns += list(_RECORD_FROM_RESERVATION)
     expressions += list(_RECORD_FROM_RESERVATION.values())
     gate = "(SELECT acquired FROM caller_lock) AND NOT EXISTS (SELECT 1 FROM live)"
-    return f"""
+    return _minified(f"""
     WITH caller_lock AS (
         -- Pings for one caller take turns; one that would have to wait leaves this
         -- statement and is answered by the transactional path instead.
@@ -220,7 +226,7 @@ def _ping_statement() -> str:
     FROM (SELECT 1) AS one
     LEFT JOIN reservation r ON TRUE
     LEFT JOIN free_number n ON r.id IS NOT NULL
-    """
+    """)
 
 
 def _reserve_in_transaction(

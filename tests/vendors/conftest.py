@@ -17,5 +17,7 @@ def shared_cache(request, settings):
     """Each test runs with the local-demo memory cache and with a real Redis."""
     if request.param == "redis":
         settings.CACHES = redis_cache_settings(request.getfixturevalue("redis_server").url + "/0")
+    else:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     cache.clear()
     return request.param
