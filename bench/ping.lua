@@ -1,10 +1,13 @@
 -- wrk script for `make bench`: pings from callers spread over every state.
 -- bench/run.py fills in the area codes of each state and the demo key authorized everywhere.
+-- Requests are built once, in init, so wrk spends no more time per ping than per trivial request.
 local states = {
 --AREA_CODES--
 }
 local key = "--VENDOR_KEY--"
-local counter = 0
+local requests = {}
+local count = 20000
+local index = 0
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -15,16 +18,19 @@ end
 
 function init(args)
   math.randomseed(seed or os.time())
+  for i = 1, count do
+    -- A state at random, then one of its area codes: every state gets its share of the load.
+    local codes = states[math.random(#states)]
+    local area = codes[math.random(#codes)]
+    local phone = string.format("+1%s%07d", area, math.random(0, 9999999))
+    local body = string.format(
+      '{"vendorKey":"%s","phoneNumber":"%s","lead_id":"bench-%d","source":"wrk"}',
+      key, phone, i)
+    requests[i] = wrk.format(nil, nil, nil, body)
+  end
 end
 
 request = function()
-  -- A state at random, then one of its area codes: every state gets its share of the load.
-  local codes = states[math.random(#states)]
-  local area = codes[math.random(#codes)]
-  counter = counter + 1
-  local phone = string.format("+1%s%07d", area, math.random(0, 9999999))
-  local body = string.format(
-    '{"vendorKey":"%s","phoneNumber":"%s","lead_id":"bench-%d","source":"wrk"}',
-    key, phone, counter)
-  return wrk.format(nil, nil, nil, body)
+  index = index % count + 1
+  return requests[index]
 end
