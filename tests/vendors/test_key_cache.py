@@ -4,12 +4,20 @@ on the very next ping, in every server process (the cache is shared)."""
 from datetime import timedelta
 
 import pytest
+import redis
 from django.core.cache import cache
 from django.utils import timezone
 
+from calls.services import vendor_ping
 from tests.conftest import DEMO_KEY
+from tests.servers import redis_cache_settings
 from vendors.models import Vendor, VendorKey, vendor_key_digest
-from vendors.services import vendor_key_create, vendor_key_revoke, vendor_key_rotate
+from vendors.services import (
+    VendorKeyInvalid,
+    vendor_key_create,
+    vendor_key_revoke,
+    vendor_key_rotate,
+)
 
 pytestmark = pytest.mark.usefixtures("demo")
 
@@ -58,16 +66,12 @@ def test_a_rotated_key_is_refused_and_its_successor_works_at_once(ping, shared_c
 
 
 def test_a_revocation_set_for_later_takes_effect_at_that_moment_from_the_cache(ping, shared_cache):
-    from calls.services import vendor_ping
-
     key = demo_key_row()
     later = timezone.now() + timedelta(minutes=5)
     vendor_key_revoke(vendor_key=key, at=later)
     assert validate(ping).status_code == 200  # cached now, with its revocation time
 
     payload = {"vendorKey": DEMO_KEY}
-    from vendors.services import VendorKeyInvalid
-
     with pytest.raises(VendorKeyInvalid):
         vendor_ping(payload=payload, request_id="r", now=later + timedelta(seconds=1))
 
@@ -114,14 +118,10 @@ def test_a_new_key_works_at_once(ping, shared_cache):
 
 
 def test_a_cached_entry_lives_no_longer_than_the_configured_bound(ping, settings, redis_server):
-    from tests.servers import redis_cache_settings
-
     settings.CACHES = redis_cache_settings(redis_server.url + "/0")
     settings.VENDOR_KEY_CACHE_SECONDS = 7
     cache.clear()
     validate(ping)
-
-    import redis
 
     client = redis.Redis.from_url(redis_server.url + "/0")
     (entry,) = client.keys("*vendor-key:*")

@@ -2,9 +2,11 @@
 bad keys. Counted in the shared cache: the local memory cache and a real Redis alike."""
 
 import logging
+import socket
 import time
 
 import pytest
+import redis
 from django.core.cache import cache
 
 from calls.models import CallRecord
@@ -116,8 +118,6 @@ def test_the_counters_live_in_redis_where_every_server_process_sees_them(
     ping({"vendorKey": DEMO_KEY})
 
     # A second, independent client: what another server process would read.
-    import redis
-
     keys = redis.Redis.from_url(redis_server.url + "/0").keys("*ratelimit:key:*")
     assert len(keys) == 1
     assert int(redis.Redis.from_url(redis_server.url + "/0").get(keys[0])) == 2
@@ -142,8 +142,6 @@ def test_with_the_cache_unreachable_pings_are_answered_and_the_log_says_so(ping,
 
 def test_an_unresponsive_cache_does_not_hold_a_ping_past_its_socket_timeout(ping, settings):
     # A listener that accepts and never answers: the worst case, worse than a refused connection.
-    import socket
-
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
