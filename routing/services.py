@@ -191,10 +191,20 @@ def reservation_create(
     *, vendor: Vendor, phone_number: str, state: str, ttl_seconds: int, now: datetime
 ) -> Allocation:
     """Reserve one agent and one number for the caller. Call inside transaction.atomic()."""
-    if connection.vendor == "postgresql":
-        return _reservation_create_in_one_statement(
-            vendor=vendor, phone_number=phone_number, state=state, ttl_seconds=ttl_seconds, now=now
-        )
+    create = (
+        _reservation_create_in_one_statement
+        if connection.vendor == "postgresql"
+        else _reservation_create_with_the_orm
+    )
+    return create(
+        vendor=vendor, phone_number=phone_number, state=state, ttl_seconds=ttl_seconds, now=now
+    )
+
+
+def _reservation_create_with_the_orm(
+    *, vendor: Vendor, phone_number: str, state: str, ttl_seconds: int, now: datetime
+) -> Allocation:
+    """The same steps as `allocation_sql`, one query each (SQLite; the reference on PostgreSQL)."""
     agent_count = agent_count_free(state=state, now=now)
     if agent_count == 0:
         return Allocation(reservation=None, agent_count=0)

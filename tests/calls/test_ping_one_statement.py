@@ -1,5 +1,6 @@
-"""On PostgreSQL a ping is one SQL statement; it must write exactly what the transactional (ORM)
-path writes. Each case runs both paths from the same state and compares the stored rows."""
+"""On PostgreSQL a ping is one SQL statement; it must write exactly what the transactional path
+with the ORM allocation (the SQLite path) writes. Each case runs both paths from the same state,
+on PostgreSQL, and compares the answers and the stored rows."""
 
 import uuid
 from datetime import timedelta
@@ -13,6 +14,7 @@ from django.utils import timezone
 from calls import services
 from calls.models import CallRecord
 from calls.ping import read_ping_fields
+from routing import services as routing_services
 from routing.models import Agent, Reservation
 from tests.conftest import DEMO_KEY
 from vendors.models import Vendor
@@ -44,12 +46,18 @@ def stored_rows() -> dict:
 
 
 def run_both_paths(payload: dict, now) -> tuple[tuple[dict, dict], tuple[dict, dict]]:
-    """(answer, rows) of the one-statement path, then of the transactional path, same start."""
+    """(answer, rows) of the one-statement path, then of the transactional path with the ORM
+    allocation (what SQLite runs), each from the same start on the same PostgreSQL database."""
     vendor = Vendor.objects.get(name="Demo Vendor")
     fields = read_ping_fields(payload)
     results = []
-    for reserve in (services._reserve_in_one_statement, services._reserve_in_transaction):
-        with transaction.atomic():
+    for reserve, allocate in (
+        (services._reserve_in_one_statement, None),
+        (services._reserve_in_transaction, routing_services._reservation_create_with_the_orm),
+    ):
+        with transaction.atomic(), pytest.MonkeyPatch.context() as patch:
+            if allocate is not None:
+                patch.setattr(routing_services, "_reservation_create_in_one_statement", allocate)
             answer = reserve(vendor, fields, str(uuid.uuid4()), now)
             results.append((answer, stored_rows()))
             transaction.set_rollback(True)
