@@ -54,16 +54,19 @@ def recreate_database(url: str) -> None:
         conn.execute(f"CREATE DATABASE {name}")
 
 
-def server_env(cache_url: str) -> dict:
+def server_env(redis_url: str) -> dict:
     return {
         **os.environ,
         "DATABASE_URL": DATABASE_URL,
+        # The bench's own redis-server: the cache in one database, the broker in another (what
+        # the server enqueues waits there, unconsumed, and goes when the bench stops it).
+        "CACHE_URL": f"{redis_url}/0",
+        "CELERY_BROKER_URL": f"{redis_url}/1",
         "DATABASE_POOL": "true",
         "DATABASE_POOL_MIN_SIZE": str(THREADS),
         "DATABASE_POOL_MAX_SIZE": str(THREADS),
         "DATABASE_PREPARE_THRESHOLD": os.environ.get("BENCH_PREPARE_THRESHOLD", "2"),
         "CONN_HEALTH_CHECKS": os.environ.get("BENCH_CONN_HEALTH_CHECKS", "true"),
-        "CACHE_URL": cache_url,
         "RESERVATION_TTL_SECONDS": str(TTL_SECONDS),
         # The limits are counted as in production but set out of the way of the load.
         "PING_RATE_LIMIT_PER_MINUTE": "100000000",
@@ -137,13 +140,10 @@ def outcome_counts(conn) -> dict:
 def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does this)")
-    print(
-        f"Machine: {os.cpu_count()} cores, load average before the run: "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-    )
+    print(f"Machine: {os.cpu_count()} cores, load average before the run: {_load()}")
     redis = RedisServer()
     redis.start()
-    env = server_env(redis.url + "/0")
+    env = server_env(redis.url)
     port = free_port()
     server = None
     try:
@@ -220,6 +220,7 @@ def main() -> None:
     with psycopg.connect(DATABASE_URL, connect_timeout=5) as conn:
         counts = outcome_counts(conn)
         overlaps = _overlaps(env)
+    print(f"Load average after the run: {_load()} (other work on the machine counts in it)")
     print(f"Call records by outcome: {counts}")
     print(f"Overlapping reservations (same agent or number): {overlaps}")
     first = results[0]
@@ -227,6 +228,10 @@ def main() -> None:
     print(f"Targets at {first[0]} connections (ratio >= 0.40, p99 < 30 ms): {verdict}")
     if overlaps:
         raise SystemExit("Double bookings found")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _overlaps(env: dict) -> int:
