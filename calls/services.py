@@ -1,6 +1,7 @@
 """The ping, as the first event of a call: validate, reserve, and record what happened."""
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -13,6 +14,8 @@ from config.errors import ApplicationError
 from routing.models import Reservation
 from routing.services import (
     reservation_create,
+    reservation_expire,
+    reservation_expire_due,
     reservation_find_live,
     reservation_lock_caller,
 )
@@ -163,4 +166,60 @@ def _record(vendor, fields: PingFields, request_id: str, now: datetime, **values
 
 
 def _enqueue_expiry(reservation: Reservation) -> None:
-    """Hook for the reservation lifecycle; expiry itself is decided by time, not by this."""
+    """Ask a worker to expire the reservation the moment its TTL passes, once it is committed.
+
+    Only keeps the records prompt: availability is already decided by time, and the beat sweep
+    catches whatever this misses. So a broker that is down is logged, never fails the ping.
+    """
+    reservation_id, expires_at = reservation.pk, reservation.expires_at
+
+    def send() -> None:
+        from calls.tasks import expire_reservation  # the tasks module imports these services
+
+        try:
+            expire_reservation.apply_async(args=[reservation_id], eta=expires_at)
+        except Exception:
+            logger.warning(
+                "Could not enqueue the expiry of reservation %s; the sweep will expire it",
+                reservation_id,
+                exc_info=True,
+            )
+
+    transaction.on_commit(send)
+
+
+# A reservation that ended without its call: its TTL ran out, or staff or the agent going offline
+# released it. Its call record then says expired.
+ENDED_WITHOUT_CALL = (Reservation.Status.EXPIRED, Reservation.Status.RELEASED)
+
+
+@dataclass(frozen=True)
+class Expiry:
+    reservations: int
+    call_records: int
+
+
+@transaction.atomic
+def call_record_expire(*, reservation_id: int, now: datetime) -> Expiry:
+    """Expire one reservation past its TTL and its call record, in one transaction.
+
+    Idempotent: a second run, a late run, or a run after the call arrived changes nothing.
+    """
+    expired = reservation_expire(reservation_id=reservation_id, now=now)
+    records = _expire_call_records(CallRecord.objects.filter(reservation_id=reservation_id))
+    return Expiry(reservations=int(expired), call_records=records)
+
+
+@transaction.atomic
+def call_records_expire_due(*, now: datetime) -> Expiry:
+    """The sweep: expire every reservation past its TTL, and every call record whose reservation
+    ended without a call, including those a ping already marked expired or staff released."""
+    expired = reservation_expire_due(now=now)
+    records = _expire_call_records(CallRecord.objects.all())
+    return Expiry(reservations=expired, call_records=records)
+
+
+def _expire_call_records(records) -> int:
+    return records.filter(
+        outcome=CallRecord.Outcome.RESERVED, reservation__status__in=ENDED_WITHOUT_CALL
+    ).update(outcome=CallRecord.Outcome.EXPIRED)

@@ -113,7 +113,9 @@ REST_FRAMEWORK = {
 PHONENUMBER_DEFAULT_REGION = "US"
 
 # --- Celery ----------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# No broker to install for a fresh clone: kombu's filesystem transport in a git-ignored folder.
+# Production sets a redis:// URL (see the README); the same code runs on either.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -149,3 +151,39 @@ LOGGING = {
 
 # Paths whose every answer, errors included, is the contract's JSON envelope.
 ENVELOPE_PATH_PREFIXES = ("/functions/",)
+
+# --- Reservation lifecycle (expiry on Celery) ------------------------------------------------
+# Where the filesystem broker keeps its messages, and beat its schedule file.
+CELERY_BROKER_FOLDER = Path(env_str("CELERY_BROKER_FOLDER") or BASE_DIR / "celery-broker")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
+        "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
+        "control_folder": str(CELERY_BROKER_FOLDER / "control"),
+        # Polled, so a short interval keeps expiry prompt on the local demo.
+        "polling_interval": 0.1,
+    }
+# A broker that is down must never hold up a ping: one quick retry, then the ping goes on and
+# the sweep catches up.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+# Beat's record of when each periodic task last ran.
+CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_BROKER_FOLDER / "beat-schedule")
+# How often beat sweeps for reservations past their TTL (exactly one beat must run).
+RESERVATION_SWEEP_SECONDS = env_int("RESERVATION_SWEEP_SECONDS", 1, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "expire-due-reservations": {
+        "task": "calls.tasks.expire_due_reservations",
+        "schedule": float(RESERVATION_SWEEP_SECONDS),
+        # A sweep that waited in the queue (no worker) is worthless once a newer one is due.
+        "options": {"expires": float(RESERVATION_SWEEP_SECONDS * 5)},
+    },
+}
+
+# The sweep runs every second: log its tasks only when they fail.
+LOGGING["loggers"].update(
+    {
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+    }
+)
