@@ -66,7 +66,8 @@ def _refusal(vendor: Vendor, state: str) -> str | None:
 
 def _reserve(vendor: Vendor, fields: PingFields, request_id: str, now: datetime) -> dict:
     ttl_seconds = settings.RESERVATION_TTL_SECONDS
-    # Two pings for one caller can race: the loser's insert hits the one-live-hold-per-caller
+    # Two pings for one caller can race: the caller lock makes the second wait for the first and
+    # answer as a repeat. Should that ever fail, its insert hits the one-live-hold-per-caller
     # index, and its second pass finds the winner's reservation and answers as a repeat.
     for attempt in (1, 2):
         try:
