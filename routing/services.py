@@ -6,7 +6,6 @@ same row; partial unique indexes refuse a second live hold even if this code wer
 the IMMEDIATE transaction mode serializes writers instead.
 """
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -53,26 +52,6 @@ def reservation_find_live(
         )
         .first()
     )
-
-
-# Namespace of our PostgreSQL advisory locks (the first of their two keys): "CR" + 1.
-_CALLER_LOCK_NAMESPACE = 0x435201
-
-
-def reservation_lock_caller(*, vendor: Vendor, phone_number: str, state: str) -> None:
-    """Make pings for one caller take turns until their transaction ends. Call inside atomic().
-
-    Without it, a repeat racing the first ping finds no live reservation yet and takes a second
-    agent, or finds every free agent locked by its twins and answers "no agent". Waiting for the
-    first to commit, it finds that reservation and answers as a repeat. SQLite's IMMEDIATE
-    transactions take turns already.
-    """
-    if connection.vendor != "postgresql":
-        return
-    caller = f"{vendor.pk}:{phone_number}:{state}".encode()
-    key = int.from_bytes(hashlib.blake2b(caller, digest_size=4).digest(), "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_CALLER_LOCK_NAMESPACE, key])
 
 
 def agent_count_free(*, state: str, now: datetime) -> int:

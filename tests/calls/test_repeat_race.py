@@ -1,4 +1,7 @@
-"""Repeats that race: pings for one caller at the same moment reserve one agent, on PostgreSQL."""
+"""Repeats that race when agents are scarce, on PostgreSQL: the caller lock makes them repeats.
+
+(The plain race, 30 pings for one caller, is in tests/routing/test_allocation_concurrency.py.)
+"""
 
 import json
 import threading
@@ -68,7 +71,7 @@ def test_without_the_caller_lock_a_racing_repeat_is_told_no_agent_is_free(demo, 
     pytest.fail(f"the race never showed in {CONTROL_TRIES} tries")
 
 
-def test_concurrent_repeats_of_one_ping_reserve_one_agent(demo):
+def test_racing_repeats_leave_scarce_agents_alone_and_answer_at_most_the_ttl(demo):
     for phone, answers in _ping_rounds():
         assert [answer.status_code for answer in answers] == [200] * PINGS_AT_ONCE
         data = [answer.json()["data"] for answer in answers]
