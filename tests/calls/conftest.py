@@ -1,3 +1,4 @@
+import logging
 import os
 import threading
 import time
@@ -37,6 +38,9 @@ class CeleryStack:
     @contextmanager
     def running(self, *, beat: bool):
         task_postrun.connect(self._on_task_finished)
+        # The worker sets up Celery's logging on the root logger; later tests get theirs back.
+        root = logging.getLogger()
+        root_level, root_handlers = root.level, root.handlers[:]
         scheduler = None
         try:
             with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
@@ -50,6 +54,8 @@ class CeleryStack:
             if scheduler is not None:
                 scheduler.stop()
             task_postrun.disconnect(self._on_task_finished)
+            root.setLevel(root_level)
+            root.handlers[:] = root_handlers
 
     def purge(self) -> int:
         """Drop every waiting message, as a broker that lost them would."""
