@@ -155,18 +155,20 @@ ENVELOPE_PATH_PREFIXES = ("/functions/",)
 # --- Reservation lifecycle (expiry on Celery) ------------------------------------------------
 # Where the filesystem broker keeps its messages, and beat its schedule file.
 CELERY_BROKER_FOLDER = Path(env_str("CELERY_BROKER_FOLDER") or BASE_DIR / "celery-broker")
+# A broker that is down must never hold up a ping: one immediate reconnect try, no publish
+# retries, a short connect timeout; the ping goes on and the sweep catches up. (Workers reconnect
+# on their own terms, by broker_connection_retry.)
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
         "control_folder": str(CELERY_BROKER_FOLDER / "control"),
         # Polled, so a short interval keeps expiry prompt on the local demo.
         "polling_interval": 0.1,
     }
-# A broker that is down must never hold up a ping: no retries, a short connect timeout; the ping
-# goes on and the sweep catches up.
-CELERY_BROKER_CONNECTION_TIMEOUT = 1
-CELERY_TASK_PUBLISH_RETRY = False
 # Beat's record of when each periodic task last ran.
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_BROKER_FOLDER / "beat-schedule")
 # How often beat sweeps for reservations past their TTL (exactly one beat must run).

@@ -22,7 +22,6 @@ def broker_down(monkeypatch):
     """Point Celery at a port nothing listens on, with fresh connection pools."""
     # Celery reads CELERY_BROKER_URL from the environment before its settings.
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(app, "_pool", None)
     monkeypatch.setattr(app.amqp, "_producer_pool", None)
 
