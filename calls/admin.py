@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from calls.admin_exports import CallRecordExportAdminMixin
 from calls.models import CallExport, CallRecord, DialAttempt, InboundCall
 
 
 @admin.register(CallRecord)
-class CallRecordAdmin(admin.ModelAdmin):
+class CallRecordAdmin(CallRecordExportAdminMixin, admin.ModelAdmin):
     list_display = ["request_id", "received_at", "vendor", "phone_number", "state", "outcome"]
     list_filter = ["outcome"]
     show_full_result_count = False

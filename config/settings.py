@@ -167,3 +167,9 @@ TELEPHONY_UNAVAILABLE_MESSAGE = env_str(
 INSTALLED_APPS += ["rest_framework.authtoken"]
 LOGIN_URL = "agent-login"
 LOGIN_REDIRECT_URL = "agent-home"
+
+# --- Analyst exports (call records) ----------------------------------------------------------
+# The reporting API, /api/v1/call-records, uses rest_framework.authtoken's tokens (above).
+# Where background exports (XLSX) are written; served only through the admin, never directly.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "media")
+EXPORT_TASK_TIME_LIMIT = env_int("EXPORT_TASK_TIME_LIMIT", 3600, minimum=60)

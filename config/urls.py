@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from calls import agent_views, telephony_views
+from calls.api import CallRecordListView
 from calls.views import VendorPingView
 
 urlpatterns = [
@@ -25,4 +26,5 @@ urlpatterns = [
         agent_views.AgentStatusView.as_view(),
         name="agent-status-api",
     ),
+    path("api/v1/call-records", CallRecordListView.as_view(), name="call-records"),
 ]
