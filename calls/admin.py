@@ -38,4 +38,16 @@ class DialAttemptAdmin(admin.ModelAdmin):
 
 @admin.register(CallExport)
 class CallExportAdmin(admin.ModelAdmin):
-    list_display = ["requested_at", "requested_by", "format", "status", "row_count"]
+    """The export audit: who exported what, when, and how many rows. Read-only."""
+
+    list_display = [
+        "requested_at", "requested_by", "source", "format", "status", "row_count", "rows_written",
+    ]  # fmt: skip
+    list_filter = ["source", "format", "status"]
+    list_select_related = ["requested_by"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

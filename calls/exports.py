@@ -478,8 +478,8 @@ def xlsx_write(
 
 
 def _xlsx_cell(worksheet, row: int, column: int, value: object, moment_format) -> None:
-    if value is None:
-        return
+    if value is None or value == "":
+        return  # a blank cell, as in the CSV
     if isinstance(value, bool):
         worksheet.write_boolean(row, column, value)
     elif isinstance(value, int | float):
