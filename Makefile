@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help install migrate demo run test lint format
+.PHONY: help install migrate demo run test lint format bench-export
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,3 +43,7 @@ lint: install ## Ruff lint and format check
 format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# --- Analyst exports --------------------------------------------------------------------------
+bench-export: install ## Seed 1M call records in PostgreSQL (BENCH_DATABASE_URL), time the exports
+	$(PY) bench/export_bench.py

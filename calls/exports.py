@@ -32,7 +32,9 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Func, Q, QuerySet, TextField
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -125,7 +127,8 @@ def _cell_text(value: object) -> str:
         return format_timestamp(value)
     if isinstance(value, uuid.UUID):
         return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # Spaced like PostgreSQL's own text for JSON, so both databases give the same cells.
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _json_value(value: object) -> object:
@@ -385,13 +388,18 @@ Progress = Callable[[int], None]
 
 def csv_chunks(
     sheet: ExportSheet, *, bom: bool = False, progress: Progress | None = None
-) -> Iterator[str]:
+) -> Iterator[str | bytes]:
     """The CSV file, a few thousand rows at a time."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    # "\n" like PostgreSQL's COPY, so both databases give the same bytes.
+    writer = csv.writer(buffer, lineterminator="\n")
     if bom:  # lets Excel read UTF-8 instead of guessing the locale's code page
         buffer.write("\ufeff")
     writer.writerow([cell_neutralize(header) for header in sheet.headers])
+    if connection.vendor == "postgresql":
+        yield _drain(buffer)
+        yield from _postgres_csv_rows(sheet, progress=progress)
+        return
     written = 0
     for row in sheet.cell_rows():
         writer.writerow([cell_neutralize(_cell_text(value)) for value in row])
@@ -401,6 +409,72 @@ def csv_chunks(
             if progress:
                 progress(written)
     yield _drain(buffer)
+    if progress:
+        progress(written)
+
+
+_SQL_NEUTRALIZE = (
+    "CASE WHEN left({value}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r')"
+    " AND {value} !~ '^[+-]?[0-9]+([.][0-9]+)?$' THEN '''' || {value} ELSE {value} END"
+)
+
+
+class _Neutralized(Func):
+    """`cell_neutralize` in SQL, for a text expression; empty text as NULL, as in the CSV."""
+
+    output_field = TextField()
+
+    def as_sql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        value = f"NULLIF({sql}, '')"
+        return _SQL_NEUTRALIZE.format(value=value), (*params, *params, *params, *params)
+
+
+class _UtcTimestamp(Func):
+    """`format_timestamp` in SQL."""
+
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    output_field = TextField()
+
+
+def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iterator[bytes]:
+    """The rows by PostgreSQL's own COPY ... TO STDOUT, formatted and quoted by the server.
+
+    The server sends one row per message; they go on in blocks of about 64 KiB, so memory stays
+    flat. Several times the Python writer's speed on a million rows, with the same cells: the
+    suite runs on both databases and expects the same files.
+    """
+    columns: list[Func] = []
+    for _, path in RECORD_COLUMNS:
+        field_type = CallRecord._meta.get_field(path.split("__")[0]).get_internal_type()
+        if field_type == "DateTimeField":
+            columns.append(_UtcTimestamp(path))
+        elif field_type in ("UUIDField", "PositiveIntegerField"):
+            columns.append(Cast(path, TextField()))
+        else:
+            columns.append(_Neutralized(path))
+    columns += [_Neutralized(KT(f"tracking__{key}")) for key in sheet.tracking_keys]
+    names = [f"export_column_{index}" for index in range(len(columns))]
+    selection = sheet.records.annotate(**dict(zip(names, columns, strict=True))).values_list(*names)
+    try:
+        sql, params = selection.query.sql_with_params()
+    except EmptyResultSet:
+        return
+    block = bytearray()
+    written = 0
+    with connection.cursor() as cursor:
+        raw_cursor = cursor.cursor  # psycopg's own, for COPY
+        with raw_cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
+            for row in copy:
+                block += row
+                written += 1
+                if len(block) >= 65_536:
+                    yield bytes(block)
+                    block.clear()
+                    if progress:
+                        progress(written)
+    if block:
+        yield bytes(block)
     if progress:
         progress(written)
 
@@ -515,7 +589,7 @@ class ExportStream:
     """An export being streamed: its audit row and its chunks."""
 
     export: CallExport
-    chunks: Iterator[str]
+    chunks: Iterator[str | bytes]
     content_type: str
     filename: str
 
@@ -568,7 +642,9 @@ def call_export_stream(
     )
 
 
-def _audited(export: CallExport, chunks: Iterator[str], rows_seen: list[int]) -> Iterator[str]:
+def _audited(
+    export: CallExport, chunks: Iterator[str | bytes], rows_seen: list[int]
+) -> Iterator[str | bytes]:
     finished = False
     try:
         # On PostgreSQL one read-only transaction lets the server-side cursor hand rows over as
@@ -679,7 +755,8 @@ def call_export_write_file(
             progress=progress,
         )
         for chunk in stream.chunks:
-            output.write(chunk)
+            # PostgreSQL's blocks are whole rows of UTF-8: they decode on their own.
+            output.write(chunk.decode() if isinstance(chunk, bytes) else chunk)
         stream.export.refresh_from_db()
         return stream.export
 
