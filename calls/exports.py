@@ -688,10 +688,22 @@ def call_export_start(
         row_count=rows,
     )
     if defer:
-        from calls.tasks import call_export_xlsx
-
-        transaction.on_commit(lambda: call_export_xlsx.delay(export.pk))
+        transaction.on_commit(lambda: _enqueue_xlsx(export.pk))
     return export
+
+
+def _enqueue_xlsx(export_id: int) -> None:
+    from calls.tasks import call_export_xlsx
+
+    try:
+        call_export_xlsx.delay(export_id)
+    except Exception:  # the broker is down: say so on the progress page, not with a 500
+        logger.exception("Could not queue export %s", export_id)
+        CallExport.objects.filter(pk=export_id, status=CallExport.Status.PENDING).update(
+            status=CallExport.Status.FAILED,
+            error="The job queue could not be reached; nothing was exported. Try again later.",
+            finished_at=timezone.now(),
+        )
 
 
 def call_export_run(*, export_id: int, now: datetime | None = None) -> CallExport | None:
