@@ -8,9 +8,9 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from telephony_support import AUTH_TOKEN, Carrier
 from django.contrib.auth.models import Group, Permission, User
 from rest_framework.authtoken.models import Token
+from telephony_support import AUTH_TOKEN, Carrier
 
 from calls.models import CallRecord
 from routing.models import Agent
