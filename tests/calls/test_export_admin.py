@@ -6,6 +6,7 @@ import json
 
 from django.http import StreamingHttpResponse
 
+from calls.exports import CallRecordFilters, call_export_stream
 from calls.models import CallExport, CallRecord
 
 EXPORT_URL = "/admin/calls/callrecord/export/"
@@ -215,3 +216,25 @@ def test_a_tracking_key_named_like_a_record_column_gets_a_prefix(
     assert rows[0][-1] == "tracking.state"
     assert rows[1][4] == "AZ"
     assert rows[1][-1] == "Arizona!"
+
+
+def test_a_download_stopped_half_way_is_audited_as_failed(analyst, vendors, base_time):
+    CallRecord.objects.bulk_create(
+        CallRecord(
+            vendor=vendors["acme"], phone_number=f"+1480555{index:04d}", state="AZ",
+            state_source="area_code", outcome="no_agent", received_at=base_time,
+        )
+        for index in range(4500)
+    )  # fmt: skip
+    stream = call_export_stream(
+        user=analyst, filters=CallRecordFilters(), export_format="csv", source="admin"
+    )
+
+    next(stream.chunks)
+    stream.chunks.close()  # what the server does when the browser goes away
+
+    export = CallExport.objects.get()
+    assert export.status == "failed"
+    assert export.row_count == 4500
+    assert export.rows_written < 4500
+    assert export.error == f"Stopped after {export.rows_written:,} rows."

@@ -68,7 +68,8 @@ class Command(BaseCommand):
         finally:
             bar.close()
         where = "standard output" if to_stdout else options["output"]
-        sys.stderr.write(f"{export.rows_written} call records written to {where}.\n")
+        records = "call record" if export.rows_written == 1 else "call records"
+        sys.stderr.write(f"{export.rows_written} {records} written to {where}.\n")
 
     def _write(self, filters, export_format, output, progress):
         arguments = dict(
