@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import FileResponse, Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.http.request import QueryDict
 from django.shortcuts import get_object_or_404
@@ -165,16 +166,25 @@ class CallRecordExportAdminMixin:
                     return response
             else:
                 matching = call_record_select(filters=filters).count()
+        listed = self._changelist_count(request) if request.method == "GET" else None
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Export call records",
             "form": form,
             "matching": matching,
+            "listed": listed,
             "ignored": ignored,
             "recent": CallExport.objects.filter(requested_by=request.user)[:10],
         }
         return TemplateResponse(request, "admin/calls/callrecord/export.html", context)
+
+    def _changelist_count(self, request) -> int | None:
+        """How many records the change list shows for these parameters, to compare."""
+        try:
+            return self.get_changelist_instance(request).result_count
+        except (IncorrectLookupParameters, SuspiciousOperation):
+            return None
 
     def _start_export(self, request, form, filters):
         export_format = form.cleaned_data["format"]

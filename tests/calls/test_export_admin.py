@@ -185,6 +185,13 @@ def test_the_export_form_takes_the_change_list_filters(analyst_client, records, 
     assert b"1</strong> call record match" in page.content
 
 
+def test_the_export_form_says_when_it_selects_what_the_list_shows(analyst_client, records):
+    page = analyst_client.get(EXPORT_URL + "?outcome__exact=no_agent&q=L-")
+
+    assert (page.context["listed"], page.context["matching"]) == (2, 2)
+    assert b"its filters do not all translate" not in page.content
+
+
 def test_it_answers_bad_filters_with_the_form_and_exports_nothing(analyst_client, records):
     page = analyst_client.post(
         EXPORT_URL, {"format": "csv", "since": "2025-09-03", "until": "2025-09-01"}
