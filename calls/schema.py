@@ -303,7 +303,9 @@ PING_SCHEMA = extend_schema(
             description="Your account is inactive, or not authorized for the caller's state.",
             examples=[
                 _error_example("Vendor inactive", 403, MESSAGE_INACTIVE),
-                _error_example("State not authorized", 403, "Vendor is not authorized for state TX."),
+                _error_example(
+                    "State not authorized", 403, "Vendor is not authorized for state TX."
+                ),
             ],
         ),
         405: OpenApiResponse(

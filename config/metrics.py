@@ -34,6 +34,10 @@ from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
 
+# Fine-grained around the p99 target (tens of milliseconds), coarse beyond.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25,
+                   0.5, 1.0, 2.5)  # fmt: skip
+
 PINGS = Counter(
     "callrouting_pings",
     "Pings answered. outcome: reserved, repeat, no_agent, rejected (403, recorded), "
@@ -44,8 +48,7 @@ PING_SECONDS = Histogram(
     "callrouting_ping_duration_seconds",
     "Time spent in the ping view, by outcome.",
     ["outcome"],
-    buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5,
-             1.0, 2.5),  # fmt: skip
+    buckets=LATENCY_BUCKETS,
 )
 
 # What the ping service decided, for the view's wrapper to count. None: nothing decided yet.

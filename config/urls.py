@@ -6,9 +6,7 @@ from calls.views import VendorPingView
 from config.metrics import observe_ping
 
 urlpatterns = [
-    path(
-        "functions/v1/vendors-ping", observe_ping(VendorPingView.as_view()), name="vendors-ping"
-    ),
+    path("functions/v1/vendors-ping", observe_ping(VendorPingView.as_view()), name="vendors-ping"),
     path("admin/", admin.site.urls),
     # Vendor docs; /healthz, /readyz and /metrics are answered by config.health's middleware.
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
