@@ -42,3 +42,9 @@ lint: install ## Ruff lint and format check
 format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# --- Production readiness -------------------------------------------------------------------
+.PHONY: fuzz
+
+fuzz: demo ## Fuzz the ping longer than `make test` does, with fresh randomness
+	FUZZ_RANDOM=1 FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-2000} $(PY) -m pytest -p no:cacheprovider tests/calls/test_fuzz_schema.py
