@@ -72,6 +72,9 @@ schema = schemathesis.pytest.from_fixture("ping_schema")
 
 
 @schema.parametrize()
+# Requests go through Django's WSGI handler as in production, which closes a connection left in a
+# transaction at the end of each request: the test database cannot be one wrapping transaction.
+@pytest.mark.django_db(transaction=True)
 @settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
