@@ -62,6 +62,12 @@ def ping_outcome_note(outcome: str) -> None:
     _ping_outcome.set(outcome)
 
 
+@functools.cache
+def _children(outcome: str, status: int):
+    """The labelled series, looked up once per process rather than on every ping."""
+    return PINGS.labels(outcome, str(status)), PING_SECONDS.labels(outcome)
+
+
 def observe_ping(view):
     """Wraps the ping view: one counter increment and one histogram observation per ping."""
 
@@ -77,8 +83,9 @@ def observe_ping(view):
                 outcome = "error"
             elif outcome is None or (status >= 400 and outcome != "rejected"):
                 outcome = "refused"
-            PINGS.labels(outcome, str(status)).inc()
-            PING_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+            counter, histogram = _children(outcome, status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - started)
             return response
         finally:
             _ping_outcome.reset(token)
