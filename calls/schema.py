@@ -32,7 +32,7 @@ ALL_STATES_KEY = "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"
 EXAMPLE_REQUEST_ID = "12345678-1234-1234-1234-123456789abc"
 EXAMPLE_TIMESTAMP = "2025-09-19T17:45:23.123Z"
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
-E164_US_PATTERN = r"^\+1[2-9]\d{9}$"
+E164_PATTERN = r"^\+[1-9]\d{1,14}$"
 # Refusals for a state carry its code, so they are a pattern rather than one fixed text.
 MESSAGE_FORBIDDEN_PATTERN = r"^Vendor is (not active|not authorized for state [A-Z]{2})\.$"
 
@@ -112,7 +112,7 @@ AVAILABLE = inline_serializer(
             fields={
                 "agentAvailable": _constant(True),
                 "transferTarget": serializers.RegexField(
-                    E164_US_PATTERN, help_text="Blind-transfer the caller to this number."
+                    E164_PATTERN, help_text="Blind-transfer the caller to this number."
                 ),
                 "ttlSeconds": serializers.IntegerField(
                     min_value=1, help_text="Seconds the agent and the number are held for you."
@@ -199,7 +199,7 @@ PING_SCHEMA = extend_schema(
         "whatever the Content-Type header says, and may be at most 16 KiB."
     ),
     tags=["Vendor ping"],
-    request={"application/json": PingRequestSerializer},
+    request={"application/json": PingRequestSerializer, "text/plain": PingRequestSerializer},
     parameters=[
         OpenApiParameter(
             "X-Request-ID",

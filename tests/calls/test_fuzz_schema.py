@@ -1,7 +1,7 @@
 """Schemathesis against our own published schema: whatever a vendor sends, the answer is one the
 schema documents (status code, headers and body shape), and never a 500.
 
-Bounded: FUZZ_MAX_EXAMPLES examples (default 150) per phase, with a fixed seed so `make test` is
+Bounded: FUZZ_MAX_EXAMPLES examples (default 300) per phase, with a fixed seed so `make test` is
 repeatable; `make fuzz` runs it longer with fresh randomness.
 """
 
@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from config.wsgi import application
 
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "150"))
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "300"))
 RANDOM = os.environ.get("FUZZ_RANDOM", "") == "1"
 
 # Not checked: positive_data_acceptance (a well-formed but unknown key is rightly a 401) and

@@ -82,6 +82,8 @@ def test_it_documents_the_request_body_and_open_tracking_fields(schema):
     assert body["required"] == ["vendorKey"]
     assert set(body["properties"]) == {"vendorKey", "phoneNumber", "stateCode"}
     assert body["additionalProperties"] is True
+    # Some vendor tools label the JSON body text/plain: documented, so the fuzz test sends it too.
+    assert sorted(_ping(schema)["requestBody"]["content"]) == ["application/json", "text/plain"]
     ping_example = _ping(schema)["requestBody"]["content"]["application/json"]["examples"]["Ping"]
     assert ping_example["value"]["lead_id"] == "L-12345"
 
