@@ -10,9 +10,24 @@ class CallRecordAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
 
+class DialAttemptInline(admin.TabularInline):
+    model = DialAttempt
+    extra = 0
+    can_delete = False
+    fields = ["attempt", "agent", "destination", "started_at", "status", "duration_seconds"]
+    readonly_fields = fields
+
+
 @admin.register(InboundCall)
 class InboundCallAdmin(admin.ModelAdmin):
-    list_display = ["call_sid", "to_number", "from_number", "match", "status", "received_at"]
+    list_display = [
+        "call_sid", "to_number", "from_number", "match", "state", "routed_to", "status",
+        "received_at",
+    ]  # fmt: skip
+    list_filter = ["match", "status"]
+    search_fields = ["call_sid", "to_number", "from_number"]
+    raw_id_fields = ["call_record"]
+    inlines = [DialAttemptInline]
 
 
 @admin.register(DialAttempt)
