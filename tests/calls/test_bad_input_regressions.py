@@ -1,6 +1,6 @@
 """Bad input found while fuzzing and documenting the ping: each answers in the envelope."""
 
-from conftest import PING_URL
+from tests.conftest import PING_URL
 
 
 def test_it_answers_413_to_a_body_over_djangos_own_limit(ping, settings):

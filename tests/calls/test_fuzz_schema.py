@@ -9,7 +9,6 @@ import os
 
 import pytest
 import schemathesis
-from conftest import ALL_STATES_KEY, DEMO_KEY
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -22,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from config.wsgi import application
+from tests.conftest import ALL_STATES_KEY, DEMO_KEY
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "300"))
 RANDOM = os.environ.get("FUZZ_RANDOM", "") == "1"

@@ -3,8 +3,9 @@
 import ipaddress
 
 import pytest
-from conftest import ALL_STATES_KEY, DEMO_KEY
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import ALL_STATES_KEY, DEMO_KEY
 
 UNKNOWN_KEY = "00000000-0000-4000-8000-000000000000"
 

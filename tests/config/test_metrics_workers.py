@@ -15,9 +15,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_KEY, PING_URL
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import DEMO_KEY, PING_URL
 
 WORKERS = 3
 
