@@ -47,5 +47,6 @@ format: install ## Apply ruff's fixes and formatting
 # --- Production readiness -------------------------------------------------------------------
 .PHONY: fuzz
 
+fuzz: export DJANGO_SETTINGS_MODULE = config.settings_test
 fuzz: demo ## Fuzz the ping longer than `make test` does, with fresh randomness
 	FUZZ_RANDOM=1 FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-2000} $(PY) -m pytest -p no:cacheprovider tests/calls/test_fuzz_schema.py
