@@ -127,4 +127,4 @@ def test_it_serves_the_docs_page_with_the_guide_and_only_local_assets(api, clien
     guide = api.get("/api/schema/?format=json").json()["info"]["description"]
     assert guide.startswith("This page is for vendors")
     assert "POST /functions/v1/vendors-ping" in guide
-    assert "https://" not in guide  # no host of ours or anyone's: vendors use their own
+    assert "https://" not in guide  # in our own words, with no host in it
