@@ -47,3 +47,10 @@ format: install ## Apply ruff's fixes and formatting
 # --- Analyst exports --------------------------------------------------------------------------
 bench-export: install ## Seed 1M call records in PostgreSQL (BENCH_DATABASE_URL), time the exports
 	$(PY) bench/export_bench.py
+
+# --- Production readiness -------------------------------------------------------------------
+.PHONY: fuzz
+
+fuzz: export DJANGO_SETTINGS_MODULE = config.settings_test
+fuzz: demo ## Fuzz the ping longer than `make test` does, with fresh randomness
+	FUZZ_RANDOM=1 FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-2000} $(PY) -m pytest -p no:cacheprovider tests/calls/test_fuzz_schema.py
