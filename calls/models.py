@@ -88,6 +88,12 @@ class InboundCall(models.Model):
     routed_to = models.CharField(
         max_length=255, blank=True, help_text="Agent destination, overflow number, or message."
     )
+    state = models.CharField(
+        max_length=2,
+        choices=STATE_CHOICES,
+        blank=True,
+        help_text="Whose agents may take it: the reservation's state, else the caller's area code.",
+    )
     status = models.CharField(max_length=32, blank=True)
     received_at = models.DateTimeField(db_index=True)
     answered_at = models.DateTimeField(null=True, blank=True)
@@ -131,6 +137,7 @@ class CallExport(models.Model):
         CSV = "csv"
         XLSX = "xlsx"
         JSONL = "jsonl", "JSON Lines"
+        JSON = "json", "JSON (API pages)"
 
     class Status(models.TextChoices):
         PENDING = "pending"

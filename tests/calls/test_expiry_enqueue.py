@@ -7,11 +7,12 @@ import pytest
 from calls.models import CallRecord
 from config.celery import app
 from routing.models import Reservation
+from tests.conftest import DEMO_KEY
 
 pytestmark = pytest.mark.django_db
 
 AZ_PING = {
-    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
+    "vendorKey": DEMO_KEY,
     "phoneNumber": "+14801234567",
     "stateCode": "AZ",
 }

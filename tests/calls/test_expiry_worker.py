@@ -9,12 +9,13 @@ from django.utils import timezone
 from calls.models import CallRecord
 from calls.tasks import expire_due_reservations, expire_reservation
 from routing.models import Agent, Reservation, TransferNumber
+from tests.conftest import DEMO_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# The guide's example ping, with the demo vendor's key.
+# The guide's example ping.
 AZ_PING = {
-    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
+    "vendorKey": DEMO_KEY,
     "phoneNumber": "+14801234567",
     "stateCode": "AZ",
 }

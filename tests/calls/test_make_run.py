@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DEMO_KEY, PING_URL
+
 REPO = Path(__file__).resolve().parents[2]
 TTL_SECONDS = 2
 STARTUP_SECONDS = 120
-PING_PATH = "/functions/v1/vendors-ping"
 DEMO_PING = {
-    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
+    "vendorKey": DEMO_KEY,
     "phoneNumber": "+14801234567",
     "stateCode": "AZ",
 }
@@ -154,7 +155,7 @@ def test_make_run_expires_a_reservation_in_the_admin_within_5_seconds_of_its_ttl
     browser.log_in("demo", password)
 
     body = json.dumps(DEMO_PING).encode()
-    answer = json.loads(browser.post(PING_PATH, body, "application/json"))["data"]
+    answer = json.loads(browser.post(PING_URL, body, "application/json"))["data"]
     assert answer["agentAvailable"] is True
     assert answer["ttlSeconds"] == TTL_SECONDS
     expires_at = datetime.strptime(answer["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(

@@ -14,12 +14,11 @@ from django.utils import timezone
 from calls.models import CallRecord
 from routing.models import Agent, Reservation, TransferNumber
 from routing.services import reservation_release
+from tests.conftest import ALL_STATES_KEY, DEMO_KEY, PING_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-# The demo vendor authorized everywhere; the demo has ten agents for TX.
-ALL_STATES_KEY = "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"
-DEMO_KEY = "6ab36a94-5dfb-4336-a559-63da6a5a26d2"
+# The rounds use the vendor authorized everywhere, for TX, where the demo has ten agents.
 CONTROL_TRIES = 10
 PINGS_AT_ONCE = 8
 # From the fourth round on, fewer TX agents are free than pings race: a repeat that took an agent
@@ -36,7 +35,7 @@ def _ping_at_once(body: dict, count: int) -> list:
         try:
             barrier.wait(timeout=10)
             answers[index] = client.post(
-                "/functions/v1/vendors-ping", data=json.dumps(body), content_type="application/json"
+                PING_URL, data=json.dumps(body), content_type="application/json"
             )
         finally:
             connection.close()

@@ -10,10 +10,10 @@ from calls.models import CallRecord
 from calls.services import Expiry, call_record_expire, call_records_expire_due, vendor_ping
 from routing.models import Agent, Reservation, TransferNumber
 from routing.services import reservation_release
+from tests.conftest import DEMO_KEY
 
 pytestmark = pytest.mark.django_db
 
-DEMO_KEY = "6ab36a94-5dfb-4336-a559-63da6a5a26d2"
 TTL = timedelta(seconds=60)
 
 
