@@ -7,8 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
+CELERY := $(VENV)/bin/celery -A config
 
-.PHONY: help install migrate demo run test lint format bench
+.PHONY: help install migrate demo run test lint format bench bench-export worker beat
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,9 +29,14 @@ demo: migrate ## Load the demo vendors, agents and transfer numbers
 	$(PY) manage.py seed_demo
 
 run: export DEBUG ?= true
-run: demo ## Set up and serve on 127.0.0.1:$(PORT) (SQLite unless DATABASE_URL is set)
+run: demo ## Set up and serve on 127.0.0.1:$(PORT) with a Celery worker and beat beside it
 	$(PY) manage.py demo_login
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	@# Server, worker and beat side by side: Ctrl-C, or any one of them stopping, stops all three.
+	@trap 'kill $$pids 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
+	$(CELERY) worker --loglevel INFO --concurrency 2 & pids=$$!; \
+	$(CELERY) beat --loglevel WARNING & pids="$$pids $$!"; \
+	$(PY) manage.py runserver 127.0.0.1:$(PORT) & pids="$$pids $$!"; \
+	wait -n
 
 test: export DJANGO_SETTINGS_MODULE = config.settings_test
 test: demo ## Set up and run the whole test suite
@@ -44,6 +50,25 @@ format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install ## Load test: gunicorn on PostgreSQL under wrk, pings vs a trivial endpoint (see README)
+# --- Analyst exports --------------------------------------------------------------------------
+bench-export: install ## Seed 1M call records in PostgreSQL (BENCH_DATABASE_URL), time the exports
+	$(PY) bench/export_bench.py
+
+# --- Production readiness -------------------------------------------------------------------
+.PHONY: fuzz
+
+fuzz: export DJANGO_SETTINGS_MODULE = config.settings_test
+fuzz: demo ## Fuzz the ping longer than `make test` does, with fresh randomness
+	FUZZ_RANDOM=1 FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-2000} $(PY) -m pytest -p no:cacheprovider tests/calls/test_fuzz_schema.py
+
+# --- Reservation lifecycle: Celery for production (`make run` starts both itself) ------------
+worker: install ## Run a Celery worker alone (production: set CELERY_BROKER_URL=redis://…)
+	$(CELERY) worker --loglevel INFO
+
+beat: install ## Run Celery beat alone: exactly one per deployment (it schedules the sweep)
+	$(CELERY) beat --loglevel INFO
+
+# --- Speed ------------------------------------------------------------------------------------
+bench: install ## Load test: production gunicorn on PostgreSQL under wrk, pings vs a trivial endpoint
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(PY) bench/run.py

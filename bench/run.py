@@ -30,7 +30,7 @@ from routing.geography import AREA_CODE_STATES  # noqa: E402
 from tests.servers import RedisServer, free_port, wait_for_port  # noqa: E402
 
 DATABASE_URL = os.environ.get(
-    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/callrouting_bench"
+    "BENCH_PING_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/callrouting_bench_ping"
 )
 DURATION = int(os.environ.get("BENCH_SECONDS", "15"))
 CONNECTIONS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "16,64").split(",")]
@@ -47,7 +47,7 @@ def recreate_database(url: str) -> None:
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise SystemExit(f"BENCH_DATABASE_URL must name a plain database, not {name!r}")
+        raise SystemExit(f"BENCH_PING_DATABASE_URL must name a plain database, not {name!r}")
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -153,27 +153,17 @@ def main() -> None:
         manage(env, "seed_bench", "--agents-per-state", str(AGENTS_PER_STATE))
         with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=5) as conn:
             conn.execute("VACUUM ANALYZE")  # fresh statistics, as a database in service has
+        # The production server: config/gunicorn.py, with the bench's sizes.
         server = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                "-b",
-                f"127.0.0.1:{port}",
-                "-k",
-                WORKER_CLASS,
-                "--workers",
-                str(WORKERS),
-                "--threads",
-                str(THREADS),
-                "--backlog",
-                "2048",
-                "--log-level",
-                "warning",
-            ],
+            [PYTHON, "-m", "gunicorn", "-c", "config/gunicorn.py", "--backlog", "2048"],
             cwd=REPO,
-            env=env,
+            env={
+                **env,
+                "GUNICORN_BIND": f"127.0.0.1:{port}",
+                "WEB_CONCURRENCY": str(WORKERS),
+                "GUNICORN_WORKER_CLASS": WORKER_CLASS,
+                "GUNICORN_THREADS": str(THREADS),
+            },
             start_new_session=True,
         )
         wait_for_port(port, timeout=30)

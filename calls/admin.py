@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from calls.admin_exports import CallRecordExportAdminMixin
 from calls.models import CallExport, CallRecord, DialAttempt, InboundCall
 
 
 @admin.register(CallRecord)
-class CallRecordAdmin(admin.ModelAdmin):
+class CallRecordAdmin(CallRecordExportAdminMixin, admin.ModelAdmin):
     list_display = ["request_id", "received_at", "vendor", "phone_number", "state", "outcome"]
     list_filter = ["outcome"]
     show_full_result_count = False
@@ -37,4 +38,16 @@ class DialAttemptAdmin(admin.ModelAdmin):
 
 @admin.register(CallExport)
 class CallExportAdmin(admin.ModelAdmin):
-    list_display = ["requested_at", "requested_by", "format", "status", "row_count"]
+    """The export audit: who exported what, when, and how many rows. Read-only."""
+
+    list_display = [
+        "requested_at", "requested_by", "source", "format", "status", "row_count", "rows_written",
+    ]  # fmt: skip
+    list_filter = ["source", "format", "status"]
+    list_select_related = ["requested_by"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -3,6 +3,7 @@
 import functools
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
@@ -13,11 +14,14 @@ from django.utils import timezone
 from calls.models import CallRecord
 from calls.ping import PingFields, read_ping_fields
 from config.errors import ApplicationError
+from config.metrics import ping_outcome_note
 from routing.models import Reservation
 from routing.services import (
     allocation_params,
     allocation_sql,
     reservation_create,
+    reservation_expire,
+    reservation_expire_due,
     reservation_find_live,
     reservation_from_row,
     reservation_lock_caller,
@@ -51,6 +55,7 @@ def vendor_ping(
     now = now or timezone.now()
     vendor = vendor_key_admit(key=payload.get("vendorKey"), client=client, now=now)
     if "phoneNumber" not in payload:
+        ping_outcome_note("key_validation")
         return {
             "vendorActive": vendor.is_active,
             "authorizedStates": vendor.authorized_state_list(),
@@ -115,7 +120,9 @@ def _reserve_in_one_statement(
     if not acquired or live_id is not None:
         return None
     if reservation_row[0] is None:
+        ping_outcome_note(CallRecord.Outcome.NO_AGENT)
         return _unavailable(request_id, now)
+    ping_outcome_note(CallRecord.Outcome.RESERVED)
     reservation = reservation_from_row(
         vendor=vendor,
         phone_number=fields.phone_number,
@@ -233,7 +240,8 @@ def _reserve_in_transaction(
     vendor: Vendor, fields: PingFields, request_id: str, now: datetime
 ) -> dict:
     ttl_seconds = settings.RESERVATION_TTL_SECONDS
-    # Two pings for one caller can race: the loser's insert hits the one-live-hold-per-caller
+    # Two pings for one caller can race: the caller lock makes the second wait for the first and
+    # answer as a repeat. Should that ever fail, its insert hits the one-live-hold-per-caller
     # index, and its second pass finds the winner's reservation and answers as a repeat.
     for attempt in (1, 2):
         try:
@@ -316,6 +324,7 @@ def _unavailable(request_id: str, now: datetime) -> dict:
 
 
 def _record(vendor, fields: PingFields, request_id: str, now: datetime, **values) -> CallRecord:
+    ping_outcome_note(values["outcome"])  # for the metrics: pings by outcome
     return CallRecord.objects.create(
         request_id=request_id,
         vendor=vendor,
@@ -333,4 +342,60 @@ def _record(vendor, fields: PingFields, request_id: str, now: datetime, **values
 
 
 def _enqueue_expiry(reservation: Reservation) -> None:
-    """Hook for the reservation lifecycle; expiry itself is decided by time, not by this."""
+    """Ask a worker to expire the reservation the moment its TTL passes, once it is committed.
+
+    Only keeps the records prompt: availability is already decided by time, and the beat sweep
+    catches whatever this misses. So a broker that is down is logged, never fails the ping.
+    """
+    reservation_id, expires_at = reservation.pk, reservation.expires_at
+
+    def send() -> None:
+        from calls.tasks import expire_reservation  # the tasks module imports these services
+
+        try:
+            expire_reservation.apply_async(args=[reservation_id], eta=expires_at)
+        except Exception:
+            logger.warning(
+                "Could not enqueue the expiry of reservation %s; the sweep will expire it",
+                reservation_id,
+                exc_info=True,
+            )
+
+    transaction.on_commit(send)
+
+
+# A reservation that ended without its call: its TTL ran out, or staff or the agent going offline
+# released it. Its call record then says expired.
+ENDED_WITHOUT_CALL = (Reservation.Status.EXPIRED, Reservation.Status.RELEASED)
+
+
+@dataclass(frozen=True)
+class Expiry:
+    reservations: int
+    call_records: int
+
+
+@transaction.atomic
+def call_record_expire(*, reservation_id: int, now: datetime) -> Expiry:
+    """Expire one reservation past its TTL and its call record, in one transaction.
+
+    Idempotent: a second run, a late run, or a run after the call arrived changes nothing.
+    """
+    expired = reservation_expire(reservation_id=reservation_id, now=now)
+    records = _expire_call_records(CallRecord.objects.filter(reservation_id=reservation_id))
+    return Expiry(reservations=int(expired), call_records=records)
+
+
+@transaction.atomic
+def call_records_expire_due(*, now: datetime) -> Expiry:
+    """The sweep: expire every reservation past its TTL, and every call record whose reservation
+    ended without a call, including those a ping already marked expired or staff released."""
+    expired = reservation_expire_due(now=now)
+    records = _expire_call_records(CallRecord.objects.all())
+    return Expiry(reservations=expired, call_records=records)
+
+
+def _expire_call_records(records) -> int:
+    return records.filter(
+        outcome=CallRecord.Outcome.RESERVED, reservation__status__in=ENDED_WITHOUT_CALL
+    ).update(outcome=CallRecord.Outcome.EXPIRED)

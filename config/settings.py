@@ -3,6 +3,8 @@
 No DATABASE_URL means a SQLite file beside manage.py, so a fresh clone just runs.
 """
 
+import ipaddress
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -115,7 +117,9 @@ REST_FRAMEWORK = {
 PHONENUMBER_DEFAULT_REGION = "US"
 
 # --- Celery ----------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# No broker to install for a fresh clone: kombu's filesystem transport in a git-ignored folder.
+# Production sets a redis:// URL (see the README); the same code runs on either.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -170,6 +174,99 @@ INSTALLED_APPS += ["rest_framework.authtoken"]
 LOGIN_URL = "agent-login"
 LOGIN_REDIRECT_URL = "agent-home"
 
+# --- Analyst exports (call records) ----------------------------------------------------------
+# The reporting API, /api/v1/call-records, uses rest_framework.authtoken's tokens (above).
+# Where background exports (XLSX) are written; served only through the admin, never directly.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "media")
+EXPORT_TASK_TIME_LIMIT = env_int("EXPORT_TASK_TIME_LIMIT", 3600, minimum=60)
+
+# --- Production readiness: vendor docs, health, metrics, logs ----------------------------------
+INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
+# Health checks and metrics are answered before anything else (no Host check, no session).
+MIDDLEWARE.insert(0, "config.health.OpsEndpointsMiddleware")
+# Serves the docs' assets (and the admin's) from the installed apps, with no web server in front.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+)
+WHITENOISE_USE_FINDERS = True
+# With the files found in the apps, an empty STATIC_ROOT (no collectstatic run) is expected.
+warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
+
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Call routing: vendor API",
+    "DESCRIPTION": (BASE_DIR / "docs" / "vendor-guide.md").read_text(encoding="utf-8"),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["calls.schema.vendor_endpoints_only"],
+    # Without the stock enum hook: the envelopes' one-value enums stay inline, where they read best.
+    "POSTPROCESSING_HOOKS": ["calls.schema.tighten_envelopes"],
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+
+READYZ_BROKER_TIMEOUT_SECONDS = env_int("READYZ_BROKER_TIMEOUT_SECONDS", 1, minimum=1)
+# /metrics answers these addresses (IPs or CIDR networks), and anyone with the bearer token.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+try:
+    METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(item) for item in METRICS_ALLOWED_IPS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from None
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN", "")
+
+# json for log collectors in production; plain, easier on the eye, under DEBUG.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
+LOGGING["formatters"]["json"] = {
+    "()": "pythonjsonlogger.json.JsonFormatter",
+    "format": "%(levelname)s %(name)s %(request_id)s %(message)s",
+    "rename_fields": {"levelname": "level", "name": "logger"},
+    "timestamp": True,
+}
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+# Celery workers log through the same handler (and format) instead of their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Reservation lifecycle (expiry on Celery) ------------------------------------------------
+# Where the filesystem broker keeps its messages, and beat its schedule file.
+CELERY_BROKER_FOLDER = Path(env_str("CELERY_BROKER_FOLDER") or BASE_DIR / "celery-broker")
+# A broker that is down must never hold up a ping: one immediate reconnect try, no publish
+# retries, a short connect timeout; the ping goes on and the sweep catches up. (Workers reconnect
+# on their own terms, by broker_connection_retry.)
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
+        "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
+        "control_folder": str(CELERY_BROKER_FOLDER / "control"),
+        # Polled, so a short interval keeps expiry prompt on the local demo.
+        "polling_interval": 0.1,
+    }
+# Beat's record of when each periodic task last ran.
+CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_BROKER_FOLDER / "beat-schedule")
+# How often beat sweeps for reservations past their TTL (exactly one beat must run).
+RESERVATION_SWEEP_SECONDS = env_int("RESERVATION_SWEEP_SECONDS", 1, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "expire-due-reservations": {
+        "task": "calls.expire_due_reservations",
+        "schedule": float(RESERVATION_SWEEP_SECONDS),
+        # A sweep that waited in the queue (no worker) is worthless once a newer one is due.
+        "options": {"expires": float(RESERVATION_SWEEP_SECONDS * 5)},
+    },
+}
+
+# The sweep runs every second: log its tasks only when they fail.
+LOGGING["loggers"].update(
+    {
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+    }
+)
 # --- Production readiness: shared cache, rate limits, connection pool, bench ----------------
 # The shared cache holds rate-limit counters and the vendor-key cache for every server process.
 # Production needs Redis (CACHE_URL=redis://…); without it each process keeps its own memory

@@ -1,8 +1,16 @@
 """Settings for the test suite: the real settings with a throwaway key and fast hashing."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "insecure-test-only-key")
+if "CELERY_BROKER_FOLDER" not in os.environ:
+    # With the filesystem broker, tests never share the local demo's queue.
+    _broker_folder = tempfile.mkdtemp(prefix="callrouting-test-broker-")
+    os.environ["CELERY_BROKER_FOLDER"] = _broker_folder
+    atexit.register(shutil.rmtree, _broker_folder, ignore_errors=True)
 
 from config.settings import *  # noqa: F403
 

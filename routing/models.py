@@ -177,6 +177,10 @@ class Reservation(models.Model):
         return self.status == self.Status.ACTIVE and self.expires_at > (now or timezone.now())
 
     def seconds_left(self, now=None) -> int:
-        """Rounded up, at least 1 while live: what a repeat ping answers as ttlSeconds."""
+        """Rounded up, at least 1 while live: what a repeat ping answers as ttlSeconds.
+
+        Never more than the TTL: a repeat that arrived a moment before the first ping it raced
+        (and lost to) would otherwise answer one second more.
+        """
         remaining = (self.expires_at - (now or timezone.now())).total_seconds()
-        return max(1, int(-(-remaining // 1)))
+        return max(1, min(self.ttl_seconds, int(-(-remaining // 1))))

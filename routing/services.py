@@ -439,3 +439,30 @@ def agent_set_status(
                 released.append(reservation_id)
         agent.refresh_from_db()
     return AgentStatusChange(agent=agent, released_reservation_ids=released)
+
+
+# --- Expiry ------------------------------------------------------------------------------------
+
+
+def reservation_expire(*, reservation_id: int, now: datetime) -> bool:
+    """Mark one reservation expired if its TTL passed while it was still active.
+
+    A conditional update, so running it twice, late, or after the call arrived (status no longer
+    active) changes nothing. The agent and number need no release: their `held_until` is this
+    reservation's `expires_at`, already past, and the agent's `idle_since` is left alone so they
+    keep their place in the longest-idle order.
+    """
+    return bool(_due(now).filter(pk=reservation_id).update(**_EXPIRED))
+
+
+def reservation_expire_due(*, now: datetime) -> int:
+    """Mark every active reservation past its TTL expired; returns how many were."""
+    return _due(now).update(**_EXPIRED)
+
+
+def _due(now: datetime):
+    return Reservation.objects.filter(status=Reservation.Status.ACTIVE, expires_at__lte=now)
+
+
+# It ended when its TTL ran out, not when a job noticed.
+_EXPIRED = {"status": Reservation.Status.EXPIRED, "ended_at": F("expires_at")}

@@ -1,0 +1,46 @@
+"""Background jobs for calls: thin, they take an id and call one service."""
+
+import logging
+
+from django.conf import settings
+from django.utils import timezone
+
+from calls.exports import call_export_run
+from calls.services import call_record_expire, call_records_expire_due
+from config.celery import app
+
+logger = logging.getLogger(__name__)
+
+
+@app.task(
+    name="calls.export_xlsx",
+    # A million-row workbook takes minutes, longer than the default task limit.
+    time_limit=settings.EXPORT_TASK_TIME_LIMIT,
+    soft_time_limit=settings.EXPORT_TASK_TIME_LIMIT - 30,
+    ignore_result=True,
+)
+def call_export_xlsx(export_id: int) -> None:
+    call_export_run(export_id=export_id)
+
+
+# --- Reservation lifecycle: idempotent, so a task run twice, late or after the call does nothing.
+
+
+@app.task(name="calls.expire_reservation", ignore_result=True)
+def expire_reservation(reservation_id: int) -> None:
+    """Queued for the moment a reservation's TTL passes."""
+    expiry = call_record_expire(reservation_id=reservation_id, now=timezone.now())
+    if expiry.reservations or expiry.call_records:
+        logger.info("Reservation %s expired", reservation_id)
+
+
+@app.task(name="calls.expire_due_reservations", ignore_result=True)
+def expire_due_reservations() -> None:
+    """Beat's sweep: catches whatever a lost, late or never-run task missed."""
+    expiry = call_records_expire_due(now=timezone.now())
+    if expiry.reservations or expiry.call_records:
+        logger.info(
+            "Sweep expired %s reservations and %s call records",
+            expiry.reservations,
+            expiry.call_records,
+        )

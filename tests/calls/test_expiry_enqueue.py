@@ -1,0 +1,60 @@
+"""The expiry task is queued after the ping commits, and a broker that is down fails no ping."""
+
+import logging
+
+import pytest
+
+from calls.models import CallRecord
+from config.celery import app
+from routing.models import Reservation
+from tests.conftest import DEMO_KEY
+
+pytestmark = pytest.mark.django_db
+
+AZ_PING = {
+    "vendorKey": DEMO_KEY,
+    "phoneNumber": "+14801234567",
+    "stateCode": "AZ",
+}
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """Point Celery at a port nothing listens on, with fresh connection pools."""
+    # Celery reads CELERY_BROKER_URL from the environment before its settings.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(app, "_pool", None)
+    monkeypatch.setattr(app.amqp, "_producer_pool", None)
+
+
+def test_a_ping_answers_and_reserves_when_the_broker_is_down(
+    demo, ping, broker_down, caplog, django_capture_on_commit_callbacks
+):
+    caplog.set_level(logging.WARNING, logger="calls.services")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        answer = ping(AZ_PING)
+
+    assert len(callbacks) == 1
+    assert answer.status_code == 200
+    data = answer.json()["data"]
+    assert data["agentAvailable"] is True
+    assert data["transferTarget"] == "+18775703926"
+    reservation = Reservation.objects.get()
+    assert reservation.status == "active"
+    assert CallRecord.objects.get().outcome == "reserved"
+    assert [
+        record.getMessage() for record in caplog.records if record.levelno == logging.WARNING
+    ] == [f"Could not enqueue the expiry of reservation {reservation.pk}; the sweep will expire it"]
+
+
+def test_nothing_is_queued_for_a_ping_that_finds_no_agent(
+    demo, ping, django_capture_on_commit_callbacks
+):
+    for phone in ("+14805550100", "+14805550101", "+14805550102"):
+        assert ping({**AZ_PING, "phoneNumber": phone}).json()["data"]["agentAvailable"] is True
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        answer = ping(AZ_PING)
+
+    assert answer.json()["data"]["agentAvailable"] is False
+    assert callbacks == []

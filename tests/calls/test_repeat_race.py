@@ -1,0 +1,91 @@
+"""Repeats that race when agents are scarce, on PostgreSQL: the caller lock makes them repeats.
+
+(The plain race, 30 pings for one caller, is in tests/routing/test_allocation_concurrency.py.)
+"""
+
+import json
+import threading
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from calls.models import CallRecord
+from routing.models import Agent, Reservation, TransferNumber
+from routing.services import reservation_release
+from tests.conftest import ALL_STATES_KEY, DEMO_KEY, PING_URL
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+# The rounds use the vendor authorized everywhere, for TX, where the demo has ten agents.
+CONTROL_TRIES = 10
+PINGS_AT_ONCE = 8
+# From the fourth round on, fewer TX agents are free than pings race: a repeat that took an agent
+# of its own would leave a twin with none.
+ROUNDS = 5
+
+
+def _ping_at_once(body: dict, count: int) -> list:
+    barrier = threading.Barrier(count)
+    answers = [None] * count
+
+    def send(index: int) -> None:
+        client = Client()
+        try:
+            barrier.wait(timeout=10)
+            answers[index] = client.post(
+                PING_URL, data=json.dumps(body), content_type="application/json"
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return answers
+
+
+def _ping_rounds():
+    for round_ in range(ROUNDS):
+        phone = f"+1512555{round_:04d}"
+        body = {"vendorKey": ALL_STATES_KEY, "phoneNumber": phone, "stateCode": "TX"}
+        yield phone, _ping_at_once(body, PINGS_AT_ONCE)
+
+
+def test_without_the_caller_lock_a_racing_repeat_is_told_no_agent_is_free(demo, monkeypatch):
+    # The control: proves the race is real, so the lock is what prevents it. Eight pings race
+    # for AZ's three agents; the race shows in most tries, and one is enough.
+    monkeypatch.setattr("calls.services.reservation_lock_caller", lambda **caller: None)
+    for attempt in range(CONTROL_TRIES):
+        body = {"vendorKey": DEMO_KEY, "phoneNumber": f"+1480555{attempt:04d}", "stateCode": "AZ"}
+        answers = _ping_at_once(body, PINGS_AT_ONCE)
+        assert {answer.status_code for answer in answers} == {200}
+        if not all(answer.json()["data"]["agentAvailable"] for answer in answers):
+            return
+        for reservation in Reservation.objects.filter(status="active"):
+            reservation_release(reservation_id=reservation.pk, now=timezone.now())
+    pytest.fail(f"the race never showed in {CONTROL_TRIES} tries")
+
+
+def test_racing_repeats_leave_scarce_agents_alone_and_answer_at_most_the_ttl(demo):
+    for phone, answers in _ping_rounds():
+        assert [answer.status_code for answer in answers] == [200] * PINGS_AT_ONCE
+        data = [answer.json()["data"] for answer in answers]
+        assert all(item["agentAvailable"] for item in data)
+        assert all(59 <= item["ttlSeconds"] <= 60 for item in data)
+        reservation = Reservation.objects.get(phone_number=phone)
+        assert {item["transferTarget"] for item in data} == {str(reservation.transfer_number)}
+        records = CallRecord.objects.filter(phone_number=phone)
+        first = records.get(outcome="reserved")
+        assert first.reservation == reservation
+        repeats = records.filter(outcome="repeat")
+        assert repeats.count() == PINGS_AT_ONCE - 1
+        assert set(repeats.values_list("repeat_of", "reservation")) == {(first.pk, reservation.pk)}
+
+    # One agent and one number held per caller, no more.
+    assert Reservation.objects.filter(status="active").count() == ROUNDS
+    assert Agent.objects.exclude(held_until=None).count() == ROUNDS
+    assert TransferNumber.objects.exclude(held_until=None).count() == ROUNDS

@@ -1,0 +1,146 @@
+"""Expiry as services, on a fake clock: what the tasks and the sweep change, and what they don't."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from calls.models import CallRecord
+from calls.services import Expiry, call_record_expire, call_records_expire_due, vendor_ping
+from routing.models import Agent, Reservation, TransferNumber
+from routing.services import reservation_release
+from tests.conftest import DEMO_KEY
+
+pytestmark = pytest.mark.django_db
+
+TTL = timedelta(seconds=60)
+
+
+def _ping(now, phone="+14801234567"):
+    payload = {"vendorKey": DEMO_KEY, "phoneNumber": phone, "stateCode": "AZ"}
+    return vendor_ping(payload=payload, request_id=str(uuid.uuid4()), now=now)
+
+
+@pytest.fixture
+def start(demo):
+    return timezone.now()
+
+
+def test_it_expires_a_reservation_and_its_call_record_once_the_ttl_passes(start):
+    _ping(start)
+    reservation = Reservation.objects.get()
+
+    expiry = call_record_expire(reservation_id=reservation.pk, now=start + TTL)
+
+    assert expiry == Expiry(reservations=1, call_records=1)
+    reservation.refresh_from_db()
+    assert reservation.status == "expired"
+    assert reservation.ended_at == start + TTL
+    assert CallRecord.objects.get().outcome == "expired"
+
+
+def test_it_leaves_a_reservation_alone_before_its_ttl(start):
+    _ping(start)
+    reservation = Reservation.objects.get()
+
+    assert call_record_expire(reservation_id=reservation.pk, now=start + TTL / 2) == Expiry(0, 0)
+    assert call_records_expire_due(now=start + TTL / 2) == Expiry(0, 0)
+
+    reservation.refresh_from_db()
+    assert reservation.status == "active"
+    assert reservation.ended_at is None
+    assert CallRecord.objects.get().outcome == "reserved"
+
+
+def test_it_does_nothing_for_a_reservation_that_does_not_exist(start):
+    assert call_record_expire(reservation_id=999_999, now=start) == Expiry(0, 0)
+
+
+def test_the_sweep_expires_every_due_reservation_and_only_those(start):
+    _ping(start, phone="+14801234567")
+    _ping(start + timedelta(seconds=30), phone="+14805550100")
+
+    expiry = call_records_expire_due(now=start + TTL)
+
+    assert expiry == Expiry(reservations=1, call_records=1)
+    assert dict(Reservation.objects.values_list("phone_number", "status")) == {
+        "+14801234567": "expired",
+        "+14805550100": "active",
+    }
+    assert dict(CallRecord.objects.values_list("phone_number", "outcome")) == {
+        "+14801234567": "expired",
+        "+14805550100": "reserved",
+    }
+
+
+def test_a_repeat_keeps_its_outcome_when_the_reservation_expires(start):
+    first = _ping(start)
+    repeat = _ping(start + timedelta(seconds=10))
+    assert repeat["transferTarget"] == first["transferTarget"]
+
+    call_records_expire_due(now=start + TTL)
+
+    assert sorted(CallRecord.objects.values_list("outcome", flat=True)) == ["expired", "repeat"]
+
+
+def test_the_sweep_expires_the_call_record_of_a_released_reservation(start):
+    _ping(start)
+    reservation = Reservation.objects.get()
+    reservation_release(reservation_id=reservation.pk, now=start + timedelta(seconds=5))
+
+    expiry = call_records_expire_due(now=start + timedelta(seconds=6))
+
+    assert expiry == Expiry(reservations=0, call_records=1)
+    reservation.refresh_from_db()
+    assert reservation.status == "released"
+    assert CallRecord.objects.get().outcome == "expired"
+
+
+def test_the_sweep_expires_the_call_record_of_a_reservation_a_later_ping_marked_expired(start):
+    # Three AZ agents: the fourth caller, after the TTL, takes the first caller's agent back, and
+    # the ping itself marks that stale reservation expired before any sweep ran.
+    for index in range(3):
+        _ping(start, phone=f"+1480555010{index}")
+    _ping(start + TTL, phone="+14805550199")
+    assert Reservation.objects.filter(status="expired").count() == 1
+
+    expiry = call_records_expire_due(now=start + TTL)
+
+    assert expiry == Expiry(reservations=2, call_records=3)
+    assert sorted(CallRecord.objects.values_list("outcome", flat=True)) == [
+        "expired",
+        "expired",
+        "expired",
+        "reserved",
+    ]
+
+
+def test_it_changes_nothing_the_second_time(start):
+    _ping(start)
+    reservation = Reservation.objects.get()
+    call_record_expire(reservation_id=reservation.pk, now=start + TTL)
+    rows = list(Reservation.objects.values()), list(CallRecord.objects.values())
+
+    assert call_record_expire(reservation_id=reservation.pk, now=start + TTL * 2) == Expiry(0, 0)
+    assert call_records_expire_due(now=start + TTL * 2) == Expiry(0, 0)
+
+    assert (list(Reservation.objects.values()), list(CallRecord.objects.values())) == rows
+
+
+def test_an_expired_agent_is_handed_out_again_at_once_and_keeps_their_place(start):
+    agents = list(Agent.objects.licensed_for("AZ").order_by("idle_since", "id"))
+    idle_since = {agent.pk: agent.idle_since for agent in agents}
+    _ping(start, phone="+14805550100")
+    first = Reservation.objects.get()
+    assert first.agent == agents[0]
+
+    # No sweep has run: time alone frees the agent and the number, and the longest idle agent
+    # is still the one whose reservation expired.
+    _ping(start + TTL, phone="+14805550101")
+    second = Reservation.objects.exclude(pk=first.pk).get()
+    assert second.agent == agents[0]
+    call_records_expire_due(now=start + TTL)
+
+    assert {a.pk: a.idle_since for a in Agent.objects.filter(pk__in=idle_since)} == idle_since
+    assert TransferNumber.objects.get(pk=first.transfer_number_id).held_until == first.expires_at
