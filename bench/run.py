@@ -71,6 +71,8 @@ def server_env(redis_url: str) -> dict:
         # The limits are counted as in production but set out of the way of the load.
         "PING_RATE_LIMIT_PER_MINUTE": "100000000",
         "BENCH_ENDPOINTS": "true",
+        # As recommended for production (README): the beat sweep alone expires the records.
+        "RESERVATION_EXPIRY_TASKS": os.environ.get("BENCH_EXPIRY_TASKS", "false"),
         "DEBUG": "false",
         "SECRET_KEY": "bench-only-not-a-secret",
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -155,7 +157,17 @@ def main() -> None:
             conn.execute("VACUUM ANALYZE")  # fresh statistics, as a database in service has
         # The production server: config/gunicorn.py, with the bench's sizes.
         server = subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "-c", "config/gunicorn.py", "--backlog", "2048"],
+            [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "-c",
+                "config/gunicorn.py",
+                "--backlog",
+                "2048",
+                "--log-level",
+                "warning",
+            ],
             cwd=REPO,
             env={
                 **env,

@@ -346,7 +346,10 @@ def _enqueue_expiry(reservation: Reservation) -> None:
 
     Only keeps the records prompt: availability is already decided by time, and the beat sweep
     catches whatever this misses. So a broker that is down is logged, never fails the ping.
+    Off (RESERVATION_EXPIRY_TASKS) the sweep alone keeps the records, within a sweep interval.
     """
+    if not settings.RESERVATION_EXPIRY_TASKS:
+        return
     reservation_id, expires_at = reservation.pk, reservation.expires_at
 
     def send() -> None:

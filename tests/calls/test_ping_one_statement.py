@@ -142,3 +142,27 @@ def test_a_repeat_leaves_the_statement_for_the_transactional_path(ping):
         "repeat",
     ]
     assert Reservation.objects.count() == 1
+
+
+def test_with_expiry_tasks_off_a_reservation_queues_nothing(
+    ping, settings, django_capture_on_commit_callbacks
+):
+    settings.RESERVATION_EXPIRY_TASKS = False
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        answer = ping(ping_payload())
+
+    assert answer.json()["data"]["agentAvailable"] is True
+    assert callbacks == []
+    assert Reservation.objects.get().status == "active"
+
+
+def test_with_expiry_tasks_on_a_reservation_queues_its_expiry(
+    ping, settings, django_capture_on_commit_callbacks
+):
+    settings.RESERVATION_EXPIRY_TASKS = True
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        ping(ping_payload())
+
+    assert len(callbacks) == 1
