@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,8 @@ from tests.servers import RedisServer, free_port, wait_for_port  # noqa: E402
 DATABASE_URL = os.environ.get(
     "BENCH_PING_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/callrouting_bench_ping"
 )
-DURATION = int(os.environ.get("BENCH_SECONDS", "15"))
+DURATION = int(os.environ.get("BENCH_SECONDS", "15"))  # per endpoint and connection count
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))  # DURATION split into alternating rounds
 CONNECTIONS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "16,64").split(",")]
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
@@ -134,6 +136,17 @@ def parse_wrk(output: str) -> dict:
     }
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The median of each figure over the rounds; errors and non-2xx answers summed."""
+    return {
+        "rate": statistics.median(run["rate"] for run in runs),
+        "p50": statistics.median(run["p50"] for run in runs),
+        "p99": statistics.median(run["p99"] for run in runs),
+        "non_2xx": sum(run["non_2xx"] for run in runs),
+        "socket_errors": "; ".join(run["socket_errors"] for run in runs if run["socket_errors"]),
+    }
+
+
 def outcome_counts(conn) -> dict:
     rows = conn.execute("SELECT outcome, count(*) FROM calls_callrecord GROUP BY outcome")
     return dict(rows.fetchall())
@@ -193,7 +206,8 @@ def main() -> None:
             print(
                 f"gunicorn {WORKER_CLASS}, {WORKERS} workers x {THREADS} threads, "
                 f"pool {THREADS}/worker, TTL {TTL_SECONDS} s, "
-                f"{AGENTS_PER_STATE} agents in each of 56 states, {DURATION} s per run"
+                f"{AGENTS_PER_STATE} agents in each of 56 states, {DURATION} s per endpoint and "
+                f"connection count in {ROUNDS} alternating rounds (medians)"
             )
             print(
                 f"{'conns':>5} {'trivial/s':>10} {'pings/s':>9} {'ratio':>6} "
@@ -201,8 +215,17 @@ def main() -> None:
             )
             results = []
             for connections in CONNECTIONS:
-                trivial = run_wrk(f"{base}/bench-noop", connections, noop_script, DURATION)
-                pings = run_wrk(f"{base}/vendors-ping", connections, script, DURATION)
+                # Alternating rounds, medians: other load on the machine comes and goes, and
+                # should weigh on both endpoints alike.
+                rounds = {"trivial": [], "pings": []}
+                for _ in range(ROUNDS):
+                    rounds["trivial"].append(
+                        run_wrk(f"{base}/bench-noop", connections, noop_script, DURATION // ROUNDS)
+                    )
+                    rounds["pings"].append(
+                        run_wrk(f"{base}/vendors-ping", connections, script, DURATION // ROUNDS)
+                    )
+                trivial, pings = median_run(rounds["trivial"]), median_run(rounds["pings"])
                 ratio = pings["rate"] / trivial["rate"]
                 results.append((connections, trivial, pings, ratio))
                 print(
