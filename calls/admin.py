@@ -1,25 +1,124 @@
+"""Call records and calls in the staff admin: read-only, and quick on millions of rows."""
+
+import contextlib
+import json
+import uuid
+
 from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
+from django.utils.functional import cached_property
+from django.utils.html import format_html
 
 from calls.models import CallExport, CallRecord, DialAttempt, InboundCall
+from routing.geography import InvalidPhoneNumber, normalize_us_phone
+
+
+class NoCountPaginator(Paginator):
+    """Counts no further than one row past the page asked for, never the whole table.
+
+    The count it reports is enough for the admin to offer the next page and no more, so a
+    page costs the same on a million rows as on a hundred.
+    """
+
+    def __init__(self, object_list, per_page, *, page_number=1, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.page_number = page_number
+
+    @cached_property
+    def count(self) -> int:
+        offset = (self.page_number - 1) * self.per_page
+        ahead = len(self.object_list[offset : offset + self.per_page + 1].values_list("pk"))
+        return offset + ahead
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(CallRecord)
-class CallRecordAdmin(admin.ModelAdmin):
-    list_display = ["request_id", "received_at", "vendor", "phone_number", "state", "outcome"]
-    list_filter = ["outcome"]
+class CallRecordAdmin(ReadOnlyAdmin):
+    list_display = [
+        "received_at",
+        "request_id",
+        "vendor",
+        "phone_number",
+        "state",
+        "outcome",
+        "agent",
+        "transfer_target",
+        "lead_id",
+    ]
+    list_filter = [("received_at", admin.DateFieldListFilter), "vendor", "state", "outcome"]
+    list_select_related = ["vendor", "agent"]
+    search_fields = ["request_id"]  # shows the box; get_search_results does the matching
+    search_help_text = "An exact request id, phone number or lead_id."
     show_full_result_count = False
+    list_max_show_all = 0
+    paginator = NoCountPaginator
+    readonly_fields = ["tracking_readable"]
+    exclude = ["tracking"]
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        try:
+            page_number = max(1, int(request.GET.get("p", 1)))
+        except ValueError:
+            page_number = 1
+        return self.paginator(
+            queryset,
+            per_page,
+            orphans=orphans,
+            allow_empty_first_page=allow_empty_first_page,
+            page_number=page_number,
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        # Exact matches only, each on an index: a LIKE over a million rows would scan them all.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        match = Q(lead_id_text=term)
+        with contextlib.suppress(ValueError):
+            match |= Q(request_id=uuid.UUID(term))
+        with contextlib.suppress(InvalidPhoneNumber):
+            match |= Q(phone_number=normalize_us_phone(term))
+        queryset = queryset.alias(lead_id_text=KeyTextTransform("lead_id", "tracking"))
+        return queryset.filter(match), False
+
+    @admin.display(description="lead_id")
+    def lead_id(self, obj):
+        value = (obj.tracking or {}).get("lead_id") if isinstance(obj.tracking, dict) else None
+        return "" if value is None else str(value)
+
+    @admin.display(description="Tracking data")
+    def tracking_readable(self, obj):
+        text = json.dumps(obj.tracking, indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html('<pre style="margin:0">{}</pre>', text)
 
 
 @admin.register(InboundCall)
-class InboundCallAdmin(admin.ModelAdmin):
+class InboundCallAdmin(ReadOnlyAdmin):
     list_display = ["call_sid", "to_number", "from_number", "match", "status", "received_at"]
+    list_filter = ["match", ("received_at", admin.DateFieldListFilter)]
+    search_fields = ["=call_sid", "=to_number", "=from_number"]
+    show_full_result_count = False
 
 
 @admin.register(DialAttempt)
-class DialAttemptAdmin(admin.ModelAdmin):
-    list_display = ["inbound_call", "attempt", "destination", "status"]
+class DialAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["inbound_call", "attempt", "destination", "status", "started_at"]
+    list_select_related = ["inbound_call"]
 
 
 @admin.register(CallExport)
-class CallExportAdmin(admin.ModelAdmin):
+class CallExportAdmin(ReadOnlyAdmin):
     list_display = ["requested_at", "requested_by", "format", "status", "row_count"]
+    list_select_related = ["requested_by"]

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import path
 
@@ -5,5 +6,5 @@ from calls.views import VendorPingView
 
 urlpatterns = [
     path("functions/v1/vendors-ping", VendorPingView.as_view(), name="vendors-ping"),
-    path("admin/", admin.site.urls),
+    path(settings.ADMIN_URL, admin.site.urls),
 ]
