@@ -136,12 +136,12 @@ class TransferNumbersInvalid(ApplicationError):
 
 
 def transfer_numbers_add(*, text: str) -> list[TransferNumber]:
-    """Add the numbers in `text` (one a line, or separated by commas or spaces) to the pool.
+    """Add the numbers in `text` (one a line, or separated by commas) to the pool.
 
     All or nothing: any number that is not a valid E.164 number, or is already in the pool or
     twice in the text, refuses the whole paste, so a fix and a re-paste is safe.
     """
-    entries = [entry for entry in re.split(r"[\s,;]+", text) if entry]
+    entries = [entry.strip() for entry in re.split(r"[\n,;]+", text) if entry.strip()]
     if not entries:
         raise TransferNumbersInvalid(["Give at least one number."])
     problems, numbers = [], []
