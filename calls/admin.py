@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
@@ -85,12 +86,12 @@ class CallRecordAdmin(ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        match = Q(lead_id_text=term)
+        # Exact on the text of tracking ->> 'lead_id', the expression the index holds.
+        match = Q(Exact(KeyTextTransform("lead_id", "tracking"), term))
         with contextlib.suppress(ValueError):
             match |= Q(request_id=uuid.UUID(term))
         with contextlib.suppress(InvalidPhoneNumber):
             match |= Q(phone_number=normalize_us_phone(term))
-        queryset = queryset.alias(lead_id_text=KeyTextTransform("lead_id", "tracking"))
         return queryset.filter(match), False
 
     @admin.display(description="lead_id")
