@@ -6,11 +6,10 @@ from vendors.states import STATE_CHOICES
 
 
 class StateGridWidget(forms.CheckboxSelectMultiple):
+    template_name = "vendors/widgets/state_grid.html"
+
     class Media:
         css = {"all": ["vendors/state_grid.css"]}
-
-    def __init__(self, attrs=None):
-        super().__init__(attrs={"class": "state-grid", **(attrs or {})})
 
 
 class StateMultipleChoiceField(forms.MultipleChoiceField):

@@ -188,3 +188,28 @@ def test_it_locks_a_login_out_after_repeated_wrong_passwords(make_staff, setting
     assert client.get("/admin/").status_code == 302
     attempt = AccessAttempt.objects.get(username="olivia.ops")
     assert attempt.failures_since_start >= settings.AXES_FAILURE_LIMIT
+
+
+@pytest.fixture
+def admin_at_ops_console(settings):
+    import importlib
+
+    from django.urls import clear_url_caches
+
+    import config.urls
+
+    settings.ADMIN_URL = "ops-console/"
+    importlib.reload(config.urls)
+    clear_url_caches()
+    yield
+    settings.ADMIN_URL = "admin/"
+    importlib.reload(config.urls)
+    clear_url_caches()
+
+
+def test_the_admin_lives_where_the_admin_url_setting_says(admin_at_ops_console, make_staff):
+    client = Client()
+    client.force_login(make_staff("olivia.ops", "Operations"))
+    assert client.get("/ops-console/").status_code == 200
+    assert client.get("/ops-console/vendors/vendor/").status_code == 200
+    assert client.get("/admin/").status_code == 404
