@@ -32,6 +32,7 @@ run: demo ## Set up and serve on 127.0.0.1:$(PORT) (SQLite unless DATABASE_URL i
 	$(PY) manage.py demo_login
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
+test: export DJANGO_SETTINGS_MODULE = config.settings_test
 test: demo ## Set up and run the whole test suite
 	$(PY) -m pytest
 

@@ -11,7 +11,11 @@ from calls.models import CallRecord
 from calls.ping import PingFields, read_ping_fields
 from config.errors import ApplicationError
 from routing.models import Reservation
-from routing.services import reservation_create, reservation_find_live
+from routing.services import (
+    reservation_create,
+    reservation_find_live,
+    reservation_lock_caller,
+)
 from vendors.models import Vendor
 from vendors.services import vendor_key_authenticate
 
@@ -64,6 +68,9 @@ def _reserve(vendor: Vendor, fields: PingFields, request_id: str, now: datetime)
     for attempt in (1, 2):
         try:
             with transaction.atomic():
+                reservation_lock_caller(
+                    vendor=vendor, phone_number=fields.phone_number, state=fields.state
+                )
                 live = reservation_find_live(
                     vendor=vendor, phone_number=fields.phone_number, state=fields.state, now=now
                 )

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from phonenumber_field.phonenumber import PhoneNumber, to_python
 
@@ -23,6 +23,22 @@ from vendors.models import Vendor
 class Allocation:
     reservation: Reservation | None
     agent_count: int
+
+
+def reservation_lock_caller(*, vendor: Vendor, phone_number: str, state: str) -> None:
+    """Serialize pings for one caller until the transaction ends (PostgreSQL; SQLite already
+    serializes writers).
+
+    Without it, concurrent repeats of one ping would each skip the agent rows the others hold and
+    answer "no agent" instead of the first one's reservation. Only pings for the same vendor, number
+    and state ever wait here.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"caller:{vendor.pk}:{phone_number}:{state}"],
+            )
 
 
 def reservation_find_live(

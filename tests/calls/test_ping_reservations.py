@@ -1,0 +1,285 @@
+"""A ping that passes the checks: what it reserves, answers, and records."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from calls.models import CallRecord
+from calls.services import vendor_ping
+from routing.models import Agent, Reservation, TransferNumber
+from tests.conftest import ALL_STATES_KEY, DEMO_KEY
+
+pytestmark = pytest.mark.usefixtures("demo")
+
+
+def ping_at(moment, **fields):
+    """The ping service itself at a chosen moment: a fake clock instead of waiting out a TTL."""
+    payload = {"vendorKey": DEMO_KEY, **fields}
+    return vendor_ping(payload=payload, request_id=str(uuid.uuid4()), now=moment)
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+14801234567",
+        "14801234567",
+        "4801234567",
+        "+1 480 123 4567",
+        "(480) 123-4567",
+        "480.123.4567",
+        "+1-480-123-4567",
+        "1 (480) 123.4567",
+        "+14800234567",  # exchange codes are not checked, not even a leading 0
+    ],
+)
+def test_it_accepts_the_guides_phone_formats_and_stores_e164(ping, phone):
+    response = ping({"vendorKey": DEMO_KEY, "phoneNumber": phone})
+
+    assert response.status_code == 200
+    assert response.json()["data"]["agentAvailable"] is True
+    record = CallRecord.objects.get()
+    assert record.phone_number == "+1" + "".join(c for c in phone if c.isdigit())[-10:]
+    assert (record.state, record.state_source) == ("AZ", "area_code")
+
+
+@pytest.mark.parametrize("phone", ["+17875550100", "+13405550100", "+16715550100", "+12025550100"])
+def test_it_takes_territories_and_dc_from_the_area_code(ping, phone):
+    response = ping({"vendorKey": ALL_STATES_KEY, "phoneNumber": phone})
+
+    assert response.status_code == 200
+    assert response.json()["data"] == {
+        "agentAvailable": False,  # no demo agent is licensed there
+        "timestamp": response.json()["data"]["timestamp"],
+        "requestId": response["X-Request-ID"],
+    }
+    record = CallRecord.objects.get()
+    assert record.outcome == "no_agent"
+    assert record.state == {"787": "PR", "340": "VI", "671": "GU", "202": "DC"}[phone[2:5]]
+
+
+def test_a_state_code_overrides_the_area_code(ping):
+    # A Dallas number, but the vendor says the caller is in California.
+    response = ping({"vendorKey": DEMO_KEY, "phoneNumber": "+12145550100", "stateCode": "ca"})
+
+    assert response.status_code == 200
+    assert response.json()["data"]["agentAvailable"] is True
+    record = CallRecord.objects.get()
+    assert (record.state, record.state_source) == ("CA", "state_code")
+    assert record.agent.licenses.filter(state="CA").exists()
+
+
+def test_a_null_state_code_is_the_same_as_none(ping):
+    response = ping({"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567", "stateCode": None})
+
+    assert response.status_code == 200
+    assert CallRecord.objects.get().state_source == "area_code"
+
+
+def test_it_stores_the_tracking_data_verbatim(ping):
+    tracking = {
+        "lead_id": "L-12345",
+        "ad_id": 98765,
+        "score": 0.75,
+        "is_test": False,
+        "nothing": None,
+        "tags": ["a", "b", {"nested": [1, 2.5, "x"]}],
+        "meta": {"utm": {"source": "google", "campaign": "SUMMER-2025"}},
+        "unicode": "Ünïcødé ☎",
+        "formula": '=HYPERLINK("http://x","y")',
+    }
+
+    response = ping({"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567", **tracking})
+
+    assert response.status_code == 200
+    record = CallRecord.objects.get()
+    record.refresh_from_db()
+    assert record.tracking == tracking
+
+
+def test_tracking_data_no_database_can_hold_is_kept_readable_not_refused(ping):
+    raw = (
+        '{"vendorKey": "' + DEMO_KEY + '", "phoneNumber": "+14801234567", '
+        '"nul": "a\\u0000b", "surrogate": "\\ud800x", "huge": 1e400}'
+    )
+
+    response = ping(raw)
+
+    assert response.status_code == 200
+    record = CallRecord.objects.get()
+    record.refresh_from_db()
+    assert record.tracking == {"nul": "a\ufffdb", "surrogate": "\ufffdx", "huge": "1e400"}
+
+
+def test_it_reserves_an_agent_and_a_number_and_records_it(ping):
+    response = ping({"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567", "lead_id": "L-1"})
+
+    data = response.json()["data"]
+    reservation = Reservation.objects.get()
+    record = CallRecord.objects.get()
+    assert reservation.status == "active"
+    assert str(reservation.transfer_number.number) == data["transferTarget"]
+    assert reservation.agent.licenses.filter(state="AZ").exists()
+    assert reservation.expires_at - reservation.created_at == timedelta(seconds=60)
+    assert record.outcome == "reserved"
+    assert record.reservation == reservation
+    assert record.agent == reservation.agent
+    assert record.transfer_target == data["transferTarget"]
+    assert (record.agent_count, record.ttl_seconds) == (3, 60)
+    assert str(record.request_id) == data["requestId"]
+    assert record.vendor.name == "Demo Vendor"
+
+
+def test_each_ping_for_a_new_caller_takes_another_agent_and_number(ping):
+    answers = [
+        ping({"vendorKey": DEMO_KEY, "phoneNumber": f"+1480555010{i}"}).json()["data"]
+        for i in range(4)
+    ]
+
+    assert [a["agentAvailable"] for a in answers] == [True, True, True, False]
+    assert [a.get("agentCount") for a in answers] == [3, 2, 1, None]
+    targets = [a["transferTarget"] for a in answers[:3]]
+    assert len(set(targets)) == 3
+    assert targets[0] == "+18775703926"
+    assert Reservation.objects.values("agent").distinct().count() == 3
+    assert list(CallRecord.objects.order_by("id").values_list("outcome", flat=True)) == [
+        "reserved",
+        "reserved",
+        "reserved",
+        "no_agent",
+    ]
+
+
+def test_it_offers_the_longest_idle_agent_first():
+    now = timezone.now()
+    agents = list(Agent.objects.filter(licenses__state="AZ").order_by("id"))
+    for minutes_idle, agent in zip([5, 30, 10], agents, strict=True):
+        Agent.objects.filter(pk=agent.pk).update(idle_since=now - timedelta(minutes=minutes_idle))
+
+    ping_at(now, phoneNumber="+14805550100")
+
+    assert Reservation.objects.get().agent == agents[1]
+
+
+def test_it_hands_out_the_number_released_longest_ago():
+    now = timezone.now()
+    TransferNumber.objects.update(held_until=now - timedelta(seconds=5))
+    oldest = TransferNumber.objects.order_by("id")[7]
+    TransferNumber.objects.filter(pk=oldest.pk).update(held_until=now - timedelta(hours=1))
+
+    data = ping_at(now, phoneNumber="+14805550100")
+
+    assert data["transferTarget"] == str(oldest.number)
+
+
+def test_offline_and_busy_agents_are_not_offered_or_counted():
+    now = timezone.now()
+    az = Agent.objects.filter(licenses__state="AZ").order_by("id")
+    Agent.objects.filter(pk=az[0].pk).update(status=Agent.Status.OFFLINE)
+    Agent.objects.filter(pk=az[1].pk).update(on_call_since=now)
+
+    data = ping_at(now, phoneNumber="+14805550100")
+
+    assert data["agentCount"] == 1
+    assert Reservation.objects.get().agent == az[2]
+
+
+def test_a_repeat_answers_as_the_first_did_and_reserves_nothing_new():
+    now = timezone.now()
+    first = ping_at(now, phoneNumber="+14805550100", stateCode="AZ", lead_id="L-1")
+
+    repeat = ping_at(now + timedelta(seconds=20.5), phoneNumber="(480) 555-0100", lead_id="L-2")
+
+    assert repeat["transferTarget"] == first["transferTarget"]
+    assert repeat["agentCount"] == first["agentCount"] == 3
+    assert repeat["ttlSeconds"] == 40  # 39.5 s left, rounded up
+    assert repeat["requestId"] != first["requestId"]
+    assert repeat["timestamp"] != first["timestamp"]
+    assert Reservation.objects.count() == 1
+    original, echo = CallRecord.objects.order_by("received_at")
+    assert echo.outcome == "repeat"
+    assert echo.repeat_of == original
+    assert echo.reservation == original.reservation
+    assert echo.tracking == {"lead_id": "L-2"}
+    assert echo.ttl_seconds == 40
+
+
+def test_a_repeat_in_the_last_instant_answers_at_least_one_second():
+    now = timezone.now()
+    ping_at(now, phoneNumber="+14805550100")
+
+    repeat = ping_at(now + timedelta(seconds=59.999), phoneNumber="+14805550100")
+
+    assert repeat["ttlSeconds"] == 1
+
+
+def test_the_same_caller_in_another_state_is_not_a_repeat():
+    now = timezone.now()
+    ping_at(now, phoneNumber="+14805550100", stateCode="AZ")
+
+    ping_at(now, phoneNumber="+14805550100", stateCode="CA")
+
+    assert Reservation.objects.count() == 2
+
+
+def test_a_reservation_past_its_ttl_holds_nothing_with_no_worker_running():
+    now = timezone.now()
+    for i in range(3):
+        ping_at(now, phoneNumber=f"+1480555010{i}")
+    assert ping_at(now + timedelta(seconds=59), phoneNumber="+14805550199")["agentAvailable"] is (
+        False
+    )
+
+    later = ping_at(now + timedelta(seconds=60), phoneNumber="+14805550199")
+
+    assert later["agentAvailable"] is True
+    assert later["agentCount"] == 3
+    # The agent freed by time kept their place: nobody's idle clock restarted.
+    assert Agent.objects.filter(idle_since__gt=now).count() == 0
+
+
+def test_after_the_ttl_the_same_caller_gets_a_new_reservation_not_a_repeat():
+    now = timezone.now()
+    ping_at(now, phoneNumber="+14805550100")
+
+    again = ping_at(now + timedelta(seconds=61), phoneNumber="+14805550100")
+
+    assert again["ttlSeconds"] == 60
+    assert Reservation.objects.filter(status="active").count() == 1
+    assert Reservation.objects.filter(status="expired").count() == 1
+    assert CallRecord.objects.filter(outcome="repeat").count() == 0
+
+
+def test_key_validation_reserves_nothing_and_writes_no_record(ping):
+    ping({"vendorKey": DEMO_KEY})
+
+    assert CallRecord.objects.count() == 0
+    assert Reservation.objects.count() == 0
+
+
+def test_the_ttl_is_configurable(ping, settings):
+    settings.RESERVATION_TTL_SECONDS = 15
+
+    data = ping({"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567"}).json()["data"]
+
+    assert data["ttlSeconds"] == 15
+    reservation = Reservation.objects.get()
+    assert reservation.expires_at - reservation.created_at == timedelta(seconds=15)
+
+
+def test_exactly_one_call_record_per_ping_that_passes_the_checks(ping):
+    bodies = [
+        {"vendorKey": DEMO_KEY},  # key validation: none
+        {"vendorKey": "bad", "phoneNumber": "+14801234567"},  # 401: none
+        {"vendorKey": DEMO_KEY, "phoneNumber": "bad"},  # 400: none
+        {"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567", "stateCode": "XX"},  # 400: none
+        {"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567"},  # reserved
+        {"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567"},  # repeat
+        {"vendorKey": DEMO_KEY, "phoneNumber": "+12145550100"},  # rejected (TX)
+    ]
+
+    request_ids = [ping(body)["X-Request-ID"] for body in bodies]
+
+    recorded = {str(r) for r in CallRecord.objects.values_list("request_id", flat=True)}
+    assert recorded == set(request_ids[4:])

@@ -1,0 +1,214 @@
+"""No agent and no number is ever held twice, under any number of concurrent pings.
+
+PostgreSQL only: SQLite ignores row locks (its IMMEDIATE transactions serialize writers instead).
+Every thread uses its own database connection, as separate web workers would.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection, connections, transaction
+from django.test import Client
+from django.utils import timezone
+
+from calls.models import CallRecord
+from routing.models import Agent, Reservation
+from tests.conftest import ALL_STATES_KEY, PING_URL
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+TX_AGENTS = 10  # seed_demo's agents licensed for Texas
+# One connection per thread: 100 threads is as many as PostgreSQL's default max_connections allows,
+# so the test's own connection is closed before they start. Over HTTP the servers cap connections.
+PINGS = 100
+HTTP_PINGS = 120
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_concurrently(count: int, work):
+    """Run work(i) in `count` threads released together; each closes its own connection."""
+    barrier = threading.Barrier(count)
+    connection.close()
+
+    def one(i):
+        try:
+            barrier.wait()
+            return work(i)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def texas_caller(i: int) -> str:
+    return f"+1214555{i:04d}"
+
+
+def assert_no_double_holds() -> None:
+    live = Reservation.objects.filter(status="active")
+    assert live.count() == live.values("agent").distinct().count()
+    assert live.count() == live.values("transfer_number").distinct().count()
+
+
+def test_concurrent_pings_for_n_free_agents_make_exactly_n_reservations(demo):
+    def ping(i):
+        body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(i)})
+        response = Client().post(PING_URL, data=body, content_type="application/json")
+        return response.status_code, response.json()["data"]
+
+    answers = run_concurrently(PINGS, ping)
+
+    assert {status for status, _ in answers} == {200}
+    reserved = [data for _, data in answers if data["agentAvailable"]]
+    assert len(reserved) == TX_AGENTS
+    assert len({data["transferTarget"] for data in reserved}) == TX_AGENTS
+    assert all(1 <= data["agentCount"] <= TX_AGENTS for data in reserved)
+    assert Reservation.objects.count() == TX_AGENTS
+    assert Reservation.objects.values("agent").distinct().count() == TX_AGENTS
+    assert_no_double_holds()
+    outcomes = Counter(CallRecord.objects.values_list("outcome", flat=True))
+    assert outcomes == {"reserved": TX_AGENTS, "no_agent": PINGS - TX_AGENTS}
+
+
+def test_without_the_row_lock_the_same_agent_is_taken_twice(demo):
+    """Control: the naive read-then-write the lock replaces does double-book under this load."""
+    now = timezone.now()
+
+    def naive_reserve(i):
+        with transaction.atomic():
+            agent = Agent.objects.free(now).licensed_for("TX").order_by("idle_since", "id").first()
+            if agent is None:
+                return None
+            Agent.objects.filter(pk=agent.pk).update(held_until=now + timedelta(seconds=60))
+            return agent.pk
+
+    taken = [pk for pk in run_concurrently(40, naive_reserve) if pk is not None]
+
+    assert len(taken) > len(set(taken)), "the race did not show; the control proves nothing"
+
+
+def test_concurrent_repeats_of_one_ping_reserve_one_agent(demo):
+    def ping(i):
+        body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(1)})
+        response = Client().post(PING_URL, data=body, content_type="application/json")
+        return response.status_code, response.json()["data"]
+
+    answers = run_concurrently(30, ping)
+
+    assert {status for status, _ in answers} == {200}
+    assert {data["transferTarget"] for _, data in answers} == {"+18775703926"}
+    assert Reservation.objects.count() == 1
+    outcomes = Counter(CallRecord.objects.values_list("outcome", flat=True))
+    assert outcomes == {"reserved": 1, "repeat": 29}
+    first = CallRecord.objects.get(outcome="reserved")
+    assert set(CallRecord.objects.filter(outcome="repeat").values_list("repeat_of", flat=True)) == {
+        first.pk
+    }
+
+
+def test_the_database_refuses_a_second_live_hold_even_if_the_code_were_wrong(demo):
+    from django.db import IntegrityError
+
+    now = timezone.now()
+    body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(1)})
+    Client().post(PING_URL, data=body, content_type="application/json")
+    held = Reservation.objects.get()
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Reservation.objects.create(
+            vendor=held.vendor,
+            agent=held.agent,  # same agent, while the first hold is live
+            transfer_number_id=held.transfer_number_id + 1,
+            phone_number=texas_caller(2),
+            state="TX",
+            agent_count=1,
+            ttl_seconds=60,
+            created_at=now,
+            expires_at=now + timedelta(seconds=60),
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(port: int, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server on {port} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"server on {port} did not start")
+
+
+def test_two_server_processes_sharing_one_database_never_double_book(demo):
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "SECRET_KEY": "test-only-two-servers",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    ports = [free_port(), free_port()]
+    servers = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "gunicorn", "config.wsgi"),
+                *("--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "16"),
+            ],
+            cwd=REPO,
+            env=env,
+        )
+        for port in ports
+    ]
+    try:
+        for port, server in zip(ports, servers, strict=True):
+            wait_until_serving(port, server)
+
+        def ping(i):
+            body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(i)})
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{ports[i % 2]}{PING_URL}",
+                data=body.encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())["data"]
+
+        answers = run_concurrently(HTTP_PINGS, ping)
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=10)
+
+    assert {status for status, _ in answers} == {200}
+    assert sum(data["agentAvailable"] for _, data in answers) == TX_AGENTS
+    assert Reservation.objects.count() == TX_AGENTS
+    assert_no_double_holds()
+    assert CallRecord.objects.count() == HTTP_PINGS
