@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from vendors.models import Vendor, VendorKey
 
@@ -45,6 +46,9 @@ def browser_page(monkeypatch):
         try:
             yield page
         finally:
+            # Connections opened while Playwright's loop ran belong to its context, where the
+            # test database teardown would never find (and close) them.
+            connections.close_all()
             browser.close()
 
 
