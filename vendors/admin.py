@@ -87,9 +87,10 @@ class RevokeWhenForm(forms.Form):
         required=False, help_text="UTC, e.g. 2030-01-31 18:00. Only with “At the time below”."
     )
 
-    def __init__(self, *args, now, when_label="Revoke", **kwargs):
+    def __init__(self, *args, now, revoked_at=None, when_label="Revoke", **kwargs):
         super().__init__(*args, **kwargs)
         self.now = now
+        self.revoked_at = revoked_at  # a revocation already scheduled, never put off
         self.fields["when"].label = when_label
 
     def clean(self):
@@ -104,6 +105,12 @@ class RevokeWhenForm(forms.Form):
             cleaned["revoke_at"] = at
         elif when:
             cleaned["revoke_at"] = self.now + self.DELAYS[when]
+        revoke_at = cleaned.get("revoke_at")
+        if revoke_at and self.revoked_at and revoke_at > self.revoked_at:
+            raise forms.ValidationError(
+                f"The key already stops working at {self.revoked_at:%Y-%m-%d %H:%M} UTC: "
+                "choose that time or an earlier one."
+            )
         return cleaned
 
 
@@ -246,7 +253,11 @@ class VendorKeyAdmin(admin.ModelAdmin):
             return refused
         now = timezone.now()
         form = RevokeWhenForm(
-            request.POST or None, now=now, when_label="Revoke the old key", initial={"when": "24h"}
+            request.POST or None,
+            now=now,
+            revoked_at=vendor_key.revoked_at,
+            when_label="Revoke the old key",
+            initial={"when": "24h"},
         )
         if request.method == "POST" and form.is_valid():
             new_key, plain_key = vendor_key_rotate(
@@ -273,7 +284,9 @@ class VendorKeyAdmin(admin.ModelAdmin):
         vendor_key = self._key_for_change(request, object_id)
         if refused := self._refuse_if_revoked(request, vendor_key):
             return refused
-        form = RevokeWhenForm(request.POST or None, now=timezone.now())
+        form = RevokeWhenForm(
+            request.POST or None, now=timezone.now(), revoked_at=vendor_key.revoked_at
+        )
         if request.method == "POST" and form.is_valid():
             vendor_key_revoke(
                 vendor_key=vendor_key, actor=request.user, at=form.cleaned_data["revoke_at"]

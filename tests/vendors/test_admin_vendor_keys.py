@@ -238,3 +238,22 @@ def test_the_demo_key_still_pings_through_the_digest(demo, ping):
     answer = ping({"vendorKey": DEMO_KEY.upper()})
     assert answer.status_code == 200
     assert answer.json()["data"]["authorizedStates"] == ["AZ", "CA"]
+
+
+def test_a_scheduled_revocation_can_be_brought_forward_but_never_put_off(
+    operations_client, vendor, ping
+):
+    stored, key = vendor_key_create(vendor=vendor)
+    operations_client.post(f"/admin/vendors/vendorkey/{stored.pk}/revoke/", {"when": "1h"})
+    scheduled = VendorKey.objects.get(pk=stored.pk).revoked_at
+
+    for url in (f"/admin/vendors/vendorkey/{stored.pk}/revoke/",
+                f"/admin/vendors/vendorkey/{stored.pk}/rotate/"):  # fmt: skip
+        response = operations_client.post(url, {"when": "7d"})
+        assert response.status_code == 200
+        assert "The key already stops working at" in response.content.decode()
+    assert VendorKey.objects.get(pk=stored.pk).revoked_at == scheduled
+    assert VendorKey.objects.filter(vendor=vendor).count() == 1
+
+    operations_client.post(f"/admin/vendors/vendorkey/{stored.pk}/revoke/", {"when": "now"})
+    assert ping({"vendorKey": key}).status_code == 401
