@@ -63,6 +63,7 @@ class CallRecordAdmin(ReadOnlyAdmin):
     search_fields = ["request_id"]  # shows the box; get_search_results does the matching
     search_help_text = "An exact request id, phone number or lead_id."
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice would scan the table
     list_max_show_all = 0
     paginator = NoCountPaginator
     readonly_fields = ["tracking_readable"]
@@ -111,6 +112,7 @@ class InboundCallAdmin(ReadOnlyAdmin):
     list_filter = ["match", ("received_at", admin.DateFieldListFilter)]
     search_fields = ["=call_sid", "=to_number", "=from_number"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
 
 
 @admin.register(DialAttempt)
