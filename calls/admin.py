@@ -5,33 +5,14 @@ import json
 import uuid
 
 from django.contrib import admin
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from calls.models import CallExport, CallRecord, DialAttempt, InboundCall
+from config.admin_site import NoCountAdminMixin
 from routing.geography import InvalidPhoneNumber, normalize_us_phone
-
-
-class NoCountPaginator(Paginator):
-    """Counts no further than one row past the page asked for, never the whole table.
-
-    The count it reports is enough for the admin to offer the next page and no more, so a
-    page costs the same on a million rows as on a hundred.
-    """
-
-    def __init__(self, object_list, per_page, *, page_number=1, **kwargs):
-        super().__init__(object_list, per_page, **kwargs)
-        self.page_number = page_number
-
-    @cached_property
-    def count(self) -> int:
-        offset = (self.page_number - 1) * self.per_page
-        ahead = len(self.object_list[offset : offset + self.per_page + 1].values_list("pk"))
-        return offset + ahead
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -46,7 +27,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(CallRecord)
-class CallRecordAdmin(ReadOnlyAdmin):
+class CallRecordAdmin(NoCountAdminMixin, ReadOnlyAdmin):
     list_display = [
         "received_at",
         "request_id",
@@ -62,25 +43,8 @@ class CallRecordAdmin(ReadOnlyAdmin):
     list_select_related = ["vendor", "agent"]
     search_fields = ["request_id"]  # shows the box; get_search_results does the matching
     search_help_text = "An exact request id, phone number or lead_id."
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER  # a count per filter choice would scan the table
-    list_max_show_all = 0
-    paginator = NoCountPaginator
     readonly_fields = ["tracking_readable"]
     exclude = ["tracking"]
-
-    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
-        try:
-            page_number = max(1, int(request.GET.get("p", 1)))
-        except ValueError:
-            page_number = 1
-        return self.paginator(
-            queryset,
-            per_page,
-            orphans=orphans,
-            allow_empty_first_page=allow_empty_first_page,
-            page_number=page_number,
-        )
 
     def get_search_results(self, request, queryset, search_term):
         # Exact matches only, each on an index: a LIKE over a million rows would scan them all.

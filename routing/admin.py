@@ -9,6 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from config.admin_site import NoCountAdminMixin
 from routing.models import Agent, AgentLicense, Reservation, TransferNumber
 from routing.services import (
     TransferNumbersInvalid,
@@ -210,7 +211,7 @@ class HeldNowFilter(admin.SimpleListFilter):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(NoCountAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "vendor",
