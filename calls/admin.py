@@ -70,11 +70,25 @@ class CallRecordAdmin(NoCountAdminMixin, ReadOnlyAdmin):
         return format_html('<pre style="margin:0">{}</pre>', text)
 
 
+class DialAttemptInline(admin.TabularInline):
+    model = DialAttempt
+    extra = 0
+    can_delete = False
+    fields = ["attempt", "agent", "destination", "started_at", "status", "duration_seconds"]
+    readonly_fields = fields
+
+
 @admin.register(InboundCall)
 class InboundCallAdmin(ReadOnlyAdmin):
-    list_display = ["call_sid", "to_number", "from_number", "match", "status", "received_at"]
-    list_filter = ["match", ("received_at", admin.DateFieldListFilter)]
+    list_display = [
+        "call_sid", "to_number", "from_number", "match", "state", "routed_to", "status",
+        "received_at",
+    ]  # fmt: skip
+    list_filter = ["match", "status", ("received_at", admin.DateFieldListFilter)]
+    # Exact matches: inbound calls grow like call records, and a LIKE would scan them all.
     search_fields = ["=call_sid", "=to_number", "=from_number"]
+    raw_id_fields = ["call_record"]
+    inlines = [DialAttemptInline]
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
 

@@ -91,6 +91,12 @@ class InboundCall(models.Model):
     routed_to = models.CharField(
         max_length=255, blank=True, help_text="Agent destination, overflow number, or message."
     )
+    state = models.CharField(
+        max_length=2,
+        choices=STATE_CHOICES,
+        blank=True,
+        help_text="Whose agents may take it: the reservation's state, else the caller's area code.",
+    )
     status = models.CharField(max_length=32, blank=True)
     received_at = models.DateTimeField(db_index=True)
     answered_at = models.DateTimeField(null=True, blank=True)

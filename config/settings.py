@@ -151,6 +151,24 @@ LOGGING = {
 # Paths whose every answer, errors included, is the contract's JSON envelope.
 ENVELOPE_PATH_PREFIXES = ("/functions/",)
 
+# --- Telephony: calls arriving on the transfer numbers ---------------------------------------
+# The carrier's auth token; every webhook's X-Twilio-Signature is checked with it. Empty turns
+# validation off (local curl only): never leave it empty where the carrier can reach the server.
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+# The public origin the carrier calls (e.g. https://calls.example.com), when a proxy in front
+# rewrites the host or scheme: signatures are computed over the URL the carrier requested.
+TELEPHONY_PUBLIC_BASE_URL = (env_str("TELEPHONY_PUBLIC_BASE_URL", "") or "").rstrip("/")
+TELEPHONY_MAX_AGENT_TRIES = env_int("TELEPHONY_MAX_AGENT_TRIES", 3, minimum=1)
+TELEPHONY_OVERFLOW_NUMBER = env_str("TELEPHONY_OVERFLOW_NUMBER", "") or ""
+TELEPHONY_DIAL_TIMEOUT_SECONDS = env_int("TELEPHONY_DIAL_TIMEOUT_SECONDS", 20, minimum=5)
+TELEPHONY_UNAVAILABLE_MESSAGE = env_str(
+    "TELEPHONY_UNAVAILABLE_MESSAGE",
+    "Thank you for calling. All of our agents are busy right now. Please call again shortly.",
+)
+INSTALLED_APPS += ["rest_framework.authtoken"]
+LOGIN_URL = "agent-login"
+LOGIN_REDIRECT_URL = "agent-home"
+
 # --- Staff admin: roles, login protection, sessions ------------------------------------------
 # Where the admin lives; a path of its own makes it harder to find than the default.
 ADMIN_URL = env_str("ADMIN_URL", "admin/")

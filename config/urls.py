@@ -1,10 +1,29 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from calls import agent_views, telephony_views
 from calls.views import VendorPingView
 
 urlpatterns = [
     path("functions/v1/vendors-ping", VendorPingView.as_view(), name="vendors-ping"),
     path(settings.ADMIN_URL, admin.site.urls),
+    # Telephony: the carrier's webhooks, and agent presence.
+    path("telephony/voice", telephony_views.voice, name="telephony-voice"),
+    path("telephony/dial-status", telephony_views.dial_status, name="telephony-dial-status"),
+    path("telephony/status", telephony_views.status, name="telephony-status"),
+    path("agent/", agent_views.agent_home, name="agent-home"),
+    path("agent/status", agent_views.agent_status_form, name="agent-status"),
+    path(
+        "agent/login/",
+        auth_views.LoginView.as_view(template_name="agent/login.html"),
+        name="agent-login",
+    ),
+    path("agent/logout/", auth_views.LogoutView.as_view(), name="agent-logout"),
+    path(
+        "api/v1/agents/<int:agent_id>/status",
+        agent_views.AgentStatusView.as_view(),
+        name="agent-status-api",
+    ),
 ]

@@ -88,11 +88,22 @@ class AgentAdmin(admin.ModelAdmin):
         agent_set_licenses(agent=form.instance, states=form.cleaned_data["licensed_states"])
 
     def _set_status(self, request, queryset, status):
-        ids = list(queryset.values_list("pk", flat=True))
-        changed = agent_set_status(agent_ids=ids, status=status, now=timezone.now())
-        for agent in queryset.filter(pk__in=ids, status=status):
-            self.log_change(request, agent, f"Set {status}")
-        self.message_user(request, f"{changed} agent(s) set {status}.")
+        now = timezone.now()
+        changed = released = 0
+        for agent in queryset:
+            before = agent.status
+            change = agent_set_status(agent_id=agent.pk, status=status, now=now, actor=request.user)
+            released += len(change.released_reservation_ids)
+            if before != status or change.released_reservation_ids:
+                changed += 1
+                note = f"; released reservations {change.released_reservation_ids}"
+                self.log_change(
+                    request,
+                    agent,
+                    f"Set {status}" + (note if change.released_reservation_ids else ""),
+                )
+        extra = f"; {released} live reservation(s) released" if released else ""
+        self.message_user(request, f"{changed} agent(s) set {status}{extra}.")
 
     @admin.action(description="Set the selected agents available", permissions=["change"])
     def set_available(self, request, queryset):

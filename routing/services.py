@@ -7,6 +7,7 @@ the IMMEDIATE transaction mode serializes writers instead.
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -141,6 +142,138 @@ def reservation_release(
     return True
 
 
+# --- Calls arriving and agent presence --------------------------------------------------------
+
+
+class InvalidAgentStatus(ApplicationError):
+    status = 400
+    message = "Status must be 'available' or 'offline'."
+
+
+def reservation_connect(*, transfer_number: TransferNumber, now: datetime) -> Reservation | None:
+    """End the number's live reservation as connected; the agent is on the call from now.
+
+    Call inside transaction.atomic(). The reservation row is locked with the live condition in
+    the query: a second arrival on PostgreSQL waits for the first, then finds the row no longer
+    matches, so one reservation is never connected twice. None when nothing live holds the number.
+    """
+    reservation = (
+        Reservation.objects.select_for_update(no_key=True)
+        .filter(
+            transfer_number=transfer_number, status=Reservation.Status.ACTIVE, expires_at__gt=now
+        )
+        .first()
+    )
+    if reservation is None:
+        return None
+    reservation.status = Reservation.Status.CONNECTED
+    reservation.ended_at = now
+    reservation.save(update_fields=["status", "ended_at"])
+    # The agent is busy through on_call_since now, not through the reservation's hold.
+    Agent.objects.filter(pk=reservation.agent_id).update(on_call_since=now, held_until=None)
+    # The number is released now: it goes to the back of the longest-released order.
+    TransferNumber.objects.filter(
+        pk=reservation.transfer_number_id, held_until=reservation.expires_at
+    ).update(held_until=now)
+    return reservation
+
+
+def agent_claim_for_call(
+    *, state: str, now: datetime, exclude_ids: Iterable[int] = ()
+) -> Agent | None:
+    """Take the longest-idle free agent licensed for `state` for a call ringing now.
+
+    Call inside transaction.atomic(). Locked like allocation (SKIP LOCKED), so a ping and a call
+    never take the same agent.
+    """
+    agent = (
+        Agent.objects.free(now)
+        .licensed_for(state)
+        .exclude(pk__in=list(exclude_ids))
+        .order_by("idle_since", "id")
+        .select_for_update(skip_locked=True, of=("self",), no_key=True)
+        .first()
+    )
+    if agent is None:
+        return None
+    Agent.objects.filter(pk=agent.pk).update(on_call_since=now, held_until=None)
+    agent.on_call_since, agent.held_until = now, None
+    return agent
+
+
+@transaction.atomic
+def agent_call_end(*, agent_id: int, now: datetime, talked: bool) -> bool:
+    """The agent's call (or ringing) is over. False when they were not on one (a repeat).
+
+    After a conversation the idle clock restarts and the agent is held for their wrap-up time;
+    a call that never reached them (the caller hung up while it rang) changes neither.
+    """
+    agent = (
+        Agent.objects.select_for_update(no_key=True)
+        .filter(pk=agent_id, on_call_since__isnull=False)
+        .first()
+    )
+    if agent is None:
+        return False
+    agent.on_call_since = None
+    fields = ["on_call_since"]
+    if talked:
+        agent.last_call_ended_at = now
+        agent.idle_since = now
+        agent.held_until = now + timedelta(seconds=agent.wrap_up_seconds)
+        fields += ["last_call_ended_at", "idle_since", "held_until"]
+    agent.save(update_fields=fields)
+    return True
+
+
+@transaction.atomic
+def agent_mark_unreachable(*, agent_id: int, now: datetime) -> None:
+    """A call rang out (no answer, busy, failed): the agent walked away, so stop offering them."""
+    Agent.objects.filter(pk=agent_id).update(status=Agent.Status.OFFLINE, on_call_since=None)
+
+
+@dataclass(frozen=True)
+class AgentStatusChange:
+    agent: Agent
+    released_reservation_ids: list[int]
+
+
+def agent_set_status(
+    *, agent_id: int, status: object, now: datetime, actor=None
+) -> AgentStatusChange:
+    """Go available or offline. Going offline releases a live reservation at once.
+
+    Two steps, so locks are always taken reservation before agent, as a call arriving takes them:
+    first the agent goes offline under its row lock (a ping allocating them right now commits
+    before that, and none can pick them after), then each reservation they still hold is released.
+    """
+    if status not in Agent.Status.values:
+        raise InvalidAgentStatus()
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update(no_key=True).get(pk=agent_id)
+        if status == Agent.Status.OFFLINE:
+            agent.status = Agent.Status.OFFLINE
+            agent.save(update_fields=["status"])
+        elif agent.status != Agent.Status.AVAILABLE:
+            # Coming available restarts the idle clock (repeating "available" does not).
+            agent.status = Agent.Status.AVAILABLE
+            agent.idle_since = now
+            agent.save(update_fields=["status", "idle_since"])
+    released: list[int] = []
+    if status == Agent.Status.OFFLINE:
+        live = Reservation.objects.filter(
+            agent=agent, status=Reservation.Status.ACTIVE, expires_at__gt=now
+        ).values_list("pk", flat=True)
+        for reservation_id in list(live):
+            if reservation_release(reservation_id=reservation_id, now=now, actor=actor):
+                released.append(reservation_id)
+        agent.refresh_from_db()
+    return AgentStatusChange(agent=agent, released_reservation_ids=released)
+
+
+# --- Staff admin ------------------------------------------------------------------------------
+
+
 class TransferNumbersInvalid(ApplicationError):
     """Pasted transfer numbers that cannot be added; `problems` names each one."""
 
@@ -188,18 +321,6 @@ def transfer_number_set_active(*, number_ids: list[int], is_active: bool) -> int
         .exclude(is_active=is_active)
         .update(is_active=is_active)
     )
-
-
-def agent_set_status(*, agent_ids: list[int], status: str, now: datetime) -> int:
-    """Set agents available or offline. Coming available restarts the agent's idle clock.
-
-    Going offline keeps a live reservation: its caller may already be on the way, and staff can
-    release it from the reservations page.
-    """
-    agents = Agent.objects.filter(pk__in=agent_ids).exclude(status=status)
-    if status == Agent.Status.AVAILABLE:
-        return agents.update(status=status, idle_since=now)
-    return agents.update(status=status)
 
 
 @transaction.atomic

@@ -105,3 +105,24 @@ def test_an_analyst_cannot_run_the_agent_actions(analyst_client):
     )
     assert response.status_code == 403
     assert Agent.objects.get(pk=ada.pk).status == "available"
+
+
+def test_setting_an_agent_offline_releases_their_live_reservation(operations_client):
+    now = timezone.now()
+    agent = Agent.objects.create(name="Ada", destination="sip:a@example.com")
+    agent.licenses.create(state="AZ")
+    TransferNumber.objects.create(number="+18775703926")
+    vendor = Vendor.objects.create(name="Acme", authorized_states=["AZ"])
+    reservation = reservation_create(
+        vendor=vendor, phone_number="+14805550100", state="AZ", ttl_seconds=60, now=now
+    ).reservation
+
+    response = operations_client.post(
+        "/admin/routing/agent/", {"action": "set_offline", "_selected_action": [agent.pk]},
+        follow=True,
+    )  # fmt: skip
+    assert "1 agent(s) set offline; 1 live reservation(s) released." in response.content.decode()
+    reservation.refresh_from_db()
+    assert reservation.status == "released"
+    assert reservation.released_by.username == "olivia.ops"
+    assert TransferNumber.objects.free(timezone.now()).count() == 1

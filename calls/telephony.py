@@ -1,0 +1,427 @@
+"""Calls arriving on our numbers: match, route, and follow them to their end.
+
+The carrier (Twilio, or any carrier speaking its TwiML dialect) asks what to do with each call and
+reports how each leg went. These services decide and record; the views only parse the carrier's
+form fields and render the decision as TwiML. Nothing a carrier sends may lose a caller: whatever
+is malformed or unknown still gets a route (an agent, the overflow number, or a polite message).
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from calls.models import CallRecord, DialAttempt, InboundCall
+from routing.geography import InvalidPhoneNumber, normalize_us_phone, state_for_phone
+from routing.models import Agent, Reservation, TransferNumber
+from routing.services import (
+    agent_call_end,
+    agent_claim_for_call,
+    agent_mark_unreachable,
+    reservation_connect,
+)
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_ROUTED = "message"
+# The carrier's leg statuses (Twilio's DialCallStatus and CallStatus values).
+TALKED = {"completed", "answered"}
+UNREACHED = {"busy", "no-answer", "failed"}
+CANCELED = "canceled"
+CALL_OVER = {"completed", "busy", "no-answer", "failed", "canceled"}
+LEG_UP = {"in-progress", "answered"}
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the carrier should do with the caller next."""
+
+    destination: str = ""  # an E.164 number or sip: address to dial; empty for none
+    attempt: int = 0
+    hang_up: bool = False  # the call is over: nothing more to say
+
+    @property
+    def is_message(self) -> bool:
+        return not self.destination and not self.hang_up
+
+
+# --- Reading carrier input --------------------------------------------------------------------
+
+
+def carrier_text(value: object, limit: int) -> str:
+    """A carrier field as stored: text, stripped, cut to the column's size."""
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def carrier_seconds(value: object) -> int | None:
+    """A duration the carrier reports, or None when it is missing or nonsense."""
+    if not isinstance(value, str) or not value.strip().isdigit():
+        return None
+    seconds = int(value.strip())
+    return seconds if seconds < 10**8 else None
+
+
+def carrier_attempt(value: object) -> int | None:
+    seconds = carrier_seconds(value)
+    return seconds if seconds and seconds < 1000 else None
+
+
+def _us_number(value: str) -> str | None:
+    try:
+        return normalize_us_phone(value)
+    except InvalidPhoneNumber:
+        return None
+
+
+def _dialled_number(value: str) -> str | None:
+    """The number called, as the pool stores it (E.164). Toll-free numbers count here."""
+    digits = value.translate(str.maketrans("", "", " -.()"))
+    if digits.startswith("+"):
+        digits = digits[1:]
+    if not digits.isascii() or not digits.isdigit():
+        return None
+    if len(digits) == 10:
+        digits = "1" + digits
+    return "+" + digits if 8 <= len(digits) <= 15 else None
+
+
+def _state_of_caller(caller: str | None) -> str:
+    try:
+        return state_for_phone(caller) if caller else ""
+    except InvalidPhoneNumber:
+        return ""
+
+
+# --- The call arrives ---------------------------------------------------------------------------
+
+
+def inbound_call_receive(
+    *, call_sid: object, to_number: object, from_number: object, now: datetime | None = None
+) -> Route:
+    """A call reached one of our numbers: match it to the live reservation, or route it anyway."""
+    now = now or timezone.now()
+    # A call the carrier did not name is still answered and recorded, under a name of our own.
+    sid = carrier_text(call_sid, 64) or f"missing-{uuid.uuid4()}"
+    existing = InboundCall.objects.filter(call_sid=sid).first()
+    if existing is not None:
+        return inbound_call_current_route(inbound=existing)  # the carrier retried the webhook
+    try:
+        with transaction.atomic():
+            return _receive(sid, carrier_text(to_number, 32), carrier_text(from_number, 32), now)
+    except IntegrityError:
+        # The same CallSid twice at once: the first one's transaction won; answer as it did.
+        existing = InboundCall.objects.filter(call_sid=sid).first()
+        if existing is None:
+            raise
+        return inbound_call_current_route(inbound=existing)
+
+
+def _receive(sid: str, to_raw: str, from_raw: str, now: datetime) -> Route:
+    dialled = _dialled_number(to_raw)
+    number = TransferNumber.objects.filter(number=dialled).first() if dialled else None
+    caller = _us_number(from_raw)
+    inbound = InboundCall(
+        call_sid=sid, to_number=to_raw, from_number=from_raw, received_at=now, status="ringing"
+    )
+    if number is None:
+        inbound.match = InboundCall.Match.UNKNOWN_NUMBER
+        inbound.state = _state_of_caller(caller)
+        inbound.save()
+        return _route_next(inbound, now)
+
+    reservation = reservation_connect(transfer_number=number, now=now)
+    if reservation is not None:
+        record = _first_record(reservation)
+        if record is not None:
+            record.outcome = CallRecord.Outcome.CONNECTED
+            record.connected_at = now
+            _witness_caller_id(record, from_raw, caller)
+            record.call_status = "ringing"
+            record.save(
+                update_fields=[
+                    "outcome", "connected_at", "caller_id", "caller_id_matches", "call_status"
+                ]
+            )  # fmt: skip
+        inbound.match = InboundCall.Match.MATCHED
+        inbound.call_record = record
+        inbound.state = reservation.state
+        inbound.save()
+        return _dial(inbound, reservation.agent, now, attempt=1)
+
+    latest = number.reservations.order_by("-created_at").first()
+    if latest is not None and _expired_unused(latest, now):
+        # The vendor transferred after the TTL: the hold is gone, but we know whose call it is.
+        inbound.match = InboundCall.Match.LATE
+        inbound.call_record = _first_record(latest)
+        inbound.state = latest.state
+    else:
+        inbound.match = InboundCall.Match.NO_RESERVATION
+        inbound.state = _state_of_caller(caller)
+    inbound.save()
+    return _route_next(inbound, now)
+
+
+def _expired_unused(reservation: Reservation, now: datetime) -> bool:
+    return reservation.expires_at <= now and reservation.status in (
+        Reservation.Status.ACTIVE,
+        Reservation.Status.EXPIRED,
+    )
+
+
+def _first_record(reservation: Reservation) -> CallRecord | None:
+    return reservation.call_records.filter(repeat_of__isnull=True).order_by("received_at").first()
+
+
+def _witness_caller_id(record: CallRecord, from_raw: str, caller: str | None) -> None:
+    """The caller id is a second witness to the ping's phone number; keep both when they differ.
+
+    A withheld or non-US caller id proves nothing either way: the match stays unknown (None).
+    """
+    record.caller_id = caller or from_raw
+    record.caller_id_matches = None if caller is None else caller == record.phone_number
+
+
+# --- Choosing who rings next ----------------------------------------------------------------
+
+
+def _route_next(inbound: InboundCall, now: datetime) -> Route:
+    """The next free agent for the call's state, up to the tries allowed, then overflow."""
+    attempts = list(inbound.attempts.all())
+    tried_agents = [attempt.agent_id for attempt in attempts if attempt.agent_id is not None]
+    tried_overflow = any(attempt.agent_id is None for attempt in attempts)
+    if inbound.state and len(tried_agents) < settings.TELEPHONY_MAX_AGENT_TRIES:
+        agent = agent_claim_for_call(state=inbound.state, now=now, exclude_ids=tried_agents)
+        if agent is not None:
+            return _dial(inbound, agent, now, attempt=len(attempts) + 1)
+    overflow = settings.TELEPHONY_OVERFLOW_NUMBER
+    if overflow and not tried_overflow:
+        return _dial(inbound, None, now, attempt=len(attempts) + 1, destination=overflow)
+    inbound.routed_to = MESSAGE_ROUTED
+    inbound.save(update_fields=["routed_to"])
+    return Route()
+
+
+def _dial(
+    inbound: InboundCall,
+    agent: Agent | None,
+    now: datetime,
+    *,
+    attempt: int,
+    destination: str = "",
+) -> Route:
+    destination = destination or agent.destination
+    DialAttempt.objects.create(
+        inbound_call=inbound,
+        agent=agent,
+        destination=destination,
+        attempt=attempt,
+        started_at=now,
+        status="initiated",
+    )
+    inbound.routed_to = destination
+    inbound.save(update_fields=["routed_to"])
+    return Route(destination=destination, attempt=attempt)
+
+
+def inbound_call_current_route(*, inbound: InboundCall) -> Route:
+    """What we last told the carrier, for a webhook it sends again."""
+    latest = inbound.attempts.order_by("-attempt").first()
+    if latest is None:
+        return Route(hang_up=inbound.ended_at is not None)
+    if latest.status in TALKED or latest.status == CANCELED or inbound.ended_at is not None:
+        return Route(hang_up=True)
+    if latest.status in UNREACHED:
+        return Route()
+    return Route(destination=latest.destination, attempt=latest.attempt)
+
+
+# --- Following the call ---------------------------------------------------------------------
+
+
+def dial_attempt_finish(
+    *,
+    call_sid: object,
+    attempt: object,
+    dial_status: object,
+    dial_duration: object,
+    now: datetime | None = None,
+) -> Route:
+    """The carrier's Dial ended (its `action`): talked, rang out, or the caller hung up."""
+    now = now or timezone.now()
+    status = carrier_text(dial_status, 32).lower()
+    if status not in CALL_OVER and status not in TALKED:
+        status = "failed"  # missing or unknown: treat as not reached, so the caller moves on
+    duration = carrier_seconds(dial_duration)
+    with transaction.atomic():
+        inbound = (
+            InboundCall.objects.select_for_update()
+            .filter(call_sid=carrier_text(call_sid, 64))
+            .first()
+        )
+        if inbound is None:
+            logger.warning("Dial status for a call we never received: %r", call_sid)
+            return Route(hang_up=True)
+        dial = _attempt_of(inbound, attempt)
+        if dial is None or dial.status in CALL_OVER:
+            return inbound_call_current_route(inbound=inbound)  # a repeat: answer as before
+        dial.status = "completed" if status in TALKED else status
+        dial.duration_seconds = duration if duration is not None else dial.duration_seconds
+        dial.save(update_fields=["status", "duration_seconds"])
+        record = inbound.call_record
+        if status in TALKED:
+            if dial.agent_id:
+                agent_call_end(agent_id=dial.agent_id, now=now, talked=True)
+            inbound.answered_at = inbound.answered_at or (now - timedelta(seconds=duration or 0))
+            inbound.save(update_fields=["answered_at"])
+            if record is not None and inbound.match == InboundCall.Match.MATCHED:
+                _complete_record(record, now, duration, "completed")
+            return Route(hang_up=True)
+        if status == CANCELED:
+            if dial.agent_id:
+                agent_call_end(agent_id=dial.agent_id, now=now, talked=False)
+            if record is not None and inbound.match == InboundCall.Match.MATCHED:
+                _complete_record(record, now, 0, CANCELED)
+            return Route(hang_up=True)
+        # Busy, no answer, failed, or a status we do not know: the agent is not there.
+        if dial.agent_id:
+            agent_mark_unreachable(agent_id=dial.agent_id, now=now)
+        if record is not None and inbound.match == InboundCall.Match.MATCHED:
+            record.call_status = status
+            record.save(update_fields=["call_status"])
+        return _route_next(inbound, now)
+
+
+def _attempt_of(inbound: InboundCall, attempt: object) -> DialAttempt | None:
+    number = carrier_attempt(attempt)
+    attempts = inbound.attempts.select_for_update()
+    if number is not None:
+        return attempts.filter(attempt=number).first()
+    return attempts.order_by("-attempt").first()
+
+
+def _complete_record(record: CallRecord, now: datetime, duration: int | None, status: str) -> None:
+    record.outcome = CallRecord.Outcome.COMPLETED
+    record.ended_at = record.ended_at or now
+    if duration is not None:
+        record.duration_seconds = duration
+    record.call_status = status
+    record.save(update_fields=["outcome", "ended_at", "duration_seconds", "call_status"])
+
+
+def inbound_call_status(
+    *,
+    call_sid: object,
+    call_status: object,
+    call_duration: object,
+    parent_call_sid: object = "",
+    attempt: object = "",
+    now: datetime | None = None,
+) -> None:
+    """A status callback: of one dialled leg (it has a parent call) or of the caller's call."""
+    now = now or timezone.now()
+    status = carrier_text(call_status, 32).lower()
+    duration = carrier_seconds(call_duration)
+    parent = carrier_text(parent_call_sid, 64)
+    with transaction.atomic():
+        inbound = (
+            InboundCall.objects.select_for_update()
+            .filter(call_sid=parent or carrier_text(call_sid, 64))
+            .first()
+        )
+        if inbound is None or not status:
+            logger.warning("Status %r for a call we never received: %r", status, call_sid)
+            return
+        if parent:
+            _leg_status(inbound, attempt, status, duration, now)
+        else:
+            _call_status(inbound, status, duration, now)
+
+
+def _leg_status(
+    inbound: InboundCall, attempt: object, status: str, duration: int | None, now: datetime
+) -> None:
+    dial = _attempt_of(inbound, attempt)
+    if dial is None or dial.status in CALL_OVER:
+        return  # the Dial's action already settled this leg
+    if status in LEG_UP:
+        dial.status = "answered"
+        inbound.answered_at = inbound.answered_at or now
+        inbound.status = "in-progress"
+        inbound.save(update_fields=["answered_at", "status"])
+        record = inbound.call_record
+        if record is not None and inbound.match == InboundCall.Match.MATCHED:
+            record.call_status = "answered"
+            record.save(update_fields=["call_status"])
+    elif status not in CALL_OVER:
+        dial.status = status  # initiated, ringing
+    if duration is not None:
+        dial.duration_seconds = duration
+    dial.save(update_fields=["status", "duration_seconds"])
+
+
+def _call_status(inbound: InboundCall, status: str, duration: int | None, now: datetime) -> None:
+    inbound.status = status
+    fields = ["status"]
+    if status in CALL_OVER and inbound.ended_at is None:
+        inbound.ended_at = now
+        inbound.duration_seconds = duration
+        fields += ["ended_at", "duration_seconds"]
+        _settle_open_attempt(inbound, now)
+        record = inbound.call_record
+        if record is not None and record.outcome == CallRecord.Outcome.CONNECTED:
+            # No Dial action reached us: the whole call's length is all we know.
+            _complete_record(record, now, duration, status)
+    inbound.save(update_fields=fields)
+
+
+def _settle_open_attempt(inbound: InboundCall, now: datetime) -> None:
+    """The caller's call ended while a leg was still open: free its agent."""
+    dial = inbound.attempts.select_for_update().order_by("-attempt").first()
+    if dial is None or dial.status in CALL_OVER:
+        return
+    talked = dial.status == "answered"
+    dial.status = "completed" if talked else CANCELED
+    dial.save(update_fields=["status"])
+    if dial.agent_id:
+        agent_call_end(agent_id=dial.agent_id, now=now, talked=talked)
+
+
+# --- The agent's screen pop -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScreenPop:
+    reservation: Reservation | None
+    reservation_record: CallRecord | None
+    seconds_left: int | None
+    inbound: InboundCall | None
+
+
+def agent_screen_pop(*, agent: Agent, now: datetime | None = None) -> ScreenPop:
+    """The call an agent is reserved for or on, with the vendor's tracking data."""
+    now = now or timezone.now()
+    reservation = (
+        Reservation.objects.select_related("vendor")
+        .filter(agent=agent, status=Reservation.Status.ACTIVE, expires_at__gt=now)
+        .first()
+    )
+    inbound = None
+    if agent.on_call_since is not None:
+        dial = (
+            DialAttempt.objects.select_related("inbound_call__call_record__vendor")
+            .filter(agent=agent, inbound_call__ended_at__isnull=True)
+            .exclude(status__in=CALL_OVER)
+            .order_by("-started_at")
+            .first()
+        )
+        inbound = dial.inbound_call if dial else None
+    return ScreenPop(
+        reservation=reservation,
+        reservation_record=_first_record(reservation) if reservation else None,
+        seconds_left=reservation.seconds_left(now) if reservation else None,
+        inbound=inbound,
+    )

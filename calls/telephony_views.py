@@ -1,0 +1,150 @@
+"""The carrier's webhooks: TwiML in answer to form-encoded POSTs.
+
+Each view checks the signature, reads the carrier's fields, calls one service and renders its
+route. No input may produce a 500: a carrier that got one would drop the caller, so anything
+unexpected is logged and answered with TwiML that still reaches someone, or says sorry.
+"""
+
+import logging
+from functools import wraps
+
+from django.conf import settings
+from django.http import HttpResponse, HttpResponseForbidden
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Dial, VoiceResponse
+
+from calls.telephony import (
+    Route,
+    dial_attempt_finish,
+    inbound_call_receive,
+    inbound_call_status,
+)
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+# Leg events worth following; "completed" carries the leg's duration.
+LEG_EVENTS = "initiated ringing answered completed"
+
+
+def signed_url(request) -> str:
+    """The URL the carrier requested, which is what it signed.
+
+    Behind a proxy, either set TELEPHONY_PUBLIC_BASE_URL or have the proxy pass the original
+    host and X-Forwarded-Proto (with SECURE_PROXY_SSL_HEADER), or every signature fails.
+    """
+    base = settings.TELEPHONY_PUBLIC_BASE_URL
+    return base + request.get_full_path() if base else request.build_absolute_uri()
+
+
+def carrier_webhook(view):
+    """POST only, no CSRF (the carrier has no cookie), signature checked, never a 500."""
+
+    @csrf_exempt
+    @require_POST
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            token = settings.TWILIO_AUTH_TOKEN
+            if token:
+                signature = request.headers.get(SIGNATURE_HEADER, "")
+                url = signed_url(request)
+                if not signature or not RequestValidator(token).validate(
+                    url, request.POST, signature
+                ):
+                    logger.warning("Refused %s: bad or missing signature for %s", request.path, url)
+                    return HttpResponseForbidden("Invalid signature.", content_type="text/plain")
+            return view(request, *args, **kwargs)
+        except Exception:
+            logger.exception(
+                "Telephony webhook %s failed; answering with the fallback", request.path
+            )
+            return twiml_response(fallback_twiml())
+
+    return wrapper
+
+
+def twiml_response(response: VoiceResponse) -> HttpResponse:
+    return HttpResponse(str(response), content_type="text/xml; charset=utf-8")
+
+
+def fallback_twiml() -> VoiceResponse:
+    response = VoiceResponse()
+    if settings.TELEPHONY_OVERFLOW_NUMBER:
+        response.append(_dial_verb(Route(destination=settings.TELEPHONY_OVERFLOW_NUMBER), False))
+        return response
+    response.say(settings.TELEPHONY_UNAVAILABLE_MESSAGE)
+    response.hangup()
+    return response
+
+
+def route_twiml(route: Route) -> VoiceResponse:
+    response = VoiceResponse()
+    if route.hang_up:
+        response.hangup()
+    elif route.destination:
+        response.append(_dial_verb(route, True))
+    else:
+        response.say(settings.TELEPHONY_UNAVAILABLE_MESSAGE)
+        response.hangup()
+    return response
+
+
+def _dial_verb(route: Route, followed: bool) -> Dial:
+    """<Dial> the destination; followed legs report back to us, tagged with their attempt."""
+    options = {"timeout": settings.TELEPHONY_DIAL_TIMEOUT_SECONDS, "answer_on_bridge": True}
+    leg = {}
+    if followed:
+        query = "?" + urlencode({"attempt": route.attempt})
+        # Relative URLs: the carrier resolves them against the URL it just requested.
+        options["action"] = reverse("telephony-dial-status") + query
+        leg = {
+            "status_callback": reverse("telephony-status") + query,
+            "status_callback_event": LEG_EVENTS,
+        }
+    dial = Dial(**options)
+    if route.destination.lower().startswith("sip:"):
+        dial.sip(route.destination, **leg)
+    else:
+        dial.number(route.destination, **leg)
+    return dial
+
+
+@carrier_webhook
+def voice(request):
+    """POST /telephony/voice: the carrier's "a call comes in" webhook for every pool number."""
+    route = inbound_call_receive(
+        call_sid=request.POST.get("CallSid"),
+        to_number=request.POST.get("To"),
+        from_number=request.POST.get("From"),
+    )
+    return twiml_response(route_twiml(route))
+
+
+@carrier_webhook
+def dial_status(request):
+    """POST /telephony/dial-status: the <Dial> ended; connect the next one or hang up."""
+    route = dial_attempt_finish(
+        call_sid=request.POST.get("CallSid"),
+        attempt=request.GET.get("attempt"),
+        dial_status=request.POST.get("DialCallStatus"),
+        dial_duration=request.POST.get("DialCallDuration"),
+    )
+    return twiml_response(route_twiml(route))
+
+
+@carrier_webhook
+def status(request):
+    """POST /telephony/status: status callbacks of the caller's call and of each dialled leg."""
+    inbound_call_status(
+        call_sid=request.POST.get("CallSid"),
+        call_status=request.POST.get("CallStatus"),
+        call_duration=request.POST.get("CallDuration"),
+        parent_call_sid=request.POST.get("ParentCallSid", ""),
+        attempt=request.GET.get("attempt"),
+    )
+    return twiml_response(VoiceResponse())

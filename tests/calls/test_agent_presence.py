@@ -1,0 +1,165 @@
+"""Agents go available or offline, from their page or a dialer's API; offline frees their holds."""
+
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from telephony_support import agent_with_token, dial_twiml
+
+from calls.models import CallRecord, InboundCall
+from routing.models import Agent, Reservation
+
+PING = {
+    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
+    "phoneNumber": "+14801234567",
+    "stateCode": "AZ",
+    "lead_id": "L-12345",
+    "ad_url": "https://example.com/offer",
+}
+
+
+def _status(api, agent_id, body, token=None):
+    headers = {"HTTP_AUTHORIZATION": f"Token {token}"} if token else {}
+    return api.post(f"/api/v1/agents/{agent_id}/status", body, format="json", **headers)
+
+
+def test_it_releases_the_reservation_of_an_agent_going_offline_through_the_api(
+    demo, ping, api, carrier
+):
+    first = ping(PING).json()["data"]
+    record = CallRecord.objects.get(request_id=first["requestId"])
+    agent, token = agent_with_token(record.agent.name)
+
+    answer = _status(api, agent.pk, {"status": "offline"}, token)
+
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body == {
+        "status": 200,
+        "data": {
+            "agentId": agent.pk,
+            "status": "offline",
+            "releasedReservations": 1,
+            "requestId": body["data"]["requestId"],
+        },
+    }
+    reservation = Reservation.objects.get(pk=record.reservation_id)
+    assert (reservation.status, reservation.released_by_id) == ("released", agent.user_id)
+    agent.refresh_from_db()
+    assert (agent.status, agent.held_until) == ("offline", None)
+    # Nobody is sent to the empty seat: the transferred call reaches another AZ agent.
+    others = Agent.objects.licensed_for("AZ").exclude(pk=agent.pk).order_by("idle_since", "id")
+    call = carrier.voice(sid="CA500", to=first["transferTarget"])
+    assert call.content.decode() == dial_twiml(others[0].destination, 1)
+    assert InboundCall.objects.get(call_sid="CA500").match == "no_reservation"
+    ping_after = ping({**PING, "phoneNumber": "+14805550123"}).json()["data"]
+    assert ping_after["agentCount"] == 1  # three AZ agents: one offline, one on the call
+
+
+def test_it_restarts_the_idle_clock_when_an_agent_comes_available(demo, api):
+    agent, token = agent_with_token("Demo Agent AZ 1")
+    _status(api, agent.pk, {"status": "offline"}, token)
+    before = Agent.objects.get(pk=agent.pk).idle_since
+
+    back = _status(api, agent.pk, {"status": "available"}, token)
+    again = _status(api, agent.pk, {"status": "available"}, token)
+
+    assert (back.status_code, again.status_code) == (200, 200)
+    assert back.json()["data"]["releasedReservations"] == 0
+    agent.refresh_from_db()
+    assert agent.status == "available" and agent.idle_since > before
+    assert Agent.objects.get(pk=agent.pk).idle_since == agent.idle_since
+
+
+def test_it_refuses_a_missing_token_another_agents_token_and_a_bad_status(demo, api):
+    agent, token = agent_with_token("Demo Agent AZ 1")
+    other = Agent.objects.get(name="Demo Agent AZ 2")
+
+    missing = _status(api, agent.pk, {"status": "offline"})
+    wrong = _status(api, agent.pk, {"status": "offline"}, "0" * 40)
+    someone_else = _status(api, other.pk, {"status": "offline"}, token)
+    bad = _status(api, agent.pk, {"status": "lunch"}, token)
+
+    assert missing.status_code == 401
+    assert missing.json()["data"]["message"] == "Authentication credentials were not provided."
+    assert (wrong.status_code, wrong.json()["data"]["message"]) == (401, "Invalid token.")
+    assert someone_else.status_code == 403
+    assert someone_else.json()["data"]["message"] == (
+        "This token may not change that agent's status."
+    )
+    assert bad.status_code == 400
+    assert bad.json()["data"]["message"] == '"lunch" is not a valid choice.'
+    assert not Agent.objects.filter(status="offline").exists()
+
+
+def test_it_lets_staff_change_any_agent_and_tells_them_of_an_unknown_one(demo, api):
+    staff = get_user_model().objects.create_user(username="supervisor", is_staff=True)
+    token = Token.objects.create(user=staff).key
+    agent = Agent.objects.get(name="Demo Agent CA 1")
+
+    changed = _status(api, agent.pk, {"status": "offline"}, token)
+    unknown = _status(api, 999999, {"status": "offline"}, token)
+
+    assert changed.json()["data"]["status"] == "offline"
+    assert (unknown.status_code, unknown.json()["data"]["message"]) == (404, "Agent not found.")
+
+
+def test_the_agent_page_pops_the_reserved_call_with_the_vendors_tracking_data(demo, ping, client):
+    first = ping(PING).json()["data"]
+    agent, _ = agent_with_token(CallRecord.objects.get(request_id=first["requestId"]).agent.name)
+    client.force_login(agent.user)
+
+    page = client.get("/agent/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="reservation"' in html
+    for shown in ("Demo Vendor", "+14801234567", "L-12345", "https://example.com/offer"):
+        assert shown in html
+    assert 'value="offline"' in html
+
+
+def test_the_agent_page_shows_the_call_on_the_line(demo, ping, client, carrier):
+    first = ping(PING).json()["data"]
+    agent, _ = agent_with_token(CallRecord.objects.get(request_id=first["requestId"]).agent.name)
+    carrier.voice(sid="CA501", to=first["transferTarget"], caller="+16025550100")
+    client.force_login(agent.user)
+
+    html = client.get("/agent/").content.decode()
+
+    assert 'id="current-call"' in html and 'id="reservation"' not in html
+    for shown in ("+16025550100", "L-12345", "differs from caller id"):
+        assert shown in html
+
+
+def test_the_agent_page_buttons_go_offline_and_back(demo, ping, client):
+    first = ping(PING).json()["data"]
+    record = CallRecord.objects.get(request_id=first["requestId"])
+    agent, _ = agent_with_token(record.agent.name)
+    client.force_login(agent.user)
+
+    offline = client.post("/agent/status", {"status": "offline"})
+
+    assert (offline.status_code, offline["Location"]) == (302, "/agent/")
+    assert Reservation.objects.get(pk=record.reservation_id).status == "released"
+    assert Agent.objects.get(pk=agent.pk).status == "offline"
+    assert 'value="available"' in client.get("/agent/").content.decode()
+    client.post("/agent/status", {"status": "available"})
+    assert Agent.objects.get(pk=agent.pk).status == "available"
+
+
+def test_the_agent_page_asks_for_a_login_and_refuses_users_who_are_not_agents(demo, client):
+    assert client.get("/agent/")["Location"] == "/agent/login/?next=/agent/"
+    client.force_login(get_user_model().objects.create_user(username="analyst"))
+    assert client.get("/agent/").status_code == 403
+
+
+def test_an_agent_can_sign_in_on_the_login_page(demo, client):
+    agent, _ = agent_with_token("Demo Agent TX 1")
+    agent.user.set_password("a long enough password")
+    agent.user.save()
+
+    signed_in = client.post(
+        "/agent/login/", {"username": agent.user.username, "password": "a long enough password"}
+    )
+
+    assert (signed_in.status_code, signed_in["Location"]) == (302, "/agent/")
+    assert "Demo Agent TX 1" in client.get("/agent/").content.decode()
