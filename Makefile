@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help install migrate demo run test lint format browser
+.PHONY: help install migrate demo run test lint format bench-export browser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,17 @@ lint: install ## Ruff lint and format check
 format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# --- Analyst exports --------------------------------------------------------------------------
+bench-export: install ## Seed 1M call records in PostgreSQL (BENCH_DATABASE_URL), time the exports
+	$(PY) bench/export_bench.py
+
+# --- Production readiness -------------------------------------------------------------------
+.PHONY: fuzz
+
+fuzz: export DJANGO_SETTINGS_MODULE = config.settings_test
+fuzz: demo ## Fuzz the ping longer than `make test` does, with fresh randomness
+	FUZZ_RANDOM=1 FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-2000} $(PY) -m pytest -p no:cacheprovider tests/calls/test_fuzz_schema.py
 
 # --- The browser test (staff admin) ----------------------------------------------------------
 CHROMIUM ?= /usr/bin/chromium

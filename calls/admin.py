@@ -5,11 +5,14 @@ import json
 import uuid
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import SuspiciousOperation
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
 from django.utils.html import format_html
 
+from calls.admin_exports import CallRecordExportAdminMixin
 from calls.models import CallExport, CallRecord, DialAttempt, InboundCall
 from config.admin_site import NoCountAdminMixin
 from routing.geography import InvalidPhoneNumber, normalize_us_phone
@@ -27,7 +30,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(CallRecord)
-class CallRecordAdmin(NoCountAdminMixin, ReadOnlyAdmin):
+class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdmin):
     list_display = [
         "received_at",
         "request_id",
@@ -58,6 +61,14 @@ class CallRecordAdmin(NoCountAdminMixin, ReadOnlyAdmin):
         with contextlib.suppress(InvalidPhoneNumber):
             match |= Q(phone_number=normalize_us_phone(term))
         return queryset.filter(match), False
+
+    def _changelist_count(self, request) -> int | None:
+        """The export page compares its selection with the list's: there, and only there, count
+        what the list selects (the list itself never counts past its next page)."""
+        try:
+            return self.get_changelist_instance(request).queryset.count()
+        except (IncorrectLookupParameters, SuspiciousOperation):
+            return None
 
     @admin.display(description="lead_id")
     def lead_id(self, obj):
@@ -101,5 +112,10 @@ class DialAttemptAdmin(ReadOnlyAdmin):
 
 @admin.register(CallExport)
 class CallExportAdmin(ReadOnlyAdmin):
-    list_display = ["requested_at", "requested_by", "format", "status", "row_count"]
+    """The export audit: who exported what, when, and how many rows. Read-only."""
+
+    list_display = [
+        "requested_at", "requested_by", "source", "format", "status", "row_count", "rows_written",
+    ]  # fmt: skip
+    list_filter = ["source", "format", "status"]
     list_select_related = ["requested_by"]

@@ -140,6 +140,7 @@ class CallExport(models.Model):
         CSV = "csv"
         XLSX = "xlsx"
         JSONL = "jsonl", "JSON Lines"
+        JSON = "json", "JSON (API pages)"
 
     class Status(models.TextChoices):
         PENDING = "pending"

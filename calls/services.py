@@ -10,6 +10,7 @@ from django.utils import timezone
 from calls.models import CallRecord
 from calls.ping import PingFields, read_ping_fields
 from config.errors import ApplicationError
+from config.metrics import ping_outcome_note
 from routing.models import Reservation
 from routing.services import (
     reservation_create,
@@ -39,6 +40,7 @@ def vendor_ping(*, payload: dict, request_id: str, now: datetime | None = None) 
     now = now or timezone.now()
     vendor = vendor_key_authenticate(key=payload.get("vendorKey"), now=now)
     if "phoneNumber" not in payload:
+        ping_outcome_note("key_validation")
         return {
             "vendorActive": vendor.is_active,
             "authorizedStates": vendor.authorized_state_list(),
@@ -146,6 +148,7 @@ def _unavailable(request_id: str, now: datetime) -> dict:
 
 
 def _record(vendor, fields: PingFields, request_id: str, now: datetime, **values) -> CallRecord:
+    ping_outcome_note(values["outcome"])  # for the metrics: pings by outcome
     return CallRecord.objects.create(
         request_id=request_id,
         vendor=vendor,

@@ -2,6 +2,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from calls.ping import read_json_object
+from calls.schema import PING_SCHEMA
 from calls.services import vendor_ping
 from config.errors import FirstRendererNegotiation, envelope_data
 
@@ -15,6 +16,7 @@ class VendorPingView(APIView):
     parser_classes = []  # the body is read as JSON whatever its Content-Type says
     content_negotiation_class = FirstRendererNegotiation
 
+    @PING_SCHEMA
     def post(self, request):
         payload = read_json_object(request.body, _content_length(request))
         data = vendor_ping(payload=payload, request_id=request._request.request_id)

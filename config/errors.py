@@ -5,6 +5,7 @@ Services raise `ApplicationError` (or a subclass); views never build error respo
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
@@ -80,6 +81,9 @@ def envelope_exception_handler(exc, context):
         status, message = 429, MESSAGE_TOO_MANY
         if exc.wait is not None:
             headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+    elif isinstance(exc, RequestDataTooBig):
+        # Django's own body limit, met when a view reads a body far over the contract's.
+        status, message = 413, MESSAGE_TOO_LARGE
     elif isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
         status, message = 400, MESSAGE_BAD_BODY
     elif isinstance(exc, exceptions.APIException):

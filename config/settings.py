@@ -3,6 +3,8 @@
 No DATABASE_URL means a SQLite file beside manage.py, so a fresh clone just runs.
 """
 
+import ipaddress
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -168,6 +170,62 @@ TELEPHONY_UNAVAILABLE_MESSAGE = env_str(
 INSTALLED_APPS += ["rest_framework.authtoken"]
 LOGIN_URL = "agent-login"
 LOGIN_REDIRECT_URL = "agent-home"
+
+# --- Analyst exports (call records) ----------------------------------------------------------
+# The reporting API, /api/v1/call-records, uses rest_framework.authtoken's tokens (above).
+# Where background exports (XLSX) are written; served only through the admin, never directly.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "media")
+EXPORT_TASK_TIME_LIMIT = env_int("EXPORT_TASK_TIME_LIMIT", 3600, minimum=60)
+
+# --- Production readiness: vendor docs, health, metrics, logs ----------------------------------
+INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
+# Health checks and metrics are answered before anything else (no Host check, no session).
+MIDDLEWARE.insert(0, "config.health.OpsEndpointsMiddleware")
+# Serves the docs' assets (and the admin's) from the installed apps, with no web server in front.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+)
+WHITENOISE_USE_FINDERS = True
+# With the files found in the apps, an empty STATIC_ROOT (no collectstatic run) is expected.
+warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
+
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Call routing: vendor API",
+    "DESCRIPTION": (BASE_DIR / "docs" / "vendor-guide.md").read_text(encoding="utf-8"),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["calls.schema.vendor_endpoints_only"],
+    # Without the stock enum hook: the envelopes' one-value enums stay inline, where they read best.
+    "POSTPROCESSING_HOOKS": ["calls.schema.tighten_envelopes"],
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+
+READYZ_BROKER_TIMEOUT_SECONDS = env_int("READYZ_BROKER_TIMEOUT_SECONDS", 1, minimum=1)
+# /metrics answers these addresses (IPs or CIDR networks), and anyone with the bearer token.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+try:
+    METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(item) for item in METRICS_ALLOWED_IPS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from None
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN", "")
+
+# json for log collectors in production; plain, easier on the eye, under DEBUG.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
+LOGGING["formatters"]["json"] = {
+    "()": "pythonjsonlogger.json.JsonFormatter",
+    "format": "%(levelname)s %(name)s %(request_id)s %(message)s",
+    "rename_fields": {"levelname": "level", "name": "logger"},
+    "timestamp": True,
+}
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+# Celery workers log through the same handler (and format) instead of their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Staff admin: roles, login protection, sessions ------------------------------------------
 # Where the admin lives; a path of its own makes it harder to find than the default.

@@ -2,12 +2,15 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from calls import agent_views, telephony_views
+from calls.api import CallRecordListView
 from calls.views import VendorPingView
+from config.metrics import observe_ping
 
 urlpatterns = [
-    path("functions/v1/vendors-ping", VendorPingView.as_view(), name="vendors-ping"),
+    path("functions/v1/vendors-ping", observe_ping(VendorPingView.as_view()), name="vendors-ping"),
     path(settings.ADMIN_URL, admin.site.urls),
     # Telephony: the carrier's webhooks, and agent presence.
     path("telephony/voice", telephony_views.voice, name="telephony-voice"),
@@ -25,5 +28,13 @@ urlpatterns = [
         "api/v1/agents/<int:agent_id>/status",
         agent_views.AgentStatusView.as_view(),
         name="agent-status-api",
+    ),
+    path("api/v1/call-records", CallRecordListView.as_view(), name="call-records"),
+    # Vendor docs; /healthz, /readyz and /metrics are answered by config.health's middleware.
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(
+        "docs/",
+        SpectacularRedocView.as_view(url_name="schema", template_name="docs/redoc.html"),
+        name="docs",
     ),
 ]

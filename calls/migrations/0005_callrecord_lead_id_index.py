@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0003_staff_roles'),
+        ('calls', '0004_staff_roles'),
         ('routing', '0002_alter_agentlicense_state_alter_reservation_state'),
         ('vendors', '0001_initial'),
     ]

@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
         ("contenttypes", "0002_remove_content_type_name"),
         ("vendors", "0001_initial"),
         ("routing", "0002_alter_agentlicense_state_alter_reservation_state"),
-        ("calls", "0002_telephony"),
+        ("calls", "0003_exports"),
     ]
 
     operations = [migrations.RunPython(create_roles, remove_roles)]

@@ -1,0 +1,321 @@
+"""The analysts' pages in the call-record admin: export, export progress, funnel summary.
+
+`CallRecordExportAdminMixin` goes first in the bases of the call-record ModelAdmin; it adds an
+"Export" and a "Funnel" button to the change list and its own URLs. The logic is in
+`calls.exports` and `calls.reports`; these views only read the form and shape the page.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.http import FileResponse, Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.http.request import QueryDict
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from calls.exports import (
+    EXPORT_PERMISSION,
+    CallRecordFilterForm,
+    ExportForbidden,
+    ExportTooLarge,
+    call_export_start,
+    call_export_stream,
+    call_record_select,
+)
+from calls.models import CallExport
+from calls.reports import call_funnel_summary
+
+# The change list's own parameters that say nothing about which rows are selected.
+_LIST_ONLY_PARAMS = {"o", "p", "all", "e", "_changelist_filters", "_popup", "_to_field"}
+# Change-list filter parameters and the export filter each one means.
+_FILTER_PARAMS = {
+    "q": "q",
+    "vendor": "vendor",
+    "vendor__exact": "vendor",
+    "vendor__id__exact": "vendor",
+    "vendor__id__in": "vendor",
+    "vendor_id": "vendor",
+    "state": "state",
+    "state__exact": "state",
+    "state__in": "state",
+    "outcome": "outcome",
+    "outcome__exact": "outcome",
+    "outcome__in": "outcome",
+    "received_at__gte": "since",
+    "received_at__date__gte": "since",
+    "received_at__lt": "until",
+    "received_at__lte": "until",
+    "received_at__date__lte": "until",
+}
+_HIERARCHY = ("received_at__year", "received_at__month", "received_at__day")
+
+
+class ExportForm(CallRecordFilterForm):
+    format = forms.ChoiceField(
+        choices=[
+            (CallExport.Format.CSV, "CSV (streams at once, any size)"),
+            (CallExport.Format.XLSX, "Excel XLSX (prepared in the background)"),
+            (CallExport.Format.JSONL, "JSON Lines (streams at once, tracking data verbatim)"),
+        ],
+        initial=CallExport.Format.CSV,
+        widget=forms.RadioSelect,
+    )
+
+
+class FunnelForm(forms.Form):
+    since = CallRecordFilterForm.base_fields["since"]
+    until = CallRecordFilterForm.base_fields["until"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("since") and cleaned.get("until") and cleaned["since"] >= cleaned["until"]:
+            self.add_error("until", "The end of the period must come after its start.")
+        return cleaned
+
+
+def export_data_from_changelist(params: QueryDict) -> tuple[QueryDict, list[str]]:
+    """The export form's data for the change list's filters, and the parameters it ignored."""
+    data = QueryDict(mutable=True)
+    ignored = []
+    for key in params:
+        if key in _FILTER_PARAMS:
+            data.setlist(
+                _FILTER_PARAMS[key], data.getlist(_FILTER_PARAMS[key]) + params.getlist(key)
+            )
+        elif key not in _LIST_ONLY_PARAMS and key not in _HIERARCHY:
+            ignored.append(key)
+    since, until = _hierarchy_period(params)
+    if since and "since" not in data:
+        data["since"], data["until"] = since.isoformat(), until.isoformat()
+    return data, ignored
+
+
+def _hierarchy_period(params: QueryDict) -> tuple[datetime | None, datetime | None]:
+    """The admin's date hierarchy (year, month, day) as a period."""
+    try:
+        year = int(params["received_at__year"])
+        month = int(params.get("received_at__month", 0))
+        day = int(params.get("received_at__day", 0))
+        if day:
+            start = datetime(year, month, day, tzinfo=UTC)
+            return start, start + timedelta(days=1)
+        if month:
+            start = datetime(year, month, 1, tzinfo=UTC)
+            return start, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+        return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+    except (KeyError, ValueError, OverflowError):
+        return None, None
+
+
+class CallRecordExportAdminMixin:
+    """Export (CSV, XLSX, JSON Lines) and funnel pages for the call-record admin."""
+
+    change_list_template = "admin/calls/callrecord/change_list_exports.html"
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        ours = [
+            path("export/", wrap(self.export_view), name="calls_callrecord_export"),
+            path(
+                "export/<int:export_id>/",
+                wrap(self.export_progress_view),
+                name="calls_callrecord_export_progress",
+            ),
+            path(
+                "export/<int:export_id>/download/",
+                wrap(self.export_download_view),
+                name="calls_callrecord_export_download",
+            ),
+            path("funnel/", wrap(self.funnel_view), name="calls_callrecord_funnel"),
+        ]
+        return ours + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_export": request.user.has_perm(EXPORT_PERMISSION),
+            "export_query": request.GET.urlencode(),
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    # --- Export ---------------------------------------------------------------------------
+
+    def export_view(self, request):
+        if not request.user.has_perm(EXPORT_PERMISSION):
+            raise PermissionDenied
+        ignored: list[str] = []
+        if request.method == "POST":
+            form = ExportForm(request.POST)
+        else:
+            data, ignored = export_data_from_changelist(request.GET)
+            data.setdefault("format", CallExport.Format.CSV)
+            form = ExportForm(data)
+        matching = None
+        if form.is_valid():
+            filters = form.filters()
+            if request.method == "POST":
+                response = self._start_export(request, form, filters)
+                if response is not None:
+                    return response
+            else:
+                matching = call_record_select(filters=filters).count()
+        listed = self._changelist_count(request) if request.method == "GET" else None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Export call records",
+            "form": form,
+            "matching": matching,
+            "listed": listed,
+            "ignored": ignored,
+            "recent": CallExport.objects.filter(requested_by=request.user)[:10],
+        }
+        return TemplateResponse(request, "admin/calls/callrecord/export.html", context)
+
+    def _changelist_count(self, request) -> int | None:
+        """How many records the change list shows for these parameters, to compare."""
+        try:
+            return self.get_changelist_instance(request).result_count
+        except (IncorrectLookupParameters, SuspiciousOperation):
+            return None
+
+    def _start_export(self, request, form, filters):
+        export_format = form.cleaned_data["format"]
+        try:
+            if export_format == CallExport.Format.XLSX:
+                export = call_export_start(user=request.user, filters=filters, source="admin")
+                return HttpResponseRedirect(
+                    reverse("admin:calls_callrecord_export_progress", args=[export.pk])
+                )
+            stream = call_export_stream(
+                user=request.user,
+                filters=filters,
+                export_format=export_format,
+                source="admin",
+                bom=export_format == CallExport.Format.CSV,  # Excel reads UTF-8 with a BOM
+            )
+        except ExportForbidden:
+            raise PermissionDenied from None
+        except ExportTooLarge as exc:
+            form.add_error(None, exc.message)
+            return None
+        response = StreamingHttpResponse(stream.chunks, content_type=stream.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{stream.filename}"'
+        response["X-Export-Id"] = str(stream.export.pk)
+        return response
+
+    def _own_export(self, request, export_id: int) -> CallExport:
+        if not request.user.has_perm(EXPORT_PERMISSION):
+            raise PermissionDenied
+        export = get_object_or_404(CallExport, pk=export_id)
+        if export.requested_by_id != request.user.pk and not request.user.is_superuser:
+            raise PermissionDenied
+        return export
+
+    def export_progress_view(self, request, export_id: int):
+        export = self._own_export(request, export_id)
+        percent = None
+        if export.row_count:
+            percent = min(100, round(100 * export.rows_written / export.row_count))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Export #{export.pk}",
+            "export": export,
+            "percent": percent,
+            "working": export.status in (CallExport.Status.PENDING, CallExport.Status.RUNNING),
+        }
+        return TemplateResponse(request, "admin/calls/callrecord/export_progress.html", context)
+
+    def export_download_view(self, request, export_id: int):
+        export = self._own_export(request, export_id)
+        if export.status != CallExport.Status.DONE or not export.file:
+            messages.warning(request, "This export has no file to download yet.")
+            return HttpResponseRedirect(
+                reverse("admin:calls_callrecord_export_progress", args=[export.pk])
+            )
+        try:
+            handle = export.file.open("rb")
+        except FileNotFoundError:
+            raise Http404("The export's file is gone.") from None
+        filename = f"call-records-{export.pk}.{export.format}"
+        return FileResponse(handle, as_attachment=True, filename=filename)
+
+    # --- Funnel ---------------------------------------------------------------------------
+
+    def funnel_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        today = timezone.now().astimezone(UTC).date()
+        data = request.GET.copy() if "since" in request.GET or "until" in request.GET else None
+        if data is None:
+            data = QueryDict(mutable=True)
+            data["since"] = (today - timedelta(days=6)).isoformat()
+            data["until"] = today.isoformat()
+        form = FunnelForm(data)
+        summary = None
+        if form.is_valid():
+            summary = call_funnel_summary(
+                since=form.cleaned_data["since"] or datetime(2000, 1, 1, tzinfo=UTC),
+                until=form.cleaned_data["until"] or timezone.now() + timedelta(days=1),
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Call funnel",
+            "form": form,
+            "summary": summary,
+            "sections": _funnel_sections(summary) if summary else [],
+            "legend": FUNNEL_LEGEND,
+        }
+        return TemplateResponse(request, "admin/calls/callrecord/funnel.html", context)
+
+
+# Chart segments: what became of the pings, in funnel order, with their colours.
+_SEGMENTS = [
+    ("connected", "#2e7d32"),
+    ("expired", "#f9a825"),
+    ("pending", "#90caf9"),
+    ("repeats", "#8e24aa"),
+    ("no_agent", "#e65100"),
+    ("rejected", "#c62828"),
+]
+
+
+def _funnel_sections(summary) -> list[dict]:
+    """Per section, its rows with the stacked bar's segments, scaled to the largest row."""
+    sections = []
+    for title, rows in (("By vendor", summary.by_vendor), ("By state", summary.by_state)):
+        widest = max((row.pings for row in rows), default=0) or 1
+        sections.append(
+            {
+                "title": title,
+                "rows": [
+                    {
+                        "row": row,
+                        "segments": [
+                            {
+                                "name": name.replace("_", " "),
+                                "count": getattr(row, name),
+                                "width": 100 * getattr(row, name) / widest,
+                                "colour": colour,
+                            }
+                            for name, colour in _SEGMENTS
+                            if getattr(row, name)
+                        ],
+                    }
+                    for row in rows
+                ],
+            }
+        )
+    return sections
+
+
+FUNNEL_LEGEND = [(name.replace("_", " "), colour) for name, colour in _SEGMENTS]

@@ -1,0 +1,100 @@
+"""GET /api/v1/call-records: the read-only reporting endpoint for BI tools.
+
+Token authentication, for users who may export call records (superusers and analysts); the
+same filters as every export; cursor pagination as JSON, or the whole selection streamed as
+CSV with `format=csv`. Errors use DRF's usual shape ({"detail": ...} or per-field lists): the
+vendor contract's envelope is for /functions/ only.
+"""
+
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.views import APIView, exception_handler
+
+from calls.exports import (
+    EXPORT_PERMISSION,
+    RECORD_COLUMNS,
+    InvalidFilters,
+    call_export_stream,
+    call_record_as_json,
+    call_record_filters_parse,
+    call_record_select,
+)
+from calls.models import CallExport
+from config.errors import FirstRendererNegotiation
+
+_RECORD_PATHS = [path for _, path in RECORD_COLUMNS]
+# Query parameters that are not filters.
+_NON_FILTER_PARAMS = {"format", "cursor", "page_size"}
+
+
+class CanExportCallRecords(BasePermission):
+    message = "You do not have permission to export call records."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.has_perm(EXPORT_PERMISSION))
+
+
+class CallRecordCursorPagination(CursorPagination):
+    ordering = ("received_at", "id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class CallRecordListView(APIView):
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsAuthenticated, CanExportCallRecords]
+    # `format=csv` is ours to read: DRF's format suffix negotiation would answer it with a 404.
+    content_negotiation_class = FirstRendererNegotiation
+    pagination_class = CallRecordCursorPagination
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    def get(self, request):
+        params = request.query_params
+        export_format = params.get("format", "json").lower()
+        if export_format not in ("json", "csv"):
+            raise exceptions.ValidationError({"format": ["Use json or csv."]})
+        filter_data = params.copy()
+        for key in _NON_FILTER_PARAMS:
+            filter_data.pop(key, None)
+        try:
+            filters = call_record_filters_parse(data=filter_data)
+        except InvalidFilters as exc:
+            raise exceptions.ValidationError(exc.errors) from None
+
+        if export_format == "csv":
+            stream = call_export_stream(
+                user=request.user,
+                filters=filters,
+                export_format=CallExport.Format.CSV,
+                source="api",
+            )
+            response = StreamingHttpResponse(stream.chunks, content_type=stream.content_type)
+            response["Content-Disposition"] = f'attachment; filename="{stream.filename}"'
+            return response
+
+        paginator = self.pagination_class()
+        records = call_record_select(filters=filters).values("id", *_RECORD_PATHS, "tracking")
+        page = paginator.paginate_queryset(records, request, view=self)
+        if "cursor" not in params:
+            # The first page starts a listing: that is the export the audit records.
+            CallExport.objects.create(
+                requested_by=request.user,
+                source="api",
+                filters=filters.as_json(),
+                format=CallExport.Format.JSON,
+                status=CallExport.Status.DONE,
+                rows_written=len(page),
+                finished_at=timezone.now(),
+            )
+        results = [
+            call_record_as_json([row[path] for path in _RECORD_PATHS], row["tracking"])
+            for row in page
+        ]
+        return paginator.get_paginated_response(results)

@@ -1,0 +1,85 @@
+"""The funnel: what became of the pings of a period, per vendor and per state.
+
+A call record's outcome moves on after the ping (reserved, then connected and completed, or
+expired), so the funnel counts where each ping stands now:
+- pings: every call record (every ping that passed the key, phone and state checks);
+- reserved: pings that got a reservation, whatever came after (reserved, connected, completed,
+  expired). Repeats are not counted here: they reserve nothing new;
+- connected: reservations whose call arrived (connected or completed);
+- expired: reservations nobody called;
+- transfer rate: connected / reserved. A reservation still live counts in reserved only, so
+  a period that ends now shows a slightly lower rate until its last reservations settle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Q
+
+from calls.models import CallRecord
+
+Outcome = CallRecord.Outcome
+RESERVED_OUTCOMES = (Outcome.RESERVED, Outcome.CONNECTED, Outcome.COMPLETED, Outcome.EXPIRED)
+CONNECTED_OUTCOMES = (Outcome.CONNECTED, Outcome.COMPLETED)
+
+COUNTS = {
+    "pings": Count("id"),
+    "reserved": Count("id", filter=Q(outcome__in=RESERVED_OUTCOMES)),
+    "repeats": Count("id", filter=Q(outcome=Outcome.REPEAT)),
+    "no_agent": Count("id", filter=Q(outcome=Outcome.NO_AGENT)),
+    "rejected": Count("id", filter=Q(outcome=Outcome.REJECTED)),
+    "connected": Count("id", filter=Q(outcome__in=CONNECTED_OUTCOMES)),
+    "expired": Count("id", filter=Q(outcome=Outcome.EXPIRED)),
+}
+
+
+@dataclass(frozen=True)
+class FunnelRow:
+    label: str
+    pings: int = 0
+    reserved: int = 0
+    repeats: int = 0
+    no_agent: int = 0
+    rejected: int = 0
+    connected: int = 0
+    expired: int = 0
+
+    @property
+    def transfer_rate(self) -> float | None:
+        """Connected per reservation; None when nothing was reserved."""
+        return self.connected / self.reserved if self.reserved else None
+
+    @property
+    def pending(self) -> int:
+        """Reservations neither connected nor expired yet."""
+        return self.reserved - self.connected - self.expired
+
+
+@dataclass(frozen=True)
+class FunnelSummary:
+    since: datetime
+    until: datetime
+    total: FunnelRow
+    by_vendor: list[FunnelRow]
+    by_state: list[FunnelRow]
+
+
+def call_funnel_summary(*, since: datetime, until: datetime) -> FunnelSummary:
+    """Counts for the call records received in [since, until), biggest vendors first."""
+    records = CallRecord.objects.filter(received_at__gte=since, received_at__lt=until).order_by()
+    total = FunnelRow(label="All", **records.aggregate(**COUNTS))
+    by_vendor = [
+        FunnelRow(label=row.pop("vendor__name"), **row)
+        for row in records.values("vendor__name").annotate(**COUNTS)
+    ]
+    by_state = [
+        FunnelRow(label=row.pop("state"), **row)
+        for row in records.values("state").annotate(**COUNTS)
+    ]
+    by_vendor.sort(key=lambda row: (-row.pings, row.label))
+    by_state.sort(key=lambda row: row.label)
+    return FunnelSummary(
+        since=since, until=until, total=total, by_vendor=by_vendor, by_state=by_state
+    )

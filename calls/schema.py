@@ -1,0 +1,352 @@
+"""The ping endpoint's OpenAPI description: what `/api/schema/` and `/docs/` show vendors.
+
+Only metadata: drf-spectacular reads it when the schema is generated, never on a ping.
+The shapes and messages are the contract's (see the README); keep them in step with it.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
+from rest_framework import serializers
+
+from calls.ping import MESSAGE_BAD_PHONE, MESSAGE_BAD_STATE
+from calls.services import MESSAGE_INACTIVE
+from config.errors import (
+    MESSAGE_BAD_BODY,
+    MESSAGE_METHOD,
+    MESSAGE_TOO_LARGE,
+    MESSAGE_TOO_MANY,
+    MESSAGE_UNEXPECTED,
+)
+from vendors.services import MESSAGE_BAD_KEY
+
+DEMO_KEY = "6ab36a94-5dfb-4336-a559-63da6a5a26d2"
+ALL_STATES_KEY = "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"
+EXAMPLE_REQUEST_ID = "12345678-1234-1234-1234-123456789abc"
+EXAMPLE_TIMESTAMP = "2025-09-19T17:45:23.123Z"
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+E164_PATTERN = r"^\+[1-9]\d{1,14}$"
+# Refusals for a state carry its code, so they are a pattern rather than one fixed text.
+MESSAGE_FORBIDDEN_PATTERN = r"^Vendor is (not active|not authorized for state [A-Z]{2})\.$"
+
+
+def _constant(value: bool | int, **kwargs) -> serializers.Field:
+    """A field whose schema admits one value: it tells the envelope's variants apart."""
+    kind = "boolean" if isinstance(value, bool) else "integer"
+
+    @extend_schema_field({"type": kind, "enum": [value]})
+    class Constant(serializers.Field):
+        pass
+
+    return Constant(**kwargs)
+
+
+def _request_id() -> serializers.Field:
+    return serializers.UUIDField(
+        help_text="This request's id, also in the X-Request-ID header. Quote it to support."
+    )
+
+
+def _timestamp() -> serializers.Field:
+    @extend_schema_field(
+        {"type": "string", "pattern": TIMESTAMP_PATTERN, "example": EXAMPLE_TIMESTAMP}
+    )
+    class Timestamp(serializers.Field):
+        pass
+
+    return Timestamp(help_text="When we answered: UTC, ISO-8601 with milliseconds.")
+
+
+def _message(messages: list[str] | None = None, pattern: str | None = None) -> serializers.Field:
+    schema: dict = {"type": "string"}
+    if messages:
+        schema["enum"] = messages
+    if pattern:
+        schema["pattern"] = pattern
+
+    @extend_schema_field(schema)
+    class Message(serializers.Field):
+        pass
+
+    return Message(help_text="What was wrong, in plain words.")
+
+
+class PingRequestSerializer(serializers.Serializer):
+    """The body of a ping. Any other field is tracking data, stored with the call record."""
+
+    vendorKey = serializers.UUIDField(
+        help_text="The key we issued you (8-4-4-4-12 hex, any letter case)."
+    )
+    phoneNumber = serializers.CharField(
+        required=False,
+        help_text=(
+            "The caller, a US number: `+14801234567`, `14801234567` or `4801234567`; spaces, "
+            "dashes, dots and parentheses are ignored. Leave it out to validate your key only."
+        ),
+    )
+    stateCode = serializers.CharField(
+        required=False,
+        allow_null=True,
+        min_length=2,
+        max_length=2,
+        help_text=(
+            "The caller's two-letter USPS state code, any letter case. Overrides the area code "
+            "when given; `null` is the same as leaving it out."
+        ),
+    )
+
+
+AVAILABLE = inline_serializer(
+    name="PingAvailable",
+    fields={
+        "status": _constant(200),
+        "data": inline_serializer(
+            name="PingAvailableData",
+            fields={
+                "agentAvailable": _constant(True),
+                "transferTarget": serializers.RegexField(
+                    E164_PATTERN, help_text="Blind-transfer the caller to this number."
+                ),
+                "ttlSeconds": serializers.IntegerField(
+                    min_value=1, help_text="Seconds the agent and the number are held for you."
+                ),
+                "agentCount": serializers.IntegerField(
+                    min_value=1,
+                    help_text="Agents licensed for the state who were free, yours included.",
+                ),
+                "timestamp": _timestamp(),
+                "requestId": _request_id(),
+            },
+        ),
+    },
+)
+
+UNAVAILABLE = inline_serializer(
+    name="PingUnavailable",
+    fields={
+        "status": _constant(200),
+        "data": inline_serializer(
+            name="PingUnavailableData",
+            fields={
+                "agentAvailable": _constant(False),
+                "timestamp": _timestamp(),
+                "requestId": _request_id(),
+            },
+        ),
+    },
+)
+
+KEY_VALIDATION = inline_serializer(
+    name="KeyValidation",
+    fields={
+        "status": _constant(200),
+        "data": inline_serializer(
+            name="KeyValidationData",
+            fields={
+                "vendorActive": serializers.BooleanField(),
+                "authorizedStates": serializers.ListField(
+                    child=serializers.RegexField(r"^([A-Z]{2}|All)$"),
+                    help_text='The state codes you may send, sorted, or `["All"]`.',
+                ),
+                "requestId": _request_id(),
+            },
+        ),
+    },
+)
+
+
+def _error(status: int, *, messages: list[str] | None = None, pattern: str | None = None):
+    return inline_serializer(
+        name=f"Error{status}",
+        fields={
+            "status": _constant(status),
+            "data": inline_serializer(
+                name=f"Error{status}Data",
+                fields={"message": _message(messages, pattern), "requestId": _request_id()},
+            ),
+        },
+    )
+
+
+def _example(name: str, status: int, data: dict, summary: str = "") -> OpenApiExample:
+    return OpenApiExample(
+        name,
+        summary=summary or name,
+        value={"status": status, "data": data},
+        response_only=True,
+        status_codes=[str(status)],
+    )
+
+
+def _error_example(name: str, status: int, message: str) -> OpenApiExample:
+    return _example(name, status, {"message": message, "requestId": EXAMPLE_REQUEST_ID})
+
+
+PING_SCHEMA = extend_schema(
+    operation_id="vendors_ping",
+    summary="Ping: is an agent free for this caller? (or validate your key)",
+    description=(
+        "With `phoneNumber`: reserves a free agent licensed for the caller's state and a transfer "
+        "number for `ttlSeconds`, and answers with the number to transfer to. Without it: checks "
+        "your key and lists your authorized states, reserving nothing. The body is read as JSON "
+        "whatever the Content-Type header says, and may be at most 16 KiB."
+    ),
+    tags=["Vendor ping"],
+    request={"application/json": PingRequestSerializer, "text/plain": PingRequestSerializer},
+    parameters=[
+        OpenApiParameter(
+            "X-Request-ID",
+            OpenApiTypes.UUID,
+            OpenApiParameter.HEADER,
+            response=True,
+            required=True,
+            description="The same id as `data.requestId`.",
+        ),
+        OpenApiParameter(
+            "Retry-After",
+            OpenApiTypes.INT,
+            OpenApiParameter.HEADER,
+            response=[429],
+            required=True,
+            description="Seconds to wait before pinging again.",
+        ),
+    ],
+    examples=[
+        OpenApiExample(
+            "Ping",
+            value={
+                "vendorKey": DEMO_KEY,
+                "phoneNumber": "+14801234567",
+                "stateCode": "AZ",
+                "lead_id": "L-12345",
+                "ad_id": "SUMMER-2025",
+                "ad_url": "https://example.com/offer",
+                "source": "google",
+            },
+            request_only=True,
+        ),
+        OpenApiExample("Key validation", value={"vendorKey": DEMO_KEY}, request_only=True),
+    ],
+    responses={
+        200: OpenApiResponse(
+            response=PolymorphicProxySerializer(
+                component_name="PingOk",
+                serializers=[AVAILABLE, UNAVAILABLE, KEY_VALIDATION],
+                resource_type_field_name=None,
+            ),
+            description="An agent is reserved for you, none is free, or your key is valid.",
+            examples=[
+                _example(
+                    "Agent available",
+                    200,
+                    {
+                        "agentAvailable": True,
+                        "transferTarget": "+18775703926",
+                        "ttlSeconds": 60,
+                        "agentCount": 3,
+                        "timestamp": EXAMPLE_TIMESTAMP,
+                        "requestId": EXAMPLE_REQUEST_ID,
+                    },
+                ),
+                _example(
+                    "No agent available",
+                    200,
+                    {
+                        "agentAvailable": False,
+                        "timestamp": EXAMPLE_TIMESTAMP,
+                        "requestId": EXAMPLE_REQUEST_ID,
+                    },
+                ),
+                _example(
+                    "Key valid",
+                    200,
+                    {
+                        "vendorActive": True,
+                        "authorizedStates": ["AZ", "CA"],
+                        "requestId": EXAMPLE_REQUEST_ID,
+                    },
+                ),
+                _example(
+                    "Key valid, all states",
+                    200,
+                    {
+                        "vendorActive": True,
+                        "authorizedStates": ["All"],
+                        "requestId": EXAMPLE_REQUEST_ID,
+                    },
+                ),
+            ],
+        ),
+        400: OpenApiResponse(
+            response=_error(400, messages=[MESSAGE_BAD_BODY, MESSAGE_BAD_PHONE, MESSAGE_BAD_STATE]),
+            description="The body is not a JSON object, or the phone number or state is wrong.",
+            examples=[
+                _error_example("Bad phone number", 400, MESSAGE_BAD_PHONE),
+                _error_example("Bad state code", 400, MESSAGE_BAD_STATE),
+                _error_example("Body not a JSON object", 400, MESSAGE_BAD_BODY),
+            ],
+        ),
+        401: OpenApiResponse(
+            response=_error(401, messages=[MESSAGE_BAD_KEY]),
+            description="The key is missing, malformed, unknown or revoked.",
+            examples=[_error_example("Bad key", 401, MESSAGE_BAD_KEY)],
+        ),
+        403: OpenApiResponse(
+            response=_error(403, pattern=MESSAGE_FORBIDDEN_PATTERN),
+            description="Your account is inactive, or not authorized for the caller's state.",
+            examples=[
+                _error_example("Vendor inactive", 403, MESSAGE_INACTIVE),
+                _error_example(
+                    "State not authorized", 403, "Vendor is not authorized for state TX."
+                ),
+            ],
+        ),
+        405: OpenApiResponse(
+            response=_error(405, messages=[MESSAGE_METHOD]),
+            description="Any method but POST.",
+            examples=[_error_example("Not POST", 405, MESSAGE_METHOD)],
+        ),
+        413: OpenApiResponse(
+            response=_error(413, messages=[MESSAGE_TOO_LARGE]),
+            description="The body is over 16 KiB.",
+            examples=[_error_example("Body too large", 413, MESSAGE_TOO_LARGE)],
+        ),
+        429: OpenApiResponse(
+            response=_error(429, messages=[MESSAGE_TOO_MANY]),
+            description="Too many pings: wait the seconds in Retry-After.",
+            examples=[_error_example("Rate limited", 429, MESSAGE_TOO_MANY)],
+        ),
+        500: OpenApiResponse(
+            response=_error(500, messages=[MESSAGE_UNEXPECTED]),
+            description="Our fault. Quote the requestId to support; you may retry.",
+            examples=[_error_example("Server error", 500, MESSAGE_UNEXPECTED)],
+        ),
+    },
+)
+
+
+def tighten_envelopes(result, generator, request, public):
+    """Postprocessing hook: answers have exactly the documented fields; pings may carry more.
+
+    Closed answer objects are what let `oneOf` tell the three 200 shapes apart, and what lets a
+    schema check catch a stray field.
+    """
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, schema in schemas.items():
+        if name == "PingRequest":
+            schema["additionalProperties"] = True
+        elif schema.get("type") == "object":
+            schema["additionalProperties"] = False
+    return result
+
+
+def vendor_endpoints_only(endpoints):
+    """Preprocessing hook: the vendor docs describe the vendor API, not staff or internal URLs."""
+    return [endpoint for endpoint in endpoints if endpoint[0].startswith("/functions/")]

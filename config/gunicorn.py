@@ -1,0 +1,57 @@
+"""Gunicorn settings for production: `gunicorn -c config/gunicorn.py`.
+
+Prometheus metrics from several worker processes: every worker writes its counters to files in
+PROMETHEUS_MULTIPROC_DIR, and a scrape of /metrics, served by any worker, adds them up. The
+directory must exist before the workers start and be emptied at each start of the server, or
+the counters of a previous run would be counted again. If it is not set, a fresh temporary
+directory is made for this server. A worker that exits is marked dead, so its figures stay in
+the counters but no gauge keeps its last value.
+
+Worker class, worker and thread counts: see the README's production section. Any of these can be
+overridden on the command line (`gunicorn -c config/gunicorn.py -w 4 ...`).
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from config.env import env_int, env_str
+
+wsgi_app = "config.wsgi:application"
+bind = env_str("GUNICORN_BIND", "127.0.0.1:8000")
+workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
+# PLACEHOLDER (benchmark): worker class and threads per worker are set from `make bench`'s results.
+worker_class = env_str("GUNICORN_WORKER_CLASS", "sync")
+threads = env_int("GUNICORN_THREADS", 1, minimum=1)
+# A worker stuck longer than this is killed and replaced.
+timeout = env_int("GUNICORN_TIMEOUT", 30, minimum=1)
+graceful_timeout = 20
+# Access logs belong to the load balancer; our own log lines carry the request id.
+accesslog = None
+errorlog = "-"
+
+_owned_multiproc_dir = False
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Before any worker imports prometheus_client, which reads the variable at import.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="callrouting-metrics-")
+    _owned_multiproc_dir = True
+
+
+def on_starting(server):
+    """Start each run of the server with no counters left from the previous one."""
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _owned_multiproc_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -1,0 +1,175 @@
+"""GET /api/v1/call-records: token-authenticated reporting for analysts and BI tools."""
+
+import csv
+import io
+
+import pytest
+from django.http import StreamingHttpResponse
+
+from calls.models import CallExport
+
+URL = "/api/v1/call-records"
+
+
+@pytest.fixture
+def as_analyst(api, analyst_token):
+    api.credentials(HTTP_AUTHORIZATION=f"Token {analyst_token}")
+    return api
+
+
+def test_it_refuses_anonymous_users(api, records):
+    response = api.get(URL)
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_it_refuses_a_wrong_token(api, records):
+    api.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+
+    response = api.get(URL)
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token."}
+
+
+def test_it_refuses_a_user_who_may_not_export(api, operator_token, records):
+    api.credentials(HTTP_AUTHORIZATION=f"Token {operator_token}")
+
+    response = api.get(URL)
+
+    assert response.status_code == 403
+    assert response.json() == {"detail": "You do not have permission to export call records."}
+    assert api.get(URL, {"format": "csv"}).status_code == 403
+    assert not CallExport.objects.exists()
+
+
+def test_it_refuses_a_session_login_without_a_token(client, analyst, records):
+    client.force_login(analyst)
+
+    assert client.get(URL).status_code == 401
+
+
+def test_it_lists_the_filtered_records_as_json(as_analyst, records, vendors, analyst):
+    response = as_analyst.get(URL, {"vendor": vendors["beta"].pk, "outcome": "expired,rejected"})
+
+    assert response.status_code == 200
+    expired, rejected = records[2], records[3]
+    assert response.json() == {
+        "next": None,
+        "previous": None,
+        "results": [
+            {
+                "request_id": str(expired.request_id),
+                "received_at": "2025-09-02T12:00:00.000Z",
+                "vendor": "Beta Media",
+                "phone_number": expired.phone_number,
+                "state": "TX",
+                "state_source": "area_code",
+                "outcome": "expired",
+                "rejected_reason": "",
+                "transfer_target": "+18775703927",
+                "agent": None,
+                "agent_count": 1,
+                "ttl_seconds": 60,
+                "connected_at": None,
+                "ended_at": None,
+                "duration_seconds": None,
+                "tracking": {"campaign": "fall", "utm": {"medium": "cpc"}, "vip": True},
+            },
+            {
+                "request_id": str(rejected.request_id),
+                "received_at": "2025-09-02T12:05:00.000Z",
+                "vendor": "Beta Media",
+                "phone_number": rejected.phone_number,
+                "state": "TX",
+                "state_source": "area_code",
+                "outcome": "rejected",
+                "rejected_reason": "Vendor is not active.",
+                "transfer_target": "",
+                "agent": None,
+                "agent_count": None,
+                "ttl_seconds": None,
+                "connected_at": None,
+                "ended_at": None,
+                "duration_seconds": None,
+                "tracking": {"campaign": "fall", "note": None},
+            },
+        ],
+    }
+    export = CallExport.objects.get()
+    assert (export.requested_by, export.source, export.format) == (analyst, "api", "json")
+    assert export.filters == {"vendor": [vendors["beta"].pk], "outcome": ["expired", "rejected"]}
+    assert export.rows_written == 2
+
+
+def test_it_paginates_with_a_cursor_through_every_record_once(as_analyst, records):
+    seen = []
+    response = as_analyst.get(URL, {"page_size": 2, "since": "2025-09-01"})
+    pages = 1
+    while True:
+        body = response.json()
+        assert response.status_code == 200
+        seen += [item["request_id"] for item in body["results"]]
+        if body["next"] is None:
+            break
+        assert "cursor=" in body["next"]
+        response = as_analyst.get(body["next"])
+        pages += 1
+
+    assert pages == 3
+    assert seen == [str(record.request_id) for record in records]
+    # A listing is audited once, at its first page.
+    assert CallExport.objects.count() == 1
+
+
+def test_it_streams_csv_with_format_csv(as_analyst, records, analyst):
+    response = as_analyst.get(URL, {"format": "csv", "state": "TX"})
+
+    assert response.status_code == 200
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    text = b"".join(response.streaming_content).decode("utf-8")
+    assert not text.startswith("\ufeff")  # for BI tools: plain UTF-8
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][-4:] == ["campaign", "note", "utm", "vip"]
+    assert [row[0] for row in rows[1:]] == [str(records[2].request_id), str(records[3].request_id)]
+    export = CallExport.objects.get()
+    assert (export.source, export.format, export.status, export.rows_written) == (
+        "api", "csv", "done", 2
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("params", "errors"),
+    [
+        ({"since": "last tuesday"}, {"since": ["Enter a valid date/time."]}),
+        (
+            {"state": "AZ,XX"},
+            {"state": ["Select a valid choice. XX is not one of the available choices."]},
+        ),
+        (
+            {"vendor": "abc"},
+            {"vendor": ["“abc” is not a valid value."]},
+        ),
+        ({"format": "xml"}, {"format": ["Use json or csv."]}),
+        (
+            {"since": "2025-09-03", "until": "2025-09-01"},
+            {"until": ["The end of the period must come after its start."]},
+        ),
+    ],
+)
+def test_it_answers_bad_filters_with_400_and_the_reason(as_analyst, records, params, errors):
+    response = as_analyst.get(URL, params)
+
+    assert response.status_code == 400
+    assert response.json() == errors
+    assert not CallExport.objects.exists()
+
+
+def test_it_refuses_a_bad_cursor(as_analyst, records):
+    response = as_analyst.get(URL, {"cursor": "garbage"})
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid cursor"}

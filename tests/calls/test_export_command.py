@@ -1,0 +1,83 @@
+"""`manage.py export_calls`: the same selection and files, from the command line."""
+
+import csv
+import io
+import json
+
+import openpyxl
+import pytest
+from django.core.management import CommandError, call_command
+
+from calls.models import CallExport
+
+
+def _export(*args) -> str:
+    out = io.StringIO()
+    call_command("export_calls", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_it_writes_csv_to_standard_output(records):
+    text = _export("--since", "2025-09-02", "--until", "2025-09-02", "--format", "csv")
+
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][-4:] == ["campaign", "note", "utm", "vip"]
+    assert [row[0] for row in rows[1:]] == [str(records[2].request_id), str(records[3].request_id)]
+
+
+def test_it_writes_json_lines_to_a_file_and_filters_by_vendor_name_state_and_outcome(
+    records, tmp_path
+):
+    output = tmp_path / "calls.jsonl"
+    _export(
+        "--since=2025-09-01", "--until=2025-09-30", "--vendor=acme leads", "--state=ca",
+        "--state=AZ", "--outcome=no_agent", "--format=jsonl", f"--output={output}",
+    )  # fmt: skip
+
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [line["request_id"] for line in lines] == [
+        str(records[1].request_id),
+        str(records[4].request_id),
+    ]
+    assert lines[0]["tracking"] == {"lead_id": "L-2", "score": 7}
+
+
+def test_it_writes_xlsx_to_a_file_and_records_the_export(records, tmp_path):
+    output = tmp_path / "september.xlsx"
+    _export("--since=2025-09-01", "--until=2025-09-30", "--format=xlsx", f"--output={output}")
+
+    sheet = openpyxl.load_workbook(output)["Call records"]
+    assert sheet.max_row == 6
+    export = CallExport.objects.get()
+    assert (export.source, export.format, export.status) == ("command", "xlsx", "done")
+    assert (export.row_count, export.rows_written, export.requested_by) == (5, 5, None)
+    assert export.filters == {
+        "since": "2025-09-01T00:00:00+00:00",
+        "until": "2025-10-01T00:00:00+00:00",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since=yesterday", "--until=2025-09-30"], "--since: Enter a valid date/time."),
+        (
+            ["--since=2025-09-30", "--until=2025-09-01"],
+            "--until: The end of the period must come after its start.",
+        ),
+        (
+            ["--since=2025-09-01", "--until=2025-09-30", "--state=ZZ"],
+            "--state: Select a valid choice. ZZ is not one of the available choices.",
+        ),
+        (
+            ["--since=2025-09-01", "--until=2025-09-30", "--vendor=Nobody"],
+            "--vendor: no vendor is named 'Nobody'.",
+        ),
+    ],
+)
+def test_it_refuses_bad_options_and_records_nothing(records, args, message):
+    with pytest.raises(CommandError) as refusal:
+        _export(*args, "--format=csv")
+
+    assert str(refusal.value) == message
+    assert not CallExport.objects.exists()
