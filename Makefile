@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 CELERY := $(VENV)/bin/celery -A config
 
-.PHONY: help install migrate demo run test lint format bench bench-export worker beat
+.PHONY: help install migrate demo run test lint format bench bench-export worker beat browser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -67,6 +67,12 @@ worker: install ## Run a Celery worker alone (production: set CELERY_BROKER_URL=
 
 beat: install ## Run Celery beat alone: exactly one per deployment (it schedules the sweep)
 	$(CELERY) beat --loglevel INFO
+
+# --- The browser test (staff admin) ----------------------------------------------------------
+CHROMIUM ?= /usr/bin/chromium
+
+browser: ## Install Debian's chromium for the browser test, when it is missing
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # --- Speed ------------------------------------------------------------------------------------
 bench: install ## Load test: production gunicorn on PostgreSQL under wrk, pings vs a trivial endpoint

@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
 
 from routing.models import Agent, Reservation
 from vendors.models import Vendor
@@ -63,6 +64,8 @@ class CallRecord(models.Model):
             models.Index(fields=["vendor", "received_at"], name="callrecord_vendor_received"),
             models.Index(fields=["state", "received_at"], name="callrecord_state_received"),
             models.Index(fields=["outcome", "received_at"], name="callrecord_outcome_received"),
+            # Staff search by the vendor's lead_id (admin: exact match on tracking ->> 'lead_id').
+            models.Index(KeyTextTransform("lead_id", "tracking"), name="callrecord_lead_id"),
         ]
 
     def __str__(self) -> str:

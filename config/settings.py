@@ -5,6 +5,7 @@ No DATABASE_URL means a SQLite file beside manage.py, so a fresh clone just runs
 
 import ipaddress
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -25,7 +26,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG el
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.StaffAdminConfig",  # django.contrib.admin with our site: roles only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -267,6 +268,30 @@ LOGGING["loggers"].update(
         "celery.worker.strategy": {"level": "WARNING"},
     }
 )
+
+# --- Staff admin: roles, login protection, sessions ------------------------------------------
+# Where the admin lives; a path of its own makes it harder to find than the default.
+ADMIN_URL = env_str("ADMIN_URL", "admin/")
+if not ADMIN_URL or ADMIN_URL.startswith("/") or not ADMIN_URL.endswith("/"):
+    raise ImproperlyConfigured(f"ADMIN_URL must look like 'admin/', not {ADMIN_URL!r}.")
+
+INSTALLED_APPS += ["axes"]
+# django-axes counts failed logins and locks a username out from the address that failed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 60 * 60, minimum=60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
 # --- Production readiness: shared cache, rate limits, connection pool, bench ----------------
 # The shared cache holds rate-limit counters and the vendor-key cache for every server process.
 # Production needs Redis (CACHE_URL=redis://…); without it each process keeps its own memory

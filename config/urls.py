@@ -11,7 +11,7 @@ from config.metrics import observe_ping
 
 urlpatterns = [
     path("functions/v1/vendors-ping", observe_ping(VendorPingView.as_view()), name="vendors-ping"),
-    path("admin/", admin.site.urls),
+    path(settings.ADMIN_URL, admin.site.urls),
     # Telephony: the carrier's webhooks, and agent presence.
     path("telephony/voice", telephony_views.voice, name="telephony-voice"),
     path("telephony/dial-status", telephony_views.dial_status, name="telephony-dial-status"),

@@ -7,15 +7,17 @@ even if this code were wrong. On SQLite the ORM does the same steps and the IMME
 mode serializes writers instead.
 """
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F, Q
+from phonenumber_field.phonenumber import PhoneNumber, to_python
 
 from config.errors import ApplicationError
-from routing.models import Agent, Reservation, TransferNumber
+from routing.models import Agent, AgentLicense, Reservation, TransferNumber
 from vendors.models import Vendor
 
 
@@ -466,3 +468,65 @@ def _due(now: datetime):
 
 # It ended when its TTL ran out, not when a job noticed.
 _EXPIRED = {"status": Reservation.Status.EXPIRED, "ended_at": F("expires_at")}
+
+# --- Staff admin ------------------------------------------------------------------------------
+
+
+class TransferNumbersInvalid(ApplicationError):
+    """Pasted transfer numbers that cannot be added; `problems` names each one."""
+
+    status = 400
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def transfer_numbers_add(*, text: str) -> list[TransferNumber]:
+    """Add the numbers in `text` (one a line, or separated by commas) to the pool.
+
+    All or nothing: any number that is not a valid E.164 number, or is already in the pool or
+    twice in the text, refuses the whole paste, so a fix and a re-paste is safe.
+    """
+    entries = [entry.strip() for entry in re.split(r"[\n,;]+", text) if entry.strip()]
+    if not entries:
+        raise TransferNumbersInvalid(["Give at least one number."])
+    problems, numbers = [], []
+    for entry in entries:
+        number = to_python(entry)
+        if not (isinstance(number, PhoneNumber) and number.is_valid()):
+            problems.append(f"{entry} is not a valid phone number in E.164 form, e.g. +18775703926")
+            continue
+        e164 = number.as_e164
+        if e164 in numbers:
+            problems.append(f"{e164} is given twice")
+            continue
+        numbers.append(e164)
+    existing = set(
+        TransferNumber.objects.filter(number__in=numbers).values_list("number", flat=True)
+    )
+    problems += [f"{number} is already in the pool" for number in numbers if number in existing]
+    if problems:
+        raise TransferNumbersInvalid(problems)
+    with transaction.atomic():
+        return [TransferNumber.objects.create(number=number) for number in numbers]
+
+
+def transfer_number_set_active(*, number_ids: list[int], is_active: bool) -> int:
+    """Deactivated numbers are handed out no more; a live hold on one runs to its end."""
+    return (
+        TransferNumber.objects.filter(pk__in=number_ids)
+        .exclude(is_active=is_active)
+        .update(is_active=is_active)
+    )
+
+
+@transaction.atomic
+def agent_set_licenses(*, agent: Agent, states: list[str]) -> None:
+    """Make the agent's licence rows exactly `states`."""
+    wanted = set(states)
+    agent.licenses.exclude(state__in=wanted).delete()
+    have = set(agent.licenses.values_list("state", flat=True))
+    AgentLicense.objects.bulk_create(
+        [AgentLicense(agent=agent, state=state) for state in sorted(wanted - have)]
+    )

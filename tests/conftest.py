@@ -50,6 +50,39 @@ def ping(api):
     return Pinger(api)
 
 
+# --- Staff admin: logins with each role ---------------------------------------------------------
+@pytest.fixture
+def make_staff(db):
+    """A staff login in the given role group ("Operations", "Analysts") or none."""
+    from django.contrib.auth.models import Group, User
+
+    def make(username, role=None, *, password="correct horse battery staple"):
+        user = User.objects.create_user(username=username, password=password, is_staff=True)
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def operations_client(make_staff):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(make_staff("olivia.ops", "Operations"))
+    return client
+
+
+@pytest.fixture
+def analyst_client(make_staff):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(make_staff("arthur.analyst", "Analysts"))
+    return client
+
+
 @pytest.fixture(autouse=True)
 def _fresh_shared_cache():
     """Rate-limit counters and cached vendor keys must not leak from one test into the next."""

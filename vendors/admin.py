@@ -1,20 +1,335 @@
-from django.contrib import admin
+"""Vendors and their keys in the staff admin.
 
+A key is made only through the services, and shown once, in the answer to the form that made it:
+it is never put in a message, the session or the database, so reloading cannot show it again.
+"""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from vendors.forms import StateMultipleChoiceField
 from vendors.models import Vendor, VendorKey, VendorKeyEvent
+from vendors.services import vendor_key_create, vendor_key_revoke, vendor_key_rotate
+
+
+class VendorForm(forms.ModelForm):
+    authorized_states = StateMultipleChoiceField(
+        help_text="The states the vendor may send. Ignored when “All states” is ticked."
+    )
+
+    class Meta:
+        model = Vendor
+        fields = ["name", "is_active", "rate_limit_per_minute", "all_states", "authorized_states"]
+        labels = {"all_states": "All states"}
+
+
+class VendorKeyInline(admin.TabularInline):
+    model = VendorKey
+    fields = ["key_link", "label", "created_at", "created_by", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    @admin.display(description="Key")
+    def key_link(self, obj):
+        url = reverse("admin:vendors_vendorkey_change", args=[obj.pk])
+        return format_html('<a href="{}">{}…</a>', url, obj.prefix)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Vendor)
 class VendorAdmin(admin.ModelAdmin):
-    list_display = ["name", "is_active", "all_states", "authorized_states", "created_at"]
+    form = VendorForm
+    list_display = ["name", "is_active", "states", "created_at"]
+    list_filter = ["is_active", "all_states"]
     search_fields = ["name"]
+    fieldsets = [
+        (None, {"fields": ["name", "is_active", "rate_limit_per_minute"]}),
+        ("Authorized states", {"fields": ["all_states", "authorized_states"]}),
+    ]
+    inlines = [VendorKeyInline]
+
+    @admin.display(description="Authorized states")
+    def states(self, obj):
+        return ", ".join(obj.authorized_state_list()) or "none"
+
+
+class RevokeWhenForm(forms.Form):
+    """When a key stops working: now, after a grace period, or at a chosen moment."""
+
+    WHEN_CHOICES = [
+        ("now", "Now"),
+        ("1h", "In 1 hour"),
+        ("24h", "In 24 hours"),
+        ("7d", "In 7 days"),
+        ("at", "At the time below"),
+    ]
+    DELAYS = {"now": timedelta(0), "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
+    DELAYS["7d"] = timedelta(days=7)
+
+    when = forms.ChoiceField(choices=WHEN_CHOICES, initial="now", widget=forms.RadioSelect)
+    at = forms.DateTimeField(
+        required=False, help_text="UTC, e.g. 2030-01-31 18:00. Only with “At the time below”."
+    )
+
+    def __init__(self, *args, now, revoked_at=None, when_label="Revoke", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.now = now
+        self.revoked_at = revoked_at  # a revocation already scheduled, never put off
+        self.fields["when"].label = when_label
+
+    def clean(self):
+        cleaned = super().clean()
+        when = cleaned.get("when")
+        if when == "at":
+            at = cleaned.get("at")
+            if at is None:
+                raise forms.ValidationError("Give the time the key stops working.")
+            if at <= self.now:
+                raise forms.ValidationError("That time has passed: choose “Now” instead.")
+            cleaned["revoke_at"] = at
+        elif when:
+            cleaned["revoke_at"] = self.now + self.DELAYS[when]
+        revoke_at = cleaned.get("revoke_at")
+        if revoke_at and self.revoked_at and revoke_at > self.revoked_at:
+            raise forms.ValidationError(
+                f"The key already stops working at {self.revoked_at:%Y-%m-%d %H:%M} UTC: "
+                "choose that time or an earlier one."
+            )
+        return cleaned
+
+
+class VendorKeyCreateForm(forms.Form):
+    vendor = forms.ModelChoiceField(queryset=Vendor.objects.all())
+    label = forms.CharField(
+        max_length=100, required=False, help_text="What it is for, e.g. “production”."
+    )
 
 
 @admin.register(VendorKey)
 class VendorKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "vendor", "label", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["prefix", "digest", "created_at", "last_used_at"]
+    list_display = [
+        "key_prefix",
+        "vendor",
+        "label",
+        "status",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+    ]
+    list_filter = ["vendor"]
+    list_select_related = ["vendor", "created_by", "revoked_by"]
+    search_fields = ["prefix", "label", "vendor__name"]
+    fields = [
+        "vendor",
+        "key_prefix",
+        "label",
+        "status",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+    ]
+    readonly_fields = [
+        "vendor",
+        "key_prefix",
+        "status",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+    ]
+    actions = ["revoke_now"]
+
+    @admin.display(description="Key", ordering="prefix")
+    def key_prefix(self, obj):
+        return f"{obj.prefix}…"
+
+    @admin.display(description="Status")
+    def status(self, obj):
+        now = timezone.now()
+        if obj.revoked_at is None:
+            return "active"
+        if obj.revoked_at > now:
+            return f"active, revoked from {obj.revoked_at:%Y-%m-%d %H:%M} UTC"
+        return "revoked"
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the key's history stays
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/rotate/", wrap(self.rotate_view), name="vendors_vendorkey_rotate"
+            ),
+            path(
+                "<path:object_id>/revoke/", wrap(self.revoke_view), name="vendors_vendorkey_revoke"
+            ),
+            *super().get_urls(),
+        ]
+
+    def _render_form(self, request, *, form, title, submit_label, intro=""):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "form": form,
+            "submit_label": submit_label,
+            "intro": intro,
+        }
+        return TemplateResponse(request, "admin/simple_form.html", context)
+
+    def _reveal(self, request, vendor_key, plain_key, *, replaced=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "New key",
+            "vendor_key": vendor_key,
+            "plain_key": plain_key,
+            "replaced": replaced,
+        }
+        response = TemplateResponse(request, "admin/vendors/vendorkey/reveal.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            form = VendorKeyCreateForm(request.POST)
+            if form.is_valid():
+                vendor_key, plain_key = vendor_key_create(
+                    vendor=form.cleaned_data["vendor"],
+                    label=form.cleaned_data["label"],
+                    actor=request.user,
+                )
+                self.log_addition(request, vendor_key, [{"added": {}}])
+                return self._reveal(request, vendor_key, plain_key)
+        else:
+            form = VendorKeyCreateForm(initial={"vendor": request.GET.get("vendor")})
+        return self._render_form(
+            request,
+            form=form,
+            title="Create a vendor key",
+            submit_label="Create key",
+            intro="The key is shown once, on the next page. Only its first characters are kept.",
+        )
+
+    def _key_for_change(self, request, object_id) -> VendorKey:
+        vendor_key = get_object_or_404(VendorKey.objects.select_related("vendor"), pk=object_id)
+        if not self.has_change_permission(request, vendor_key):
+            raise PermissionDenied
+        return vendor_key
+
+    def _refuse_if_revoked(self, request, vendor_key):
+        if vendor_key.is_usable():
+            return None
+        self.message_user(request, f"Key {vendor_key.prefix}… is already revoked.", messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:vendors_vendorkey_change", args=[vendor_key.pk]))
+
+    def rotate_view(self, request, object_id):
+        vendor_key = self._key_for_change(request, object_id)
+        if refused := self._refuse_if_revoked(request, vendor_key):
+            return refused
+        now = timezone.now()
+        form = RevokeWhenForm(
+            request.POST or None,
+            now=now,
+            revoked_at=vendor_key.revoked_at,
+            when_label="Revoke the old key",
+            initial={"when": "24h"},
+        )
+        if request.method == "POST" and form.is_valid():
+            new_key, plain_key = vendor_key_rotate(
+                vendor_key=vendor_key,
+                actor=request.user,
+                revoke_old_at=form.cleaned_data["revoke_at"],
+            )
+            self.log_addition(request, new_key, f"Rotated from {vendor_key.prefix}…")
+            self.log_change(
+                request,
+                vendor_key,
+                f"Rotated to {new_key.prefix}…, revoked from {vendor_key.revoked_at}",
+            )
+            return self._reveal(request, new_key, plain_key, replaced=vendor_key)
+        return self._render_form(
+            request,
+            form=form,
+            title=f"Rotate key {vendor_key.prefix}… of {vendor_key.vendor}",
+            submit_label="Rotate key",
+            intro="A new key is made at once; the old one keeps working until the time you choose.",
+        )
+
+    def revoke_view(self, request, object_id):
+        vendor_key = self._key_for_change(request, object_id)
+        if refused := self._refuse_if_revoked(request, vendor_key):
+            return refused
+        form = RevokeWhenForm(
+            request.POST or None, now=timezone.now(), revoked_at=vendor_key.revoked_at
+        )
+        if request.method == "POST" and form.is_valid():
+            vendor_key_revoke(
+                vendor_key=vendor_key, actor=request.user, at=form.cleaned_data["revoke_at"]
+            )
+            self.log_change(request, vendor_key, f"Revoked from {vendor_key.revoked_at}")
+            self.message_user(
+                request, f"Key {vendor_key.prefix}… revoked from {vendor_key.revoked_at}."
+            )
+            return HttpResponseRedirect(
+                reverse("admin:vendors_vendorkey_change", args=[vendor_key.pk])
+            )
+        return self._render_form(
+            request,
+            form=form,
+            title=f"Revoke key {vendor_key.prefix}… of {vendor_key.vendor}",
+            submit_label="Revoke key",
+            intro="From the chosen moment the key answers 401.",
+        )
+
+    @admin.action(description="Revoke the selected keys now", permissions=["change"])
+    def revoke_now(self, request, queryset):
+        now = timezone.now()
+        revoked = 0
+        for vendor_key in queryset.select_related("vendor"):
+            if vendor_key.is_usable(now):
+                vendor_key_revoke(vendor_key=vendor_key, actor=request.user, at=now)
+                self.log_change(request, vendor_key, f"Revoked from {now}")
+                revoked += 1
+        self.message_user(request, f"Revoked {revoked} key(s).")
 
 
 @admin.register(VendorKeyEvent)
 class VendorKeyEventAdmin(admin.ModelAdmin):
-    list_display = ["key", "action", "actor", "at"]
+    list_display = ["at", "key", "action", "actor", "detail"]
+    list_filter = ["action"]
+    list_select_related = ["key__vendor", "actor"]
+    search_fields = ["key__prefix", "key__vendor__name"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

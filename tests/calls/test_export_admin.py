@@ -186,10 +186,18 @@ def test_the_export_form_takes_the_change_list_filters(analyst_client, records, 
 
 
 def test_the_export_form_says_when_it_selects_what_the_list_shows(analyst_client, records):
+    page = analyst_client.get(EXPORT_URL + "?outcome__exact=no_agent&q=L-2")
+
+    assert (page.context["listed"], page.context["matching"]) == (1, 1)
+    assert b"its filters do not all translate" not in page.content
+
+
+def test_the_export_form_warns_when_its_search_selects_more_than_the_list(analyst_client, records):
+    # The list searches exact values on indexes (a million rows); the export also matches parts.
     page = analyst_client.get(EXPORT_URL + "?outcome__exact=no_agent&q=L-")
 
-    assert (page.context["listed"], page.context["matching"]) == (2, 2)
-    assert b"its filters do not all translate" not in page.content
+    assert (page.context["listed"], page.context["matching"]) == (0, 2)
+    assert b"The list you came from shows 0" in page.content
 
 
 def test_it_answers_bad_filters_with_the_form_and_exports_nothing(analyst_client, records):

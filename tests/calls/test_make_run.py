@@ -166,7 +166,7 @@ def test_make_run_expires_a_reservation_in_the_admin_within_5_seconds_of_its_ttl
 
     def shows_expired() -> bool:
         return reservation_link in browser.get(
-            "/admin/routing/reservation/?status__exact=expired"
+            "/admin/routing/reservation/?held=all&status__exact=expired"
         ) and answer["requestId"] in browser.get("/admin/calls/callrecord/?outcome__exact=expired")
 
     while not shows_expired():

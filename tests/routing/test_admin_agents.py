@@ -1,0 +1,128 @@
+"""Agents in the staff admin: licensed states as a grid, status at a glance, bulk status."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.utils import timezone
+
+from routing.models import Agent, AgentLicense, TransferNumber
+from routing.services import reservation_create
+from vendors.models import Vendor
+
+pytestmark = pytest.mark.django_db
+
+
+def agent_form(**fields):
+    return {
+        "name": "Ada Agent",
+        "status": "available",
+        "destination": "sip:ada@example.com",
+        "wrap_up_seconds": "0",
+        **fields,
+    }
+
+
+def test_it_saves_the_ticked_states_as_licence_rows(operations_client):
+    response = operations_client.post(
+        "/admin/routing/agent/add/", agent_form(licensed_states=["TX", "AZ"])
+    )
+    assert response.status_code == 302
+    agent = Agent.objects.get(name="Ada Agent")
+    assert list(agent.licenses.values_list("state", flat=True)) == ["AZ", "TX"]
+
+    page = operations_client.get(f"/admin/routing/agent/{agent.pk}/change/").content.decode()
+    checked = re.findall(r'name="licensed_states" value="(\w\w)"[^>]*checked', page)
+    assert checked == ["AZ", "TX"]
+
+    response = operations_client.post(
+        f"/admin/routing/agent/{agent.pk}/change/", agent_form(licensed_states=["CA", "TX"])
+    )
+    assert response.status_code == 302
+    assert list(AgentLicense.objects.filter(agent=agent).values_list("state", flat=True)) == [
+        "CA",
+        "TX",
+    ]
+    assert LogEntry.objects.filter(object_id=str(agent.pk), action_flag=CHANGE).exists()
+
+
+def test_it_lists_each_agent_with_status_states_and_what_holds_them(operations_client):
+    now = timezone.now()
+    free = Agent.objects.create(name="Fay Free", destination="sip:f@example.com")
+    free.licenses.create(state="NV")
+    held = Agent.objects.create(
+        name="Hal Held", destination="sip:h@example.com", idle_since=now - timedelta(hours=1)
+    )
+    held.licenses.create(state="AZ")
+    held.licenses.create(state="CA")
+    Agent.objects.create(
+        name="Cal Oncall", destination="sip:c@example.com", on_call_since=now, status="available"
+    )
+    Agent.objects.create(name="Otto Offline", destination="sip:o@example.com", status="offline")
+    TransferNumber.objects.create(number="+18775703926")
+    vendor = Vendor.objects.create(name="Acme", authorized_states=["AZ"])
+    reservation_create(
+        vendor=vendor, phone_number="+14805550100", state="AZ", ttl_seconds=60, now=now
+    )
+
+    page = operations_client.get("/admin/routing/agent/").content.decode()
+    assert "AZ, CA" in page
+    assert f"reserved until {(now + timedelta(seconds=60)):%H:%M:%S}" in page
+    assert f"on a call since {now:%H:%M:%S}" in page
+    assert ">free<" in page
+
+    found = operations_client.get("/admin/routing/agent/?q=hal").content.decode()
+    assert "Hal Held" in found and "Fay Free" not in found
+
+
+def test_the_actions_set_agents_offline_and_available_again(operations_client):
+    long_ago = timezone.now() - timedelta(days=1)
+    ada = Agent.objects.create(name="Ada", destination="sip:a@example.com", idle_since=long_ago)
+    bob = Agent.objects.create(name="Bob", destination="sip:b@example.com", idle_since=long_ago)
+
+    response = operations_client.post(
+        "/admin/routing/agent/", {"action": "set_offline", "_selected_action": [ada.pk, bob.pk]}
+    )
+    assert response.status_code == 302
+    assert set(Agent.objects.values_list("status", flat=True)) == {"offline"}
+    assert Agent.objects.get(pk=ada.pk).idle_since == long_ago
+
+    operations_client.post(
+        "/admin/routing/agent/", {"action": "set_available", "_selected_action": [ada.pk]}
+    )
+    ada.refresh_from_db()
+    assert ada.status == "available"
+    assert ada.idle_since > long_ago  # coming available restarts the idle clock
+    assert Agent.objects.get(pk=bob.pk).status == "offline"
+    assert LogEntry.objects.filter(object_id=str(ada.pk), change_message="Set available").exists()
+
+
+def test_an_analyst_cannot_run_the_agent_actions(analyst_client):
+    ada = Agent.objects.create(name="Ada", destination="sip:a@example.com")
+    response = analyst_client.post(
+        "/admin/routing/agent/", {"action": "set_offline", "_selected_action": [ada.pk]}
+    )
+    assert response.status_code == 403
+    assert Agent.objects.get(pk=ada.pk).status == "available"
+
+
+def test_setting_an_agent_offline_releases_their_live_reservation(operations_client):
+    now = timezone.now()
+    agent = Agent.objects.create(name="Ada", destination="sip:a@example.com")
+    agent.licenses.create(state="AZ")
+    TransferNumber.objects.create(number="+18775703926")
+    vendor = Vendor.objects.create(name="Acme", authorized_states=["AZ"])
+    reservation = reservation_create(
+        vendor=vendor, phone_number="+14805550100", state="AZ", ttl_seconds=60, now=now
+    ).reservation
+
+    response = operations_client.post(
+        "/admin/routing/agent/", {"action": "set_offline", "_selected_action": [agent.pk]},
+        follow=True,
+    )  # fmt: skip
+    assert "1 agent(s) set offline; 1 live reservation(s) released." in response.content.decode()
+    reservation.refresh_from_db()
+    assert reservation.status == "released"
+    assert reservation.released_by.username == "olivia.ops"
+    assert TransferNumber.objects.free(timezone.now()).count() == 1
