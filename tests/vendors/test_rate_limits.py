@@ -15,7 +15,7 @@ from tests.conftest import DEMO_KEY
 from tests.servers import closed_port, redis_cache_settings
 from vendors.models import Vendor
 
-pytestmark = pytest.mark.usefixtures("demo")
+pytestmark = pytest.mark.usefixtures("demo", "whole_window")
 
 TOO_MANY = "Too many requests."
 UNKNOWN_KEY = "00000000-0000-4000-8000-000000000000"
