@@ -18,6 +18,7 @@ from calls.exports import (
     EXPORT_PERMISSION,
     RECORD_COLUMNS,
     InvalidFilters,
+    call_export_record,
     call_export_stream,
     call_record_as_json,
     call_record_filters_parse,
@@ -84,11 +85,11 @@ class CallRecordListView(APIView):
         page = paginator.paginate_queryset(records, request, view=self)
         if "cursor" not in params:
             # The first page starts a listing: that is the export the audit records.
-            CallExport.objects.create(
-                requested_by=request.user,
+            call_export_record(
+                user=request.user,
                 source="api",
-                filters=filters.as_json(),
-                format=CallExport.Format.JSON,
+                filters=filters,
+                export_format=CallExport.Format.JSON,
                 status=CallExport.Status.DONE,
                 rows_written=len(page),
                 finished_at=timezone.now(),

@@ -594,6 +594,19 @@ class ExportStream:
     filename: str
 
 
+def call_export_record(
+    *, user, source: str, filters: CallRecordFilters, export_format: str, **fields
+) -> CallExport:
+    """The audit row every export starts with: who, from where, which filters, which format."""
+    return CallExport.objects.create(
+        requested_by=user,
+        source=source,
+        filters=filters.as_json(),
+        format=export_format,
+        **fields,
+    )
+
+
 def call_export_stream(
     *,
     user,
@@ -613,11 +626,11 @@ def call_export_stream(
     if export_format not in (CallExport.Format.CSV, CallExport.Format.JSONL):
         raise ApplicationError(f"Streaming is for CSV and JSON Lines, not {export_format}.")
     sheet = export_sheet_for(filters=filters)
-    export = CallExport.objects.create(
-        requested_by=user,
+    export = call_export_record(
+        user=user,
         source=source,
-        filters=filters.as_json(),
-        format=export_format,
+        filters=filters,
+        export_format=export_format,
         status=CallExport.Status.RUNNING,
         row_count=sheet.records.count(),
     )
@@ -679,11 +692,11 @@ def call_export_start(
     rows = call_record_select(filters=filters).count()
     if rows > EXCEL_MAX_DATA_ROWS:
         raise ExportTooLarge(excel_limit_message(rows))
-    export = CallExport.objects.create(
-        requested_by=user,
+    export = call_export_record(
+        user=user,
         source=source,
-        filters=filters.as_json(),
-        format=CallExport.Format.XLSX,
+        filters=filters,
+        export_format=CallExport.Format.XLSX,
         status=CallExport.Status.PENDING,
         row_count=rows,
     )
@@ -774,11 +787,11 @@ def call_export_write_file(
 
     _require_permission(user)
     sheet = export_sheet_for(filters=filters)
-    export = CallExport.objects.create(
-        requested_by=user,
+    export = call_export_record(
+        user=user,
         source=source,
-        filters=filters.as_json(),
-        format=export_format,
+        filters=filters,
+        export_format=export_format,
         status=CallExport.Status.RUNNING,
         row_count=sheet.records.count(),
     )
