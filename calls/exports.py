@@ -607,6 +607,22 @@ def call_export_record(
     )
 
 
+def _export_begin(
+    *, user, source: str, filters: CallRecordFilters, export_format: str
+) -> tuple[ExportSheet, CallExport]:
+    """The selection to write, and its audit row, running from now."""
+    sheet = export_sheet_for(filters=filters)
+    export = call_export_record(
+        user=user,
+        source=source,
+        filters=filters,
+        export_format=export_format,
+        status=CallExport.Status.RUNNING,
+        row_count=sheet.records.count(),
+    )
+    return sheet, export
+
+
 def call_export_stream(
     *,
     user,
@@ -625,14 +641,8 @@ def call_export_stream(
     _require_permission(user)
     if export_format not in (CallExport.Format.CSV, CallExport.Format.JSONL):
         raise ApplicationError(f"Streaming is for CSV and JSON Lines, not {export_format}.")
-    sheet = export_sheet_for(filters=filters)
-    export = call_export_record(
-        user=user,
-        source=source,
-        filters=filters,
-        export_format=export_format,
-        status=CallExport.Status.RUNNING,
-        row_count=sheet.records.count(),
+    sheet, export = _export_begin(
+        user=user, source=source, filters=filters, export_format=export_format
     )
     rows_seen = [0]
 
@@ -786,14 +796,8 @@ def call_export_write_file(
         return stream.export
 
     _require_permission(user)
-    sheet = export_sheet_for(filters=filters)
-    export = call_export_record(
-        user=user,
-        source=source,
-        filters=filters,
-        export_format=export_format,
-        status=CallExport.Status.RUNNING,
-        row_count=sheet.records.count(),
+    sheet, export = _export_begin(
+        user=user, source=source, filters=filters, export_format=export_format
     )
     try:
         written = xlsx_write(sheet, output, progress=progress)
