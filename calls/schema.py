@@ -103,75 +103,62 @@ class PingRequestSerializer(serializers.Serializer):
     )
 
 
-AVAILABLE = inline_serializer(
-    name="PingAvailable",
-    fields={
-        "status": _constant(200),
-        "data": inline_serializer(
-            name="PingAvailableData",
-            fields={
-                "agentAvailable": _constant(True),
-                "transferTarget": serializers.RegexField(
-                    E164_PATTERN, help_text="Blind-transfer the caller to this number."
-                ),
-                "ttlSeconds": serializers.IntegerField(
-                    min_value=1, help_text="Seconds the agent and the number are held for you."
-                ),
-                "agentCount": serializers.IntegerField(
-                    min_value=1,
-                    help_text="Agents licensed for the state who were free, yours included.",
-                ),
-                "timestamp": _timestamp(),
-                "requestId": _request_id(),
-            },
+def _envelope(name: str, status: int, data_fields: dict) -> serializers.Serializer:
+    """The contract's envelope, `{"status": <int>, "data": {...}}`, around one answer's fields."""
+    return inline_serializer(
+        name=name,
+        fields={
+            "status": _constant(status),
+            "data": inline_serializer(name=f"{name}Data", fields=data_fields),
+        },
+    )
+
+
+AVAILABLE = _envelope(
+    "PingAvailable",
+    200,
+    {
+        "agentAvailable": _constant(True),
+        "transferTarget": serializers.RegexField(
+            E164_PATTERN, help_text="Blind-transfer the caller to this number."
         ),
+        "ttlSeconds": serializers.IntegerField(
+            min_value=1, help_text="Seconds the agent and the number are held for you."
+        ),
+        "agentCount": serializers.IntegerField(
+            min_value=1,
+            help_text="Agents licensed for the state who were free, yours included.",
+        ),
+        "timestamp": _timestamp(),
+        "requestId": _request_id(),
     },
 )
 
-UNAVAILABLE = inline_serializer(
-    name="PingUnavailable",
-    fields={
-        "status": _constant(200),
-        "data": inline_serializer(
-            name="PingUnavailableData",
-            fields={
-                "agentAvailable": _constant(False),
-                "timestamp": _timestamp(),
-                "requestId": _request_id(),
-            },
-        ),
-    },
+UNAVAILABLE = _envelope(
+    "PingUnavailable",
+    200,
+    {"agentAvailable": _constant(False), "timestamp": _timestamp(), "requestId": _request_id()},
 )
 
-KEY_VALIDATION = inline_serializer(
-    name="KeyValidation",
-    fields={
-        "status": _constant(200),
-        "data": inline_serializer(
-            name="KeyValidationData",
-            fields={
-                "vendorActive": serializers.BooleanField(),
-                "authorizedStates": serializers.ListField(
-                    child=serializers.RegexField(r"^([A-Z]{2}|All)$"),
-                    help_text='The state codes you may send, sorted, or `["All"]`.',
-                ),
-                "requestId": _request_id(),
-            },
+KEY_VALIDATION = _envelope(
+    "KeyValidation",
+    200,
+    {
+        "vendorActive": serializers.BooleanField(),
+        "authorizedStates": serializers.ListField(
+            child=serializers.RegexField(r"^([A-Z]{2}|All)$"),
+            help_text='The state codes you may send, sorted, or `["All"]`.',
         ),
+        "requestId": _request_id(),
     },
 )
 
 
 def _error(status: int, *, messages: list[str] | None = None, pattern: str | None = None):
-    return inline_serializer(
-        name=f"Error{status}",
-        fields={
-            "status": _constant(status),
-            "data": inline_serializer(
-                name=f"Error{status}Data",
-                fields={"message": _message(messages, pattern), "requestId": _request_id()},
-            ),
-        },
+    return _envelope(
+        f"Error{status}",
+        status,
+        {"message": _message(messages, pattern), "requestId": _request_id()},
     )
 
 
