@@ -103,19 +103,21 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
         FOR NO KEY UPDATE OF t SKIP LOCKED
     ),
     stale AS (
-        -- Each branch is one probe of a partial unique index (live holds only).
+        -- Each branch is one probe of a partial unique index (live holds only); joined by
+        -- primary key, as `id = ANY(...)` let the planner scan every expired hold instead.
         UPDATE routing_reservation r SET status = 'expired', ended_at = r.expires_at
-        WHERE r.id = ANY(ARRAY(
+        FROM (
             SELECT s.id FROM routing_reservation s
             WHERE s.status = 'active' AND s.agent_id = (SELECT id FROM free_agent)
-            UNION ALL
+            UNION
             SELECT s.id FROM routing_reservation s
             WHERE s.status = 'active' AND s.transfer_number_id = (SELECT id FROM free_number)
-            UNION ALL
+            UNION
             SELECT s.id FROM routing_reservation s
             WHERE s.status = 'active' AND s.vendor_id = %(vendor)s
               AND s.phone_number = %(phone)s AND s.state = %(state)s
-        ))
+        ) AS in_the_way
+        WHERE r.id = in_the_way.id
           AND r.status = 'active' AND r.expires_at <= %(now)s
           AND EXISTS (SELECT 1 FROM free_number)
         RETURNING r.id
