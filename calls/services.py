@@ -23,7 +23,6 @@ from routing.services import (
     reservation_expire,
     reservation_expire_due,
     reservation_find_live,
-    reservation_from_row,
     reservation_lock_caller,
 )
 from vendors.models import Vendor
@@ -116,23 +115,16 @@ def _reserve_in_one_statement(
     except IntegrityError:
         logger.info("Concurrent ping for the same caller; answering as a repeat")
         return None
-    acquired, live_id, *reservation_row = row
+    acquired, live_id, reservation_id, number, agent_count = row
     if not acquired or live_id is not None:
         return None
-    if reservation_row[0] is None:
+    if reservation_id is None:
         ping_outcome_note(CallRecord.Outcome.NO_AGENT)
         return _unavailable(request_id, now)
     ping_outcome_note(CallRecord.Outcome.RESERVED)
-    reservation = reservation_from_row(
-        vendor=vendor,
-        phone_number=fields.phone_number,
-        state=fields.state,
-        ttl_seconds=ttl_seconds,
-        now=now,
-        row=tuple(reservation_row),
-    )
-    _enqueue_expiry(reservation)
-    return _available(reservation, ttl_seconds, request_id, now)
+    # Plain values from here on: model instances would parse the phone numbers again.
+    _enqueue_expiry(reservation_id, params["expires"])
+    return _available(number, ttl_seconds, agent_count, request_id, now)
 
 
 def _execute_ping_statement(params: dict) -> tuple:
@@ -181,14 +173,35 @@ def _record_params(vendor: Vendor, fields: PingFields, request_id: str, now: dat
             if fields.state_from_code
             else CallRecord.StateSource.AREA_CODE
         ),
-        "tracking": fields.tracking,
+        "tracking": _tracking_field().get_db_prep_save(fields.tracking, connection),
         "received_at": now,
     }
-    params = {}
-    for field in _record_fields():
-        value = values[field.column] if field.column in values else field.get_default()
-        params[f"c_{field.column}"] = field.get_db_prep_save(value, connection)
+    params = _record_default_params()
+    params.update((f"c_{column}", value) for column, value in values.items())
     return params
+
+
+@functools.cache
+def _tracking_field():
+    return CallRecord._meta.get_field("tracking")
+
+
+def _record_default_params() -> dict:
+    """The columns the ping does not set, at their fields' defaults, ready for the database."""
+    params = dict(_constant_default_params())
+    for field in _record_fields():
+        if field.has_default() and callable(field.default):
+            params[f"c_{field.column}"] = field.get_db_prep_save(field.get_default(), connection)
+    return params
+
+
+@functools.cache
+def _constant_default_params() -> dict:
+    return {
+        f"c_{field.column}": field.get_db_prep_save(field.get_default(), connection)
+        for field in _record_fields()
+        if not (field.has_default() and callable(field.default))
+    }
 
 
 def _minified(sql: str) -> str:
@@ -229,7 +242,7 @@ def _ping_statement() -> str:
         RETURNING id
     )
     SELECT (SELECT acquired FROM caller_lock), (SELECT id FROM live),
-           r.id, r.agent_id, r.transfer_number_id, n.number, r.agent_count
+           r.id, n.number, r.agent_count
     FROM (SELECT 1) AS one
     LEFT JOIN reservation r ON TRUE
     LEFT JOIN free_number n ON r.id IS NOT NULL
@@ -278,8 +291,14 @@ def _reserve_in_transaction(
                     agent_count=reservation.agent_count,
                     ttl_seconds=ttl_seconds,
                 )
-            _enqueue_expiry(reservation)
-            return _available(reservation, ttl_seconds, request_id, now)
+            _enqueue_expiry(reservation.pk, reservation.expires_at)
+            return _available(
+                str(reservation.transfer_number.number),
+                ttl_seconds,
+                reservation.agent_count,
+                request_id,
+                now,
+            )
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -305,15 +324,17 @@ def _answer_repeat(
         agent_count=live.agent_count,
         ttl_seconds=ttl_left,
     )
-    return _available(live, ttl_left, request_id, now)
+    return _available(str(live.transfer_number.number), ttl_left, live.agent_count, request_id, now)
 
 
-def _available(reservation: Reservation, ttl_seconds: int, request_id: str, now) -> dict:
+def _available(
+    transfer_target: str, ttl_seconds: int, agent_count: int, request_id: str, now: datetime
+) -> dict:
     return {
         "agentAvailable": True,
-        "transferTarget": str(reservation.transfer_number.number),
+        "transferTarget": transfer_target,
         "ttlSeconds": ttl_seconds,
-        "agentCount": reservation.agent_count,
+        "agentCount": agent_count,
         "timestamp": format_timestamp(now),
         "requestId": request_id,
     }
@@ -341,7 +362,7 @@ def _record(vendor, fields: PingFields, request_id: str, now: datetime, **values
     )
 
 
-def _enqueue_expiry(reservation: Reservation) -> None:
+def _enqueue_expiry(reservation_id: int, expires_at: datetime) -> None:
     """Ask a worker to expire the reservation the moment its TTL passes, once it is committed.
 
     Only keeps the records prompt: availability is already decided by time, and the beat sweep
@@ -350,7 +371,6 @@ def _enqueue_expiry(reservation: Reservation) -> None:
     """
     if not settings.RESERVATION_EXPIRY_TASKS:
         return
-    reservation_id, expires_at = reservation.pk, reservation.expires_at
 
     def send() -> None:
         from calls.tasks import expire_reservation  # the tasks module imports these services
