@@ -78,9 +78,9 @@ def shared_cache_batch(*, get: list[str], read: list[str], increment: list[str],
     if cache_is_skipped():
         return None
     try:
-        redis_client = _redis_client()
-        if redis_client is not None:
-            return _redis_batch(redis_client, get, read, increment, timeout)
+        script = _redis_batch_script()
+        if script is not None:
+            return _redis_batch(script, get, read, increment, timeout)
         values = [cache.get(key) for key in get]
         counters = [cache.get(key) or 0 for key in read]
         for key in increment:
@@ -96,36 +96,48 @@ def shared_cache_increment(key: str, timeout: int) -> None:
     shared_cache_batch(get=[], read=[], increment=[key], timeout=timeout)
 
 
-_client_for_backend: tuple[object, object] | None = None
+# The batch as one Redis command: a pipeline of GETs, INCRs and EXPIREs cost several times the
+# Python of one script call. Its keys may hash to different slots: one Redis, not a cluster.
+_BATCH_SCRIPT = """
+local reads, timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
+local replies = {}
+for i, key in ipairs(KEYS) do
+    if i <= reads then
+        replies[i] = redis.call('GET', key)
+    else
+        replies[i] = redis.call('INCR', key)
+        if replies[i] == 1 then
+            redis.call('EXPIRE', key, timeout)
+        end
+    end
+end
+return replies
+"""
+_script_for_backend: tuple[object, object] | None = None
 
 
-def _redis_client():
-    """The Redis client under Django's RedisCache, or None for another backend.
+def _redis_batch_script():
+    """The batch script on the Redis client under Django's RedisCache, or None for another
+    backend.
 
     Django's RedisCache builds a new client object for every call (a few hundred microseconds of
-    Python each), and takes two round trips to increment; one kept client and a pipeline do it
-    all in one.
+    Python each), and takes two round trips to increment; one kept client and one script call
+    do it all in one.
     """
-    global _client_for_backend
+    global _script_for_backend
     backend = getattr(cache, "_cache", None)
     if backend is None or not hasattr(backend, "get_client"):
         return None
-    if _client_for_backend is None or _client_for_backend[0] is not backend:
-        _client_for_backend = (backend, backend.get_client(write=True))
-    return _client_for_backend[1]
+    if _script_for_backend is None or _script_for_backend[0] is not backend:
+        script = backend.get_client(write=True).register_script(_BATCH_SCRIPT)
+        _script_for_backend = (backend, script)
+    return _script_for_backend[1]
 
 
-def _redis_batch(client, get, read, increment, timeout):
-    pipe = client.pipeline(transaction=False)
-    for key in [*get, *read]:
-        pipe.get(cache.make_key(key))
-    for key in increment:
-        full_key = cache.make_key(key)
-        pipe.incr(full_key)
-        pipe.expire(full_key, timeout, nx=True)
-    replies = pipe.execute()
+def _redis_batch(script, get, read, increment, timeout):
+    keys = [cache.make_key(key) for key in [*get, *read, *increment]]
+    replies = script(keys=keys, args=[len(get) + len(read), timeout])
     loads = cache._cache._serializer.loads
     values = [loads(reply) if reply is not None else None for reply in replies[: len(get)]]
-    counters = [int(reply or 0) for reply in replies[len(get) : len(get) + len(read)]]
-    counters.extend(int(reply) for reply in replies[len(get) + len(read) :: 2])
+    counters = [int(reply or 0) for reply in replies[len(get) :]]
     return values, counters
