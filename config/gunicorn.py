@@ -38,6 +38,10 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="callrouting-metrics-")
     _owned_multiproc_dir = True
 
+# Imported here, not in child_exit: an import inside a signal handler that interrupted another
+# import can find the module half-initialized (seen when stopping the server).
+from prometheus_client import multiprocess  # noqa: E402
+
 
 def on_starting(server):
     """Start each run of the server with no counters left from the previous one."""
@@ -48,8 +52,6 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    from prometheus_client import multiprocess
-
     multiprocess.mark_process_dead(worker.pid)
 
 
