@@ -68,7 +68,6 @@ def server_env(redis_url: str) -> dict:
         "DATABASE_POOL_MIN_SIZE": str(THREADS),
         "DATABASE_POOL_MAX_SIZE": str(THREADS),
         "DATABASE_PREPARE_THRESHOLD": os.environ.get("BENCH_PREPARE_THRESHOLD", "2"),
-        "CONN_HEALTH_CHECKS": os.environ.get("BENCH_CONN_HEALTH_CHECKS", "true"),
         "RESERVATION_TTL_SECONDS": str(TTL_SECONDS),
         # The limits are counted as in production but set out of the way of the load.
         "PING_RATE_LIMIT_PER_MINUTE": "100000000",

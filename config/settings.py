@@ -71,6 +71,9 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's, with a cheaper check of pooled connections (config/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so concurrent pings queue instead of failing
     # with "database is locked" when a reader upgrades to a writer.
@@ -340,6 +343,9 @@ VENDOR_KEY_CACHE_SECONDS = env_int("VENDOR_KEY_CACHE_SECONDS", 30, minimum=0)
 DATABASE_POOL = env_bool("DATABASE_POOL", False)
 if DATABASE_POOL and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # The backend checks each pooled connection itself, with no round trip (see
+    # config/postgresql/base.py); Django's check would send a query every time.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
         "max_size": env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=1),
