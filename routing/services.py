@@ -78,21 +78,28 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
             SELECT l.agent_id FROM routing_agentlicense l WHERE l.state = %(state)s
         ) AS ids
     ),
-    free_agent AS (
-        SELECT a.id FROM routing_agent a
+    candidates AS MATERIALIZED (
+        -- The state's free agents, read once: for the pick below and for the count.
+        SELECT a.id, a.idle_since FROM routing_agent a
         WHERE a.id = ANY((SELECT ids FROM licensed)::bigint[])
-          AND ({gate})
           AND a.status = 'available' AND a.on_call_since IS NULL
           AND (a.held_until IS NULL OR a.held_until <= %(now)s)
-        ORDER BY a.idle_since, a.id
+    ),
+    free_agent AS (
+        -- Longest idle first; the row is read again to lock it (and to recheck it, should
+        -- another ping have taken it meanwhile).
+        SELECT a.id
+        FROM (SELECT id, idle_since FROM candidates ORDER BY idle_since, id OFFSET 0) AS c
+        JOIN routing_agent a ON a.id = c.id
+        WHERE ({gate})
+          AND a.status = 'available' AND a.on_call_since IS NULL
+          AND (a.held_until IS NULL OR a.held_until <= %(now)s)
+        ORDER BY c.idle_since, c.id
         LIMIT 1
         FOR NO KEY UPDATE OF a SKIP LOCKED
     ),
     free_count AS (
-        SELECT count(*) AS n FROM routing_agent a
-        WHERE a.id = ANY((SELECT ids FROM licensed)::bigint[])
-          AND a.status = 'available' AND a.on_call_since IS NULL
-          AND (a.held_until IS NULL OR a.held_until <= %(now)s)
+        SELECT count(*) AS n FROM candidates
     ),
     free_number AS (
         SELECT t.id, t.number FROM routing_transfernumber t
