@@ -29,8 +29,12 @@ class CallRecord(models.Model):
         AREA_CODE = "area_code", "area code"
 
     request_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
-    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="call_records")
-    phone_number = models.CharField(max_length=16, db_index=True, help_text="E.164")
+    # Indexes below, each one the ping must keep up: callrecord_vendor_received leads with the
+    # vendor, the phone's is a plain one (search is exact or `contains`, never a prefix).
+    vendor = models.ForeignKey(
+        Vendor, on_delete=models.PROTECT, related_name="call_records", db_index=False
+    )
+    phone_number = models.CharField(max_length=16, help_text="E.164")
     state = models.CharField(max_length=2, choices=STATE_CHOICES)
     state_source = models.CharField(max_length=16, choices=StateSource.choices)
     tracking = models.JSONField(default=dict, blank=True, help_text="The vendor's own fields.")
@@ -40,7 +44,12 @@ class CallRecord(models.Model):
         Reservation, null=True, blank=True, on_delete=models.SET_NULL, related_name="call_records"
     )
     repeat_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="repeats"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="repeats",
+        db_index=False,  # callrecord_repeat_of: only repeats are indexed
     )
     transfer_target = models.CharField(max_length=16, blank=True)
     agent = models.ForeignKey(
@@ -64,6 +73,12 @@ class CallRecord(models.Model):
             models.Index(fields=["vendor", "received_at"], name="callrecord_vendor_received"),
             models.Index(fields=["state", "received_at"], name="callrecord_state_received"),
             models.Index(fields=["outcome", "received_at"], name="callrecord_outcome_received"),
+            models.Index(fields=["phone_number"], name="callrecord_phone"),
+            models.Index(
+                fields=["repeat_of"],
+                name="callrecord_repeat_of",
+                condition=Q(repeat_of__isnull=False),
+            ),
             # Staff search by the vendor's lead_id (admin: exact match on tracking ->> 'lead_id').
             models.Index(KeyTextTransform("lead_id", "tracking"), name="callrecord_lead_id"),
         ]

@@ -126,7 +126,10 @@ class Reservation(models.Model):
     vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="reservations")
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="reservations")
     transfer_number = models.ForeignKey(
-        TransferNumber, on_delete=models.PROTECT, related_name="reservations"
+        TransferNumber,
+        on_delete=models.PROTECT,
+        related_name="reservations",
+        db_index=False,  # reservation_number_status leads with it
     )
     phone_number = models.CharField(max_length=16, help_text="The caller, E.164.")
     state = models.CharField(max_length=2, choices=STATE_CHOICES)
@@ -137,7 +140,12 @@ class Reservation(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     ended_at = models.DateTimeField(null=True, blank=True)
     released_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # reservation_released_by: only released ones are indexed
     )
 
     class Meta:
@@ -149,6 +157,11 @@ class Reservation(models.Model):
                 condition=Q(status="active"),
             ),
             models.Index(fields=["transfer_number", "status"], name="reservation_number_status"),
+            models.Index(
+                fields=["released_by"],
+                name="reservation_released_by",
+                condition=Q(released_by__isnull=False),
+            ),
         ]
         # The last line of defence: even if the code were wrong, the database refuses a second
         # live hold of one agent, one number, or one vendor's caller (a repeat must not reserve).
