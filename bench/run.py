@@ -122,12 +122,14 @@ def _milliseconds(value: str) -> float:
 
 def parse_wrk(output: str) -> dict:
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])
+    requests = int(re.search(r"(\d+) requests in", output)[1])
     p50 = _milliseconds(re.search(r"^\s+50%\s+(\S+)", output, re.M)[1])
     p99 = _milliseconds(re.search(r"^\s+99%\s+(\S+)", output, re.M)[1])
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     errors = re.search(r"Socket errors:.*", output)
     return {
         "rate": rate,
+        "requests": requests,
         "p50": p50,
         "p99": p99,
         "non_2xx": int(bad[1]) if bad else 0,
@@ -141,9 +143,61 @@ def median_run(runs: list[dict]) -> dict:
         "rate": statistics.median(run["rate"] for run in runs),
         "p50": statistics.median(run["p50"] for run in runs),
         "p99": statistics.median(run["p99"] for run in runs),
+        "web_ms": statistics.median(run["web_ms"] for run in runs),
+        "database_ms": statistics.median(run["database_ms"] for run in runs),
         "non_2xx": sum(run["non_2xx"] for run in runs),
         "socket_errors": "; ".join(run["socket_errors"] for run in runs if run["socket_errors"]),
     }
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the processes have used so far (those gone meanwhile count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def web_pids(server_pid: int) -> list[int]:
+    """The gunicorn master and its workers."""
+    pids = [server_pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == server_pid:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def database_pids(database: str) -> list[int]:
+    """The PostgreSQL backends serving the bench's database (their title names it)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and f" {database} " in title:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def measured_wrk(url, connections, script, seconds, server_pid) -> dict:
+    """run_wrk, plus the CPU the web server and PostgreSQL spent per request meanwhile."""
+    database = urlsplit(DATABASE_URL).path.lstrip("/")
+    web, backends = web_pids(server_pid), database_pids(database)
+    web_before, database_before = cpu_seconds(web), cpu_seconds(backends)
+    run = run_wrk(url, connections, script, seconds)
+    backends = sorted(set(backends) | set(database_pids(database)))
+    requests = max(run["requests"], 1)
+    run["web_ms"] = (cpu_seconds(web) - web_before) * 1000 / requests
+    run["database_ms"] = (cpu_seconds(backends) - database_before) * 1000 / requests
+    return run
 
 
 def outcome_counts(conn) -> dict:
@@ -218,11 +272,16 @@ def main() -> None:
                 # should weigh on both endpoints alike.
                 rounds = {"trivial": [], "pings": []}
                 for _ in range(ROUNDS):
+                    seconds = DURATION // ROUNDS
                     rounds["trivial"].append(
-                        run_wrk(f"{base}/bench-noop", connections, noop_script, DURATION // ROUNDS)
+                        measured_wrk(
+                            f"{base}/bench-noop", connections, noop_script, seconds, server.pid
+                        )
                     )
                     rounds["pings"].append(
-                        run_wrk(f"{base}/vendors-ping", connections, script, DURATION // ROUNDS)
+                        measured_wrk(
+                            f"{base}/vendors-ping", connections, script, seconds, server.pid
+                        )
                     )
                 trivial, pings = median_run(rounds["trivial"]), median_run(rounds["pings"])
                 ratio = pings["rate"] / trivial["rate"]
@@ -244,6 +303,12 @@ def main() -> None:
     with psycopg.connect(DATABASE_URL, connect_timeout=5) as conn:
         counts = outcome_counts(conn)
         overlaps = _overlaps(env)
+    print("CPU per request, ms (web: gunicorn's processes; database: the PostgreSQL backends):")
+    for connections, trivial, pings, _ in results:
+        print(
+            f"{connections:>5} conns: trivial web {trivial['web_ms']:.2f}; "
+            f"ping web {pings['web_ms']:.2f}, database {pings['database_ms']:.2f}"
+        )
     print(f"Load average after the run: {_load()} (other work on the machine counts in it)")
     print(f"Call records by outcome: {counts}")
     print(f"Overlapping reservations (same agent or number): {overlaps}")
