@@ -4,8 +4,9 @@ Starts gunicorn (production settings, PostgreSQL with the connection pool, Redis
 cache) on a database of its own, seeded with the demo data plus agents in every state and a short
 TTL so the pool never runs dry. Then wrk drives, on the same server: a trivial endpoint with no
 database, and pings spread over every state, at each connection count. Prints pings/s, p50, p99,
-the ratio of pings/s to the trivial endpoint, and, after the run, the count of overlapping
-reservations (must be 0).
+the ratio of pings/s to the trivial endpoint, the CPU per request of the web processes and of
+PostgreSQL, then what PostgreSQL alone does with the ping's statement under pgbench, and, after
+the run, the count of overlapping reservations (must be 0).
 
 Everything is read from BENCH_* environment variables (see `make help` and the README).
 """
@@ -41,6 +42,9 @@ THREADS = int(os.environ.get("BENCH_THREADS", "4"))
 WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "gthread")
 TTL_SECONDS = int(os.environ.get("BENCH_TTL_SECONDS", "1"))
 AGENTS_PER_STATE = int(os.environ.get("BENCH_AGENTS_PER_STATE", "80"))
+# The ping's statement alone, under pgbench, after the web runs: clients and seconds.
+STATEMENT_CLIENTS = THREADS * WORKERS
+STATEMENT_SECONDS = int(os.environ.get("BENCH_STATEMENT_SECONDS", "10"))
 ALL_STATES_KEY = "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"
 PYTHON = sys.executable
 
@@ -200,6 +204,40 @@ def measured_wrk(url, connections, script, seconds, server_pid) -> dict:
     return run
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (every core), from /proc/stat."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and iowait
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def statement_alone(env: dict, directory: Path) -> dict | None:
+    """pgbench running the ping's one statement (no web server): statements/s and the CPU the
+    machine spent on each (pgbench's own included), or None without pgbench."""
+    if shutil.which("pgbench") is None:
+        return None
+    script = directory / "statement.sql"
+    script.write_text(
+        subprocess.run(
+            [PYTHON, "manage.py", "ping_statement_pgbench", "--vendor-key", ALL_STATES_KEY],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    busy_before = machine_busy_seconds()
+    output = subprocess.run(
+        ["pgbench", "-n", "-M", "prepared", "-c", str(STATEMENT_CLIENTS), "-j", "2",
+         "-T", str(STATEMENT_SECONDS), "-f", str(script), DATABASE_URL],
+        check=True, capture_output=True, text=True, timeout=STATEMENT_SECONDS + 60,
+    ).stdout  # fmt: skip
+    busy = machine_busy_seconds() - busy_before
+    done = int(re.search(r"number of transactions actually processed: (\d+)", output)[1])
+    return {"rate": done / STATEMENT_SECONDS, "cpu_ms": busy * 1000 / max(done, 1)}
+
+
 def outcome_counts(conn) -> dict:
     rows = conn.execute("SELECT outcome, count(*) FROM calls_callrecord GROUP BY outcome")
     return dict(rows.fetchall())
@@ -300,6 +338,9 @@ def main() -> None:
             server.wait(timeout=30)
         redis.stop()
 
+    with tempfile.TemporaryDirectory() as directory:
+        alone = statement_alone(env, Path(directory))
+
     with psycopg.connect(DATABASE_URL, connect_timeout=5) as conn:
         counts = outcome_counts(conn)
         overlaps = _overlaps(env)
@@ -308,6 +349,14 @@ def main() -> None:
         print(
             f"{connections:>5} conns: trivial web {trivial['web_ms']:.2f}; "
             f"ping web {pings['web_ms']:.2f}, database {pings['database_ms']:.2f}"
+        )
+    if alone is None:
+        print("PostgreSQL alone: pgbench not found, not measured")
+    else:
+        print(
+            f"PostgreSQL alone (pgbench running the ping's statement, {STATEMENT_CLIENTS} "
+            f"connections, {STATEMENT_SECONDS} s): {alone['rate']:.0f} statements/s, "
+            f"{alone['cpu_ms']:.2f} ms of machine CPU per statement (pgbench's own included)"
         )
     print(f"Load average after the run: {_load()} (other work on the machine counts in it)")
     print(f"Call records by outcome: {counts}")

@@ -178,3 +178,34 @@ def test_the_ping_statement_stays_within_what_psycopg_caches():
     statement = _ping_statement()
     assert len(statement) <= _queries.MAX_CACHED_STATEMENT_LENGTH
     assert len(set(re.findall(r"%\((\w+)\)s", statement))) <= _queries.MAX_CACHED_STATEMENT_PARAMS
+
+
+def test_the_pgbench_script_runs_the_pings_statement_and_reserves():
+    # `make bench` measures PostgreSQL alone with this script: it must be the real statement.
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from routing.geography import AREA_CODE_STATES
+    from tests.conftest import ALL_STATES_KEY
+
+    output = StringIO()
+    call_command("ping_statement_pgbench", "--vendor-key", ALL_STATES_KEY, stdout=output)
+    lines = output.getvalue().splitlines()
+    assert lines[0] == r"\set n random(1, 9999999)"
+    states = sorted(set(AREA_CODE_STATES.values()))
+    # pgbench's variables, as pgbench would fill them in: a caller in California.
+    statement = lines[2].replace(":n::", "4242::").replace(":s", str(states.index("CA") + 1))
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement.rstrip(";"))
+        acquired, live_id, reservation_id, number, agent_count = cursor.fetchone()
+
+    assert acquired and live_id is None and reservation_id is not None and agent_count >= 1
+    reservation = Reservation.objects.get(pk=reservation_id)
+    assert reservation.state == "CA" and str(reservation.phone_number) == "+15550004242"
+    assert str(reservation.transfer_number.number) == number
+    record = CallRecord.objects.get(reservation=reservation)
+    assert record.outcome == CallRecord.Outcome.RESERVED and record.tracking == {
+        "source": "pgbench"
+    }

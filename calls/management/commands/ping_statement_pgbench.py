@@ -1,0 +1,75 @@
+"""A pgbench script of the ping's one statement (PostgreSQL), for `make bench`.
+
+It runs exactly the statement a ping runs, for callers spread over every state, so pgbench can
+measure what PostgreSQL alone spends on a ping, with no web server in the way.
+"""
+
+import json
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from calls import services
+from routing.geography import AREA_CODE_STATES
+from vendors.models import VendorKey, vendor_key_digest
+
+# What pgbench computes per statement: a caller (random number, random state) and the time.
+_PHONE = "('+1555'||lpad(:n::text,7,'0'))"
+_PER_STATEMENT = {
+    "caller": f"({_PHONE}||:s::text)",
+    "phone": _PHONE,
+    "c_phone_number": _PHONE,
+    "now": "now()",
+    "c_received_at": "now()",
+    "c_request_id": "gen_random_uuid()",
+}
+
+
+class Command(BaseCommand):
+    help = "Print a pgbench script that runs the ping's statement (PostgreSQL only)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--vendor-key", required=True, help="a key authorized everywhere")
+
+    def handle(self, *args, **options):
+        if connection.vendor != "postgresql":
+            raise CommandError("The ping's one statement exists on PostgreSQL only.")
+        vendor_key = (
+            VendorKey.objects.select_related("vendor")
+            .filter(digest=vendor_key_digest(options["vendor_key"].lower()))
+            .first()
+        )
+        if vendor_key is None:
+            raise CommandError("No such vendor key.")
+        states = sorted(set(AREA_CODE_STATES.values()))
+        ttl = settings.RESERVATION_TTL_SECONDS
+        values = {
+            **{key: _literal(value) for key, value in services._record_default_params().items()},
+            **_PER_STATEMENT,
+            "vendor": str(vendor_key.vendor_id),
+            "c_vendor_id": str(vendor_key.vendor_id),
+            "state": f"(ARRAY{states})[:s]",
+            "c_state": f"(ARRAY{states})[:s]",
+            "c_state_source": _literal("area_code"),
+            "c_tracking": _literal(json.dumps({"source": "pgbench"})),
+            "expires": f"(now()+interval '{ttl} seconds')",
+            "ttl": str(ttl),
+        }
+        statement = services._ping_statement()
+        for name, value in values.items():
+            statement = statement.replace(f"%({name})s", value)
+        if "%(" in statement:
+            raise CommandError("A parameter of the statement has no value here.")
+        self.stdout.write(f"\\set n random(1, 9999999)\n\\set s random(1, {len(states)})\n")
+        self.stdout.write(statement + ";\n")
+
+
+def _literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
