@@ -189,10 +189,14 @@ def _tracking_field():
 def _record_default_params() -> dict:
     """The columns the ping does not set, at their fields' defaults, ready for the database."""
     params = dict(_constant_default_params())
-    for field in _record_fields():
-        if field.has_default() and callable(field.default):
-            params[f"c_{field.column}"] = field.get_db_prep_save(field.get_default(), connection)
+    for field in _fields_with_callable_defaults():
+        params[f"c_{field.column}"] = field.get_db_prep_save(field.get_default(), connection)
     return params
+
+
+@functools.cache
+def _fields_with_callable_defaults() -> list:
+    return [field for field in _record_fields() if field.has_default() and callable(field.default)]
 
 
 @functools.cache
@@ -200,7 +204,7 @@ def _constant_default_params() -> dict:
     return {
         f"c_{field.column}": field.get_db_prep_save(field.get_default(), connection)
         for field in _record_fields()
-        if not (field.has_default() and callable(field.default))
+        if field not in _fields_with_callable_defaults()
     }
 
 
