@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 CELERY := $(VENV)/bin/celery -A config
 
-.PHONY: help install migrate demo run test lint format bench bench-export worker beat browser
+.PHONY: help install migrate demo run test lint format bench bench-python bench-export worker beat browser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -78,3 +78,7 @@ browser: ## Install Debian's chromium for the browser test, when it is missing
 bench: install ## Load test: production gunicorn on PostgreSQL under wrk, pings vs a trivial endpoint
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(PY) bench/run.py
+
+bench-python: install ## Python instructions per ping vs a trivial request (callgrind; after make bench)
+	@command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
+	$(PY) bench/python_cost.py
