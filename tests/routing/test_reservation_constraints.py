@@ -1,0 +1,43 @@
+"""The last line of defence against double booking: whatever the code did, the database itself
+refuses a second live hold of one agent, of one transfer number, or for one vendor's caller.
+On SQLite and on PostgreSQL, after every migration."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from routing.models import Agent, Reservation, TransferNumber
+from tests.conftest import DEMO_KEY
+
+AZ_PING = {"vendorKey": DEMO_KEY, "phoneNumber": "+14805550123"}
+
+
+@pytest.mark.parametrize("shared", ["agent", "transfer number", "caller"])
+def test_the_database_refuses_a_second_live_hold(demo, ping, shared):
+    assert ping(AZ_PING).json()["data"]["agentAvailable"] is True
+    held = Reservation.objects.get()
+    other_agent = Agent.objects.exclude(pk=held.agent_id).first()
+    other_number = TransferNumber.objects.exclude(pk=held.transfer_number_id).first()
+    now = timezone.now()
+    second = Reservation(
+        vendor=held.vendor,
+        agent=held.agent if shared == "agent" else other_agent,
+        transfer_number=held.transfer_number if shared == "transfer number" else other_number,
+        phone_number=held.phone_number if shared == "caller" else "+14805550999",
+        state=held.state,
+        agent_count=1,
+        ttl_seconds=60,
+        created_at=now,
+        expires_at=now + timedelta(seconds=60),
+    )
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        second.save()
+
+    # Once the first hold has ended, the same second hold is accepted.
+    held.status = Reservation.Status.EXPIRED
+    held.save(update_fields=["status"])
+    second.save()
+    assert Reservation.objects.filter(status="active").count() == 1
