@@ -37,20 +37,40 @@ HTTP_PINGS = 120
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_concurrently(count: int, work):
-    """Run work(i) in `count` threads released together; each closes its own connection."""
+def run_concurrently(count: int, work, *, database: bool = True):
+    """Run work(i) in `count` threads released together; each closes its own connection.
+
+    With `database`, each thread connects before the threads are released: the race under test
+    is the transactions', and a hundred connections opened at once on a busy machine can take
+    longer than the production connect timeout, so it is lengthened here.
+    """
     barrier = threading.Barrier(count)
     connection.close()
+    options = connections.settings["default"].setdefault("OPTIONS", {})
+    production_timeout = options.get("connect_timeout")
+    options["connect_timeout"] = 30
 
     def one(i):
         try:
+            if database:
+                try:
+                    connection.ensure_connection()
+                except Exception:
+                    barrier.abort()  # the others fail at once instead of waiting for this one
+                    raise
             barrier.wait()
             return work(i)
         finally:
             connections.close_all()
 
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(one, range(count)))
+    try:
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            return list(pool.map(one, range(count)))
+    finally:
+        if production_timeout is None:
+            options.pop("connect_timeout", None)
+        else:
+            options["connect_timeout"] = production_timeout
 
 
 def texas_caller(i: int) -> str:
@@ -200,7 +220,7 @@ def test_two_server_processes_sharing_one_database_never_double_book(demo):
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read())["data"]
 
-        answers = run_concurrently(HTTP_PINGS, ping)
+        answers = run_concurrently(HTTP_PINGS, ping, database=False)
     finally:
         for server in servers:
             server.terminate()
