@@ -359,7 +359,7 @@ def main() -> None:
             f"{alone['cpu_ms']:.2f} ms of machine CPU per statement (pgbench's own included)"
         )
     print(f"Load average after the run: {_load()} (other work on the machine counts in it)")
-    print(f"Call records by outcome: {counts}")
+    print(f"Call records by outcome (the web runs' and pgbench's): {counts}")
     print(f"Overlapping reservations (same agent or number): {overlaps}")
     first = results[0]
     verdict = "met" if first[3] >= 0.40 and first[2]["p99"] < 30 else "NOT met"
