@@ -181,6 +181,12 @@ def _record_params(vendor: Vendor, fields: PingFields, request_id: str, now: dat
     return params
 
 
+# The call record's columns `_record_params` fills from the ping itself.
+_RECORD_FROM_PING = frozenset(
+    {"request_id", "vendor_id", "phone_number", "state", "state_source", "tracking", "received_at"}
+)
+
+
 @functools.cache
 def _tracking_field():
     return CallRecord._meta.get_field("tracking")
@@ -195,15 +201,22 @@ def _record_default_params() -> dict:
 
 
 @functools.cache
+def _defaulted_fields() -> list:
+    return [field for field in _record_fields() if field.column not in _RECORD_FROM_PING]
+
+
+@functools.cache
 def _fields_with_callable_defaults() -> list:
-    return [field for field in _record_fields() if field.has_default() and callable(field.default)]
+    return [
+        field for field in _defaulted_fields() if field.has_default() and callable(field.default)
+    ]
 
 
 @functools.cache
 def _constant_default_params() -> dict:
     return {
         f"c_{field.column}": field.get_db_prep_save(field.get_default(), connection)
-        for field in _record_fields()
+        for field in _defaulted_fields()
         if field not in _fields_with_callable_defaults()
     }
 
