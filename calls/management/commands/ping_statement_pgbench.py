@@ -11,8 +11,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from calls import services
+from calls.models import CallRecord
 from routing.geography import AREA_CODE_STATES
-from vendors.models import VendorKey, vendor_key_digest
+from vendors.services import VendorKeyInvalid, vendor_key_authenticate
 
 # What pgbench computes per statement: a caller (random number, random state) and the time.
 _PHONE = "('+1555'||lpad(:n::text,7,'0'))"
@@ -35,23 +36,20 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if connection.vendor != "postgresql":
             raise CommandError("The ping's one statement exists on PostgreSQL only.")
-        vendor_key = (
-            VendorKey.objects.select_related("vendor")
-            .filter(digest=vendor_key_digest(options["vendor_key"].lower()))
-            .first()
-        )
-        if vendor_key is None:
-            raise CommandError("No such vendor key.")
+        try:
+            vendor = vendor_key_authenticate(key=options["vendor_key"])
+        except VendorKeyInvalid:
+            raise CommandError("No usable vendor key like that.") from None
         states = sorted(set(AREA_CODE_STATES.values()))
         ttl = settings.RESERVATION_TTL_SECONDS
         values = {
             **{key: _literal(value) for key, value in services._record_default_params().items()},
             **_PER_STATEMENT,
-            "vendor": str(vendor_key.vendor_id),
-            "c_vendor_id": str(vendor_key.vendor_id),
+            "vendor": str(vendor.pk),
+            "c_vendor_id": str(vendor.pk),
             "state": f"(ARRAY{states})[:s]",
             "c_state": f"(ARRAY{states})[:s]",
-            "c_state_source": _literal("area_code"),
+            "c_state_source": _literal(CallRecord.StateSource.AREA_CODE),
             "c_tracking": _literal(json.dumps({"source": "pgbench"})),
             "expires": f"(now()+interval '{ttl} seconds')",
             "ttl": str(ttl),
