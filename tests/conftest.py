@@ -10,6 +10,8 @@ from rest_framework.test import APIClient
 PING_URL = "/functions/v1/vendors-ping"
 DEMO_KEY = "6ab36a94-5dfb-4336-a559-63da6a5a26d2"
 ALL_STATES_KEY = "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"
+# A ping the demo vendor may send: a caller in Arizona, where the demo has agents.
+AZ_PING = {"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567", "stateCode": "AZ"}
 
 
 def pytest_runtest_setup(item):

@@ -7,15 +7,9 @@ import pytest
 from calls.models import CallRecord
 from config.celery import app
 from routing.models import Reservation
-from tests.conftest import DEMO_KEY
+from tests.conftest import AZ_PING
 
 pytestmark = pytest.mark.django_db
-
-AZ_PING = {
-    "vendorKey": DEMO_KEY,
-    "phoneNumber": "+14801234567",
-    "stateCode": "AZ",
-}
 
 
 @pytest.fixture

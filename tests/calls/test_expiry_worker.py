@@ -9,16 +9,11 @@ from django.utils import timezone
 from calls.models import CallRecord
 from calls.tasks import expire_due_reservations, expire_reservation
 from routing.models import Agent, Reservation, TransferNumber
-from tests.conftest import DEMO_KEY
+from tests.conftest import AZ_PING
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # The guide's example ping.
-AZ_PING = {
-    "vendorKey": DEMO_KEY,
-    "phoneNumber": "+14801234567",
-    "stateCode": "AZ",
-}
 
 
 def _expired_reservation():

@@ -9,9 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from routing.models import Agent, Reservation, TransferNumber
-from tests.conftest import DEMO_KEY
-
-AZ_PING = {"vendorKey": DEMO_KEY, "phoneNumber": "+14805550123"}
+from tests.conftest import AZ_PING
 
 
 @pytest.mark.parametrize("shared", ["agent", "transfer number", "caller"])
