@@ -132,13 +132,29 @@ def _execute_ping_statement(params: dict) -> tuple:
     # a server-side binding cursor psycopg prepares the statement after DATABASE_PREPARE_THRESHOLD
     # runs, and PostgreSQL no longer plans it on every ping. What Django's cursor() does first:
     # the health check (CONN_HEALTH_CHECKS), and a connection.
+    # A RawCursor takes the statement as PostgreSQL's own `$n` placeholders: psycopg then has
+    # nothing to parse on each ping (it caches its parsing of statements only up to 4 KiB).
     connection.close_if_health_check_failed()
     connection.ensure_connection()
+    statement, names = _ping_statement_positional()
     with connection.wrap_database_errors:
-        raw_cursor = psycopg.Cursor(connection.connection)
+        raw_cursor = psycopg.RawCursor(connection.connection)
     with connection._prepare_cursor(raw_cursor) as cursor:
-        cursor.execute(_ping_statement(), params)
+        cursor.execute(statement, [params[name] for name in names])
         return cursor.fetchone()
+
+
+@functools.cache
+def _ping_statement_positional() -> tuple[str, tuple[str, ...]]:
+    """The ping statement with `$n` placeholders, and the names of its parameters in order."""
+    names: list[str] = []
+
+    def placeholder(match: re.Match) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return re.sub(r"%\((\w+)\)s", placeholder, _ping_statement()), tuple(names)
 
 
 # Columns of the call record the statement fills from the reservation it made (or did not).
@@ -222,9 +238,8 @@ def _constant_default_params() -> dict:
 
 
 def _minified(sql: str) -> str:
-    # psycopg caches its parsing of statements up to 4 KiB (MAX_CACHED_STATEMENT_LENGTH): past
-    # that it parses this one on every ping, a tenth of the ping's Python. A test keeps it under.
-    # No space is needed around parentheses, commas or comparisons (the statement quotes no
+    # Sent to PostgreSQL whenever a connection prepares it, and read by anyone debugging it: no
+    # comments, and no space around parentheses, commas or comparisons (the statement quotes no
     # such characters).
     sql = re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql))
     return re.sub(r" ?([(),]|<=|>=|=|<|>) ?", r"\1", sql).strip()

@@ -2,7 +2,6 @@
 with the ORM allocation (the SQLite path) writes. Each case runs both paths from the same state,
 on PostgreSQL, and compares the answers and the stored rows."""
 
-import re
 import uuid
 from datetime import timedelta
 
@@ -167,17 +166,6 @@ def test_with_expiry_tasks_on_a_reservation_queues_its_expiry(
         ping(ping_payload())
 
     assert len(callbacks) == 1
-
-
-def test_the_ping_statement_stays_within_what_psycopg_caches():
-    # Past these limits psycopg parses the statement again on every ping (a tenth of its Python).
-    from psycopg import _queries
-
-    from calls.services import _ping_statement
-
-    statement = _ping_statement()
-    assert len(statement) <= _queries.MAX_CACHED_STATEMENT_LENGTH
-    assert len(set(re.findall(r"%\((\w+)\)s", statement))) <= _queries.MAX_CACHED_STATEMENT_PARAMS
 
 
 def test_the_pgbench_script_runs_the_pings_statement_and_reserves():
