@@ -98,8 +98,9 @@ class TransferNumber(models.Model):
 
     number = PhoneNumberField(unique=True)
     is_active = models.BooleanField(default=True)
-    # Held until then; once passed it is also when the number was released, so ordering by it
-    # hands out the number released longest ago and a late call is not misrouted.
+    # Held until then; once passed it is also when the number was released, so the allocation
+    # hands out a number released long ago (see routing.services.NUMBER_WINDOW) and a late call
+    # is not misrouted.
     held_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -107,8 +108,6 @@ class TransferNumber(models.Model):
 
     class Meta:
         ordering = ["number"]
-        # On PostgreSQL, migration 0003 adds an index in the allocation's order (released longest
-        # ago first, never-held first); SQLite cannot build NULLS FIRST indexes.
 
     def __str__(self) -> str:
         return str(self.number)

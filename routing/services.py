@@ -1,4 +1,4 @@
-"""Allocation: reserve the longest-idle free agent and the longest-released transfer number.
+"""Allocation: reserve the longest-idle free agent and a transfer number long released.
 
 The critical section is one transaction. On PostgreSQL it is one SQL statement (`allocation_sql`):
 the agent and number rows are locked with FOR NO KEY UPDATE SKIP LOCKED, so concurrent pings never
@@ -7,18 +7,28 @@ even if this code were wrong. On SQLite the ORM does the same steps and the IMME
 mode serializes writers instead.
 """
 
+import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Min, Q
 from phonenumber_field.phonenumber import PhoneNumber, to_python
 
 from config.errors import ApplicationError
 from routing.models import Agent, AgentLicense, Reservation, TransferNumber
 from vendors.models import Vendor
+
+# The number handed out is the one released longest ago (never held first) among this many free
+# numbers, taken in id order from a point of the pool at random: the whole pool when it is no
+# larger. Picking from the whole pool in release order would need an index on `held_until`,
+# which every ping rewrites: its front fills with dead entries that every ping then walks
+# (a tenth of a millisecond more every few thousand pings until a vacuum) and no update of a
+# number is HOT. A window this wide still never hands out a number released moments ago while
+# others rested longer, and spreads the holds over the pool.
+NUMBER_WINDOW = 32
 
 
 @dataclass(frozen=True)
@@ -101,11 +111,34 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
     free_count AS (
         SELECT count(*) AS n FROM candidates
     ),
-    free_number AS (
-        SELECT t.id, t.number FROM routing_transfernumber t
+    window_start AS (
+        -- A point of the pool at random (see NUMBER_WINDOW).
+        SELECT lo + floor(random() * (hi - lo + 1))::bigint AS id
+        FROM (SELECT min(id) AS lo, max(id) AS hi FROM routing_transfernumber) AS bounds
+    ),
+    number_window AS MATERIALIZED (
+        -- The first free numbers from there on, wrapping round to the start of the pool.
+        SELECT w.id, w.held_until FROM (
+            (SELECT t.id, t.held_until FROM routing_transfernumber t
+             WHERE t.id >= (SELECT id FROM window_start)
+               AND t.is_active AND (t.held_until IS NULL OR t.held_until <= %(now)s)
+             ORDER BY t.id LIMIT {NUMBER_WINDOW})
+            UNION ALL
+            (SELECT t.id, t.held_until FROM routing_transfernumber t
+             WHERE t.id < (SELECT id FROM window_start)
+               AND t.is_active AND (t.held_until IS NULL OR t.held_until <= %(now)s)
+             ORDER BY t.id LIMIT {NUMBER_WINDOW})
+        ) AS w
         WHERE EXISTS (SELECT 1 FROM free_agent)
-          AND t.is_active AND (t.held_until IS NULL OR t.held_until <= %(now)s)
-        ORDER BY t.held_until ASC NULLS FIRST, t.id
+        LIMIT {NUMBER_WINDOW}
+    ),
+    free_number AS (
+        -- Released longest ago (never held first) of the window; read again to lock it.
+        SELECT t.id, t.number
+        FROM (SELECT id, held_until FROM number_window OFFSET 0) AS w
+        JOIN routing_transfernumber t ON t.id = w.id
+        WHERE t.is_active AND (t.held_until IS NULL OR t.held_until <= %(now)s)
+        ORDER BY w.held_until ASC NULLS FIRST, w.id
         LIMIT 1
         FOR NO KEY UPDATE OF t SKIP LOCKED
     ),
@@ -212,6 +245,18 @@ def reservation_create(
     )
 
 
+def _number_window(now: datetime) -> list[int]:
+    """The ids of NUMBER_WINDOW free numbers in id order from a point of the pool at random,
+    wrapping round to its start."""
+    bounds = TransferNumber.objects.aggregate(lo=Min("id"), hi=Max("id"))
+    if bounds["lo"] is None:
+        return []
+    start = random.randint(bounds["lo"], bounds["hi"])
+    free = TransferNumber.objects.free(now).order_by("id").values_list("id", flat=True)
+    window = list(free.filter(id__gte=start)[:NUMBER_WINDOW])
+    return window + list(free.filter(id__lt=start)[: NUMBER_WINDOW - len(window)])
+
+
 def _reservation_create_with_the_orm(
     *, vendor: Vendor, phone_number: str, state: str, ttl_seconds: int, now: datetime
 ) -> Allocation:
@@ -230,6 +275,7 @@ def _reservation_create_with_the_orm(
         return Allocation(reservation=None, agent_count=0)
     number = (
         TransferNumber.objects.free(now)
+        .filter(pk__in=_number_window(now))
         .order_by(F("held_until").asc(nulls_first=True), "id")
         .select_for_update(skip_locked=True, no_key=True)
         .first()
@@ -316,7 +362,7 @@ def reservation_release(
     Agent.objects.filter(pk=reservation.agent_id, held_until=reservation.expires_at).update(
         held_until=None
     )
-    # The number counts as released now, so it goes to the back of the longest-released order.
+    # The number counts as released now: numbers released before it are handed out first.
     TransferNumber.objects.filter(
         pk=reservation.transfer_number_id, held_until=reservation.expires_at
     ).update(held_until=now)
@@ -352,7 +398,7 @@ def reservation_connect(*, transfer_number: TransferNumber, now: datetime) -> Re
     reservation.save(update_fields=["status", "ended_at"])
     # The agent is busy through on_call_since now, not through the reservation's hold.
     Agent.objects.filter(pk=reservation.agent_id).update(on_call_since=now, held_until=None)
-    # The number is released now: it goes to the back of the longest-released order.
+    # The number is released now: numbers released before it are handed out first.
     TransferNumber.objects.filter(
         pk=reservation.transfer_number_id, held_until=reservation.expires_at
     ).update(held_until=now)

@@ -173,6 +173,48 @@ def test_it_hands_out_the_number_released_longest_ago():
     assert data["transferTarget"] == str(oldest.number)
 
 
+def grow_pool_and_az_agents(*, numbers: int, agents: int, now) -> list[TransferNumber]:
+    """A pool of `numbers` transfer numbers, all released an hour ago, and `agents` free AZ
+    agents: room for that many reservations at one instant. The pool in id order."""
+    TransferNumber.objects.bulk_create(
+        TransferNumber(number=f"+1888555{index:04d}")
+        for index in range(numbers - TransferNumber.objects.count())
+    )
+    TransferNumber.objects.update(held_until=now - timedelta(hours=1))
+    for index in range(agents):
+        Agent.objects.create(name=f"Extra {index}", destination="+15005550006").licenses.create(
+            state="AZ"
+        )
+    return list(TransferNumber.objects.order_by("id"))
+
+
+def test_a_number_released_moments_ago_waits_while_others_rested_longer():
+    # The pool is larger than the window a ping chooses from: whichever part of it a ping
+    # looks at, the number just released is the last it would take.
+    now = timezone.now()
+    pool = grow_pool_and_az_agents(numbers=100, agents=30, now=now)
+    just_released = pool[50]
+    TransferNumber.objects.filter(pk=just_released.pk).update(held_until=now - timedelta(seconds=1))
+
+    targets = {ping_at(now, phoneNumber=f"+1480555{i:04d}")["transferTarget"] for i in range(30)}
+
+    assert len(targets) == 30
+    assert str(just_released.number) not in targets
+
+
+def test_holds_are_spread_over_a_large_pool():
+    # Not always the first numbers of the pool: a number in use is not handed out again at
+    # once, and a late call to it is less likely to find someone else's reservation.
+    now = timezone.now()
+    pool = grow_pool_and_az_agents(numbers=200, agents=20, now=now)
+    first_window = {str(number.number) for number in pool[:32]}
+
+    targets = {ping_at(now, phoneNumber=f"+1480555{i:04d}")["transferTarget"] for i in range(20)}
+
+    assert len(targets) == 20
+    assert not targets <= first_window
+
+
 def test_offline_and_busy_agents_are_not_offered_or_counted():
     now = timezone.now()
     az = Agent.objects.filter(licenses__state="AZ").order_by("id")
