@@ -135,7 +135,9 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
     free_number AS (
         -- Released longest ago (never held first) of the window; read again to lock it.
         SELECT t.id, t.number
-        FROM (SELECT id, held_until FROM number_window OFFSET 0) AS w
+        FROM (
+            SELECT id, held_until FROM number_window ORDER BY held_until NULLS FIRST, id OFFSET 0
+        ) AS w
         JOIN routing_transfernumber t ON t.id = w.id
         WHERE t.is_active AND (t.held_until IS NULL OR t.held_until <= %(now)s)
         ORDER BY w.held_until ASC NULLS FIRST, w.id
