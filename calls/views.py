@@ -1,5 +1,5 @@
 from rest_framework.response import Response
-from rest_framework.throttling import BaseThrottle
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from calls.ping import read_json_object
@@ -43,8 +43,19 @@ class BenchNoopView(APIView):
 
 
 def _client_address(request) -> str | None:
-    # DRF's own reading of the client address, honouring NUM_PROXIES (TRUSTED_PROXY_COUNT).
-    return BaseThrottle().get_ident(request) or None
+    """The client's address as DRF's throttles read it with NUM_PROXIES (TRUSTED_PROXY_COUNT):
+    with N trusted proxies in front, the N-th address from the end of X-Forwarded-For.
+
+    Read from META: DRF's `get_ident` builds `request.headers` (every header of the request
+    parsed) for one of them, about 4 % of a ping's Python.
+    """
+    meta = request._request.META
+    proxies = api_settings.NUM_PROXIES
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
+    if not proxies or forwarded is None:
+        return meta.get("REMOTE_ADDR") or None
+    addresses = forwarded.split(",")
+    return addresses[-min(proxies, len(addresses))].strip() or None
 
 
 def _content_length(request) -> int | None:

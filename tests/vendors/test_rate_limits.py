@@ -109,6 +109,20 @@ def test_a_forged_forwarded_for_header_does_not_dodge_the_guessing_limit(
     assert_too_many(answer)
 
 
+def test_behind_a_trusted_proxy_the_address_it_forwarded_is_limited(ping, shared_cache, settings):
+    settings.PING_KEY_FAILURES_PER_MINUTE = 2
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    # The proxy appends the address it saw; what the client wrote before it is not trusted.
+    for forged in ("10.0.0.1", "10.0.0.2"):
+        ping({"vendorKey": UNKNOWN_KEY}, HTTP_X_FORWARDED_FOR=f"{forged}, 192.0.2.9")
+
+    guesser = ping({"vendorKey": DEMO_KEY}, HTTP_X_FORWARDED_FOR="10.0.0.3,192.0.2.9")
+    neighbour = ping({"vendorKey": DEMO_KEY}, HTTP_X_FORWARDED_FOR="192.0.2.9, 192.0.2.10")
+
+    assert_too_many(guesser)
+    assert neighbour.status_code == 200
+
+
 def test_the_counters_live_in_redis_where_every_server_process_sees_them(
     ping, settings, redis_server
 ):
