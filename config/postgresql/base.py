@@ -1,4 +1,4 @@
-"""Django's PostgreSQL backend, with pooled connections checked without a round trip.
+"""Django's PostgreSQL backend, with connections checked without a round trip.
 
 Django's own pool check (CONN_HEALTH_CHECKS) sends a query to the server each time a request
 takes a connection from the pool: a round trip that cost about a tenth of a ping. A connection
@@ -6,6 +6,8 @@ the server has ended (a restart, a terminated backend, an idle timeout) is reada
 the server's goodbye message and the socket's end are waiting on it. So a connection taken from
 the pool is polled, which costs no round trip, and only one with something waiting gets the full
 check; one that fails it goes back to the pool, which discards it, and the next is taken.
+Persistent connections (CONN_MAX_AGE with CONN_HEALTH_CHECKS) are checked the same way at each
+request's first query; one that fails is closed and Django opens a new one.
 A network path that dies silently is left to TCP keepalives.
 """
 
@@ -25,6 +27,13 @@ def connection_has_input(connection) -> bool:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def is_usable(self):
+        # CONN_HEALTH_CHECKS with persistent connections: the same check, at each request's
+        # first query, instead of Django's query every time.
+        if self.connection is not None and not connection_has_input(self.connection):
+            return True
+        return super().is_usable()
+
     def get_new_connection(self, conn_params):
         connection = super().get_new_connection(conn_params)
         pool = self.pool

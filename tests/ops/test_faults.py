@@ -234,12 +234,18 @@ def test_with_redis_stopped_pings_are_answered_and_records_catch_up_when_it_retu
         redis.stop()
 
 
-def test_with_a_pool_the_first_ping_after_a_postgresql_restart_succeeds(cluster):
-    # Pooled connections are checked without a round trip (config/postgresql/base.py): the ones
-    # the restart ended must still be noticed and replaced, never used for a ping.
+@pytest.mark.parametrize(
+    "connections",
+    [
+        pytest.param({"DATABASE_POOL": "true", "DATABASE_POOL_MIN_SIZE": "4"}, id="pool"),
+        pytest.param({"CONN_MAX_AGE": "60"}, id="persistent"),
+    ],
+)
+def test_the_first_ping_after_a_postgresql_restart_succeeds(cluster, connections):
+    # Connections are checked without a round trip (config/postgresql/base.py): the ones the
+    # restart ended must still be noticed and replaced, never used for a ping.
     database_url = cluster.database_url("callrouting")
-    env = server_env(database_url, DATABASE_POOL="true", DATABASE_POOL_MIN_SIZE="4")
-    with web_server(env) as base:
+    with web_server(server_env(database_url, **connections)) as base:
         assert [ping(base, f"+1415555020{i}")[0] for i in range(4)] == [200] * 4
         cluster.stop()
         cluster.start()
