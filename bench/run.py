@@ -40,6 +40,7 @@ CONNECTIONS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "16,64").spli
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
 WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "gthread")
+POOL = os.environ.get("BENCH_DATABASE_POOL", "false")
 TTL_SECONDS = int(os.environ.get("BENCH_TTL_SECONDS", "1"))
 AGENTS_PER_STATE = int(os.environ.get("BENCH_AGENTS_PER_STATE", "80"))
 # The ping's statement alone, under pgbench, after the web runs: clients and seconds.
@@ -68,7 +69,9 @@ def server_env(redis_url: str) -> dict:
         # the server enqueues waits there, unconsumed, and goes when the bench stops it).
         "CACHE_URL": f"{redis_url}/0",
         "CELERY_BROKER_URL": f"{redis_url}/1",
-        "DATABASE_POOL": "true",
+        # Persistent connections, one per thread (kept CONN_MAX_AGE seconds); with true, the
+        # pool, one connection per thread too, checked out and back at every request.
+        "DATABASE_POOL": POOL,
         "DATABASE_POOL_MIN_SIZE": str(THREADS),
         "DATABASE_POOL_MAX_SIZE": str(THREADS),
         "DATABASE_PREPARE_THRESHOLD": os.environ.get("BENCH_PREPARE_THRESHOLD", "2"),
@@ -296,7 +299,8 @@ def main() -> None:
             run_wrk(f"{base}/bench-noop", 8, noop_script, 2)
             print(
                 f"gunicorn {WORKER_CLASS}, {WORKERS} workers x {THREADS} threads, "
-                f"pool {THREADS}/worker, TTL {TTL_SECONDS} s, "
+                f"{'pool' if POOL == 'true' else 'persistent connections'} {THREADS}/worker, "
+                f"TTL {TTL_SECONDS} s, "
                 f"{AGENTS_PER_STATE} agents in each of 56 states, {DURATION} s per endpoint and "
                 f"connection count in {ROUNDS} alternating rounds (medians)"
             )
