@@ -25,7 +25,7 @@ from vendors.models import Vendor
 # numbers, taken in id order from a point of the pool at random: the whole pool when it is no
 # larger. Picking from the whole pool in release order would need an index on `held_until`,
 # which every ping rewrites: its front fills with dead entries that every ping then walks
-# (a tenth of a millisecond more every few thousand pings until a vacuum) and no update of a
+# (about 0.05 ms more for every thousand pings until a vacuum) and no update of a
 # number is HOT. A window this wide still never hands out a number released moments ago while
 # others rested longer, and spreads the holds over the pool.
 NUMBER_WINDOW = 32
@@ -364,7 +364,7 @@ def reservation_release(
     Agent.objects.filter(pk=reservation.agent_id, held_until=reservation.expires_at).update(
         held_until=None
     )
-    # The number counts as released now: numbers released before it are handed out first.
+    # Released now: the number rests behind those released before it (see NUMBER_WINDOW).
     TransferNumber.objects.filter(
         pk=reservation.transfer_number_id, held_until=reservation.expires_at
     ).update(held_until=now)
@@ -400,7 +400,7 @@ def reservation_connect(*, transfer_number: TransferNumber, now: datetime) -> Re
     reservation.save(update_fields=["status", "ended_at"])
     # The agent is busy through on_call_since now, not through the reservation's hold.
     Agent.objects.filter(pk=reservation.agent_id).update(on_call_since=now, held_until=None)
-    # The number is released now: numbers released before it are handed out first.
+    # Released now: the number rests behind those released before it (see NUMBER_WINDOW).
     TransferNumber.objects.filter(
         pk=reservation.transfer_number_id, held_until=reservation.expires_at
     ).update(held_until=now)
