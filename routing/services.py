@@ -30,6 +30,13 @@ from vendors.models import Vendor
 # others rested longer, and spreads the holds over the pool.
 NUMBER_WINDOW = 32
 
+# `Agent.objects.free(now)` and `TransferNumber.objects.free(now)` in SQL, for the rows `a` and `t`.
+AGENT_IS_FREE = (
+    "a.status = 'available' AND a.on_call_since IS NULL "
+    "AND (a.held_until IS NULL OR a.held_until <= %(now)s)"
+)
+NUMBER_IS_FREE = "t.is_active AND (t.held_until IS NULL OR t.held_until <= %(now)s)"
+
 
 @dataclass(frozen=True)
 class Allocation:
@@ -92,8 +99,7 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
         -- The state's free agents, read once: for the pick below and for the count.
         SELECT a.id, a.idle_since FROM routing_agent a
         WHERE a.id = ANY((SELECT ids FROM licensed)::bigint[])
-          AND a.status = 'available' AND a.on_call_since IS NULL
-          AND (a.held_until IS NULL OR a.held_until <= %(now)s)
+          AND {AGENT_IS_FREE}
     ),
     free_agent AS (
         -- Longest idle first; the row is read again to lock it (and to recheck it, should
@@ -101,9 +107,7 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
         SELECT a.id
         FROM (SELECT id, idle_since FROM candidates ORDER BY idle_since, id OFFSET 0) AS c
         JOIN routing_agent a ON a.id = c.id
-        WHERE ({gate})
-          AND a.status = 'available' AND a.on_call_since IS NULL
-          AND (a.held_until IS NULL OR a.held_until <= %(now)s)
+        WHERE ({gate}) AND {AGENT_IS_FREE}
         ORDER BY c.idle_since, c.id
         LIMIT 1
         FOR NO KEY UPDATE OF a SKIP LOCKED
@@ -120,13 +124,11 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
         -- The first free numbers from there on, wrapping round to the start of the pool.
         SELECT w.id, w.held_until FROM (
             (SELECT t.id, t.held_until FROM routing_transfernumber t
-             WHERE t.id >= (SELECT id FROM window_start)
-               AND t.is_active AND (t.held_until IS NULL OR t.held_until <= %(now)s)
+             WHERE t.id >= (SELECT id FROM window_start) AND {NUMBER_IS_FREE}
              ORDER BY t.id LIMIT {NUMBER_WINDOW})
             UNION ALL
             (SELECT t.id, t.held_until FROM routing_transfernumber t
-             WHERE t.id < (SELECT id FROM window_start)
-               AND t.is_active AND (t.held_until IS NULL OR t.held_until <= %(now)s)
+             WHERE t.id < (SELECT id FROM window_start) AND {NUMBER_IS_FREE}
              ORDER BY t.id LIMIT {NUMBER_WINDOW})
         ) AS w
         WHERE EXISTS (SELECT 1 FROM free_agent)
@@ -139,7 +141,7 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
             SELECT id, held_until FROM number_window ORDER BY held_until NULLS FIRST, id OFFSET 0
         ) AS w
         JOIN routing_transfernumber t ON t.id = w.id
-        WHERE t.is_active AND (t.held_until IS NULL OR t.held_until <= %(now)s)
+        WHERE {NUMBER_IS_FREE}
         ORDER BY w.held_until ASC NULLS FIRST, w.id
         LIMIT 1
         FOR NO KEY UPDATE OF t SKIP LOCKED
