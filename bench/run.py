@@ -1,12 +1,12 @@
 """`make bench`: the production server under load from loopback, with figures to compare.
 
-Starts gunicorn (production settings, PostgreSQL with the connection pool, Redis as the shared
-cache) on a database of its own, seeded with the demo data plus agents in every state and a short
-TTL so the pool never runs dry. Then wrk drives, on the same server: a trivial endpoint with no
-database, and pings spread over every state, at each connection count. Prints pings/s, p50, p99,
-the ratio of pings/s to the trivial endpoint, the CPU per request of the web processes and of
-PostgreSQL, then what PostgreSQL alone does with the ping's statement under pgbench, and, after
-the run, the count of overlapping reservations (must be 0).
+Starts gunicorn (production settings, PostgreSQL with persistent connections or the pool, Redis
+as the shared cache) on a database of its own, seeded with the demo data plus agents in every
+state and a short TTL so the agents never run out. Then wrk drives, on the same server: a trivial
+endpoint with no database, and pings spread over every state, at each connection count. Prints
+pings/s, p50, p99, the ratio of pings/s to the trivial endpoint, the CPU per request of the web
+processes and of PostgreSQL, then what PostgreSQL alone does with the ping's statement under
+pgbench, and, after the run, the count of overlapping reservations (must be 0).
 
 Everything is read from BENCH_* environment variables (see `make help` and the README).
 """
@@ -89,10 +89,16 @@ def server_env(redis_url: str) -> dict:
     }
 
 
-def manage(env: dict, *args: str) -> None:
-    subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
+def manage(env: dict, *args: str) -> str:
+    """Run a management command in the bench's environment; what it printed. Its log lines are
+    shown only if it fails (the bench's Redis is gone by the time the last ones run)."""
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True
     )
+    if result.returncode:
+        sys.stderr.write(result.stderr)
+        result.check_returncode()
+    return result.stdout
 
 
 def lua_script(directory: Path) -> Path:
@@ -220,16 +226,7 @@ def statement_alone(env: dict, directory: Path) -> dict | None:
     if shutil.which("pgbench") is None:
         return None
     script = directory / "statement.sql"
-    script.write_text(
-        subprocess.run(
-            [PYTHON, "manage.py", "ping_statement_pgbench", "--vendor-key", ALL_STATES_KEY],
-            cwd=REPO,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    script.write_text(manage(env, "ping_statement_pgbench", "--vendor-key", ALL_STATES_KEY))
     busy_before = machine_busy_seconds()
     output = subprocess.run(
         ["pgbench", "-n", "-M", "prepared", "-c", str(STATEMENT_CLIENTS), "-j", "2",
@@ -377,15 +374,7 @@ def _load() -> str:
 
 
 def _overlaps(env: dict) -> int:
-    output = subprocess.run(
-        [PYTHON, "manage.py", "reservation_overlaps"],
-        cwd=REPO,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return int(output.strip())
+    return int(manage(env, "reservation_overlaps").strip())
 
 
 if __name__ == "__main__":
