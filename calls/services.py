@@ -130,10 +130,10 @@ def _reserve_in_one_statement(
 def _execute_ping_statement(params: dict) -> tuple:
     # Django's cursors bind parameters on the client, which rules out prepared statements; with
     # a server-side binding cursor psycopg prepares the statement after DATABASE_PREPARE_THRESHOLD
-    # runs, and PostgreSQL no longer plans it on every ping. What Django's cursor() does first:
-    # the health check (CONN_HEALTH_CHECKS), and a connection.
-    # A RawCursor takes the statement as PostgreSQL's own `$n` placeholders: psycopg then has
-    # nothing to parse on each ping (it caches its parsing of statements only up to 4 KiB).
+    # runs, and PostgreSQL no longer plans it on every ping. A RawCursor, one of those, takes the
+    # statement with PostgreSQL's own `$n` placeholders: psycopg then has nothing to parse on
+    # each ping (it caches its parsing of `%(name)s` statements only up to 4 KiB).
+    # What Django's cursor() does first: the health check (CONN_HEALTH_CHECKS), and a connection.
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     statement, names = _ping_statement_positional()
