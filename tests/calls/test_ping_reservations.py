@@ -9,6 +9,7 @@ from django.utils import timezone
 from calls.models import CallRecord
 from calls.services import vendor_ping
 from routing.models import Agent, Reservation, TransferNumber
+from routing.services import NUMBER_WINDOW
 from tests.conftest import ALL_STATES_KEY, DEMO_KEY
 
 pytestmark = pytest.mark.usefixtures("demo")
@@ -207,7 +208,7 @@ def test_holds_are_spread_over_a_large_pool():
     # once, and a late call to it is less likely to find someone else's reservation.
     now = timezone.now()
     pool = grow_pool_and_az_agents(numbers=200, agents=20, now=now)
-    first_window = {str(number.number) for number in pool[:32]}
+    first_window = {str(number.number) for number in pool[:NUMBER_WINDOW]}
 
     targets = {ping_at(now, phoneNumber=f"+1480555{i:04d}")["transferTarget"] for i in range(20)}
 

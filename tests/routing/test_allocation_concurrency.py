@@ -42,7 +42,7 @@ def run_concurrently(count: int, work, *, database: bool = True):
     """Run work(i) in `count` threads released together; each closes its own connection.
 
     With `database`, each thread connects before the threads are released: the race under test
-    is the transactions', and a hundred connections opened at once on a busy machine can take
+    is the transactions', and dozens of connections opened at once on a busy machine can take
     longer than the production connect timeout, so it is lengthened here.
     """
     barrier = threading.Barrier(count)
