@@ -257,8 +257,6 @@ def main() -> None:
         manage(env, "migrate", "--noinput")
         manage(env, "seed_demo")
         manage(env, "seed_bench", "--agents-per-state", str(AGENTS_PER_STATE))
-        with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute("VACUUM ANALYZE")  # fresh statistics, as a database in service has
         # The production server: config/gunicorn.py, with the bench's sizes.
         server = subprocess.Popen(
             [
@@ -291,9 +289,15 @@ def main() -> None:
                 'wrk.method = "POST"\nwrk.body = "{}"\n'
                 'wrk.headers["Content-Type"] = "application/json"\n'
             )
-            # Warm up: every worker opens its pool and fills its caches.
+            # Warm up: every worker opens its connections and fills its caches.
             run_wrk(f"{base}/vendors-ping", 8, script, 3)
             run_wrk(f"{base}/bench-noop", 8, noop_script, 2)
+            # The plan each connection caches for the ping's statement was made in the warm-up,
+            # for reservation and call-record tables still (nearly) empty: it scans them whole,
+            # a little longer at every ping. In service, autovacuum's ANALYZE makes connections
+            # plan again as the tables grow; it is off on some machines, so do it here, once.
+            with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=5) as conn:
+                conn.execute("VACUUM ANALYZE")
             print(
                 f"gunicorn {WORKER_CLASS}, {WORKERS} workers x {THREADS} threads, "
                 f"{'pool' if POOL == 'true' else 'persistent connections'} {THREADS}/worker, "
