@@ -13,7 +13,14 @@ from django.db.models.lookups import Exact
 from django.utils.html import format_html
 
 from calls.admin_exports import CallRecordExportAdminMixin
-from calls.models import CallExport, CallRecord, DialAttempt, InboundCall
+from calls.models import (
+    LEAD_ID_INDEXED_CHARACTERS,
+    CallExport,
+    CallRecord,
+    DialAttempt,
+    InboundCall,
+    lead_id_indexed,
+)
 from config.admin_site import NoCountAdminMixin
 from routing.geography import InvalidPhoneNumber, normalize_us_phone
 
@@ -54,8 +61,10 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         term = search_term.strip()
         if not term:
             return queryset, False
-        # Exact on the text of tracking ->> 'lead_id', the expression the index holds.
-        match = Q(Exact(KeyTextTransform("lead_id", "tracking"), term))
+        # Exact on the text of tracking ->> 'lead_id', found through the index on its start.
+        match = Q(Exact(lead_id_indexed(), term[:LEAD_ID_INDEXED_CHARACTERS])) & Q(
+            Exact(KeyTextTransform("lead_id", "tracking"), term)
+        )
         with contextlib.suppress(ValueError):
             match |= Q(request_id=uuid.UUID(term))
         with contextlib.suppress(InvalidPhoneNumber):

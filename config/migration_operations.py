@@ -3,8 +3,8 @@
 Imported by migrations: change them only in ways old migrations can live with.
 """
 
-from django.contrib.postgres.operations import AddIndexConcurrently
-from django.db.migrations.operations import AddIndex
+from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
+from django.db.migrations.operations import AddIndex, RemoveIndex
 
 
 class AddIndexWithoutBlockingWrites(AddIndexConcurrently):
@@ -22,4 +22,25 @@ class AddIndexWithoutBlockingWrites(AddIndexConcurrently):
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor != "postgresql":
             return AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+        return super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+class RemoveIndexWithoutBlockingWrites(RemoveIndexConcurrently):
+    """RemoveIndex, dropped with DROP INDEX CONCURRENTLY on PostgreSQL (a plain DROP INDEX waits
+    for every transaction on the table and holds every insert meanwhile). Elsewhere a plain
+    RemoveIndex. The migration holding it must be `atomic = False`.
+    """
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return RemoveIndex.database_forwards(
+                self, app_label, schema_editor, from_state, to_state
+            )
+        return super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return RemoveIndex.database_backwards(
+                self, app_label, schema_editor, from_state, to_state
+            )
         return super().database_backwards(app_label, schema_editor, from_state, to_state)

@@ -1,5 +1,7 @@
 """Call records in the staff admin: read-only, searchable, filterable, never counted in full."""
 
+import random
+import string
 import uuid
 from datetime import timedelta
 
@@ -135,3 +137,11 @@ def test_the_lead_id_search_uses_its_index_on_postgresql(acme):
     plan = queryset.explain()
     assert "callrecord_lead_id" in plan
     assert list(queryset) == list(CallRecord.objects.filter(tracking__lead_id="L-1"))
+
+
+def test_it_finds_a_record_by_a_lead_id_longer_than_an_index_entry(analyst_client, acme):
+    lead_id = "L-" + "".join(random.Random(3).choices(string.ascii_letters, k=5000))
+    wanted = record(acme, tracking={"lead_id": lead_id})
+    record(acme, tracking={"lead_id": lead_id[:-1]})
+
+    assert listed(analyst_client, f"?q={lead_id}") == {wanted.request_id}

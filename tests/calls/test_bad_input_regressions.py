@@ -1,6 +1,13 @@
 """Bad input found while fuzzing and documenting the ping: each answers in the envelope."""
 
-from tests.conftest import PING_URL
+import random
+import string
+
+import pytest
+
+from calls.models import CallRecord
+from tests.conftest import AZ_PING, PING_URL
+from vendors.models import Vendor
 
 
 def test_it_answers_413_to_a_body_over_djangos_own_limit(ping, settings):
@@ -26,3 +33,18 @@ def test_it_answers_405_in_the_envelope_to_every_other_method(api):
                 "requestId": response["X-Request-ID"],
             },
         }
+
+
+# Random letters, so PostgreSQL cannot compress them under its index entry limit (2,704 bytes).
+LONG_LEAD_ID = "".join(random.Random(7).choices(string.ascii_letters + string.digits, k=6000))
+
+
+@pytest.mark.parametrize("vendor_active", [True, False], ids=["reserved", "rejected"])
+def test_it_records_a_lead_id_too_long_for_an_index_entry(demo, ping, vendor_active):
+    # The lead_id index held the whole text: PostgreSQL refused the call record's insert (500).
+    Vendor.objects.filter(name="Demo Vendor").update(is_active=vendor_active)
+
+    response = ping({**AZ_PING, "lead_id": LONG_LEAD_ID})
+
+    assert response.status_code == (200 if vendor_active else 403)
+    assert CallRecord.objects.get().tracking == {"lead_id": LONG_LEAD_ID}
