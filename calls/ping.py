@@ -46,7 +46,9 @@ def read_json_object(raw: bytes, content_length: int | None) -> dict:
     if (content_length is not None and content_length > limit) or len(raw) > limit:
         raise BodyTooLarge()
     try:
-        payload = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+        payload = json.loads(
+            raw, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_int
+        )
     except (ValueError, RecursionError):
         raise BadBody() from None
     if not isinstance(payload, dict) or _nesting(payload) > MAX_NESTING:
@@ -87,6 +89,15 @@ def _finite_float(text: str):
     # keep such a number as the text the vendor sent.
     value = float(text)
     return value if math.isfinite(value) else text
+
+
+def _int(text: str):
+    # Python converts at most 4,300 digits to an int (sys.get_int_max_str_digits): keep a
+    # longer number as the text the vendor sent, as above.
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _nesting(value) -> int:

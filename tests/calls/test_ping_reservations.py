@@ -102,7 +102,8 @@ def test_it_stores_the_tracking_data_verbatim(ping):
 def test_tracking_data_no_database_can_hold_is_kept_readable_not_refused(ping):
     raw = (
         '{"vendorKey": "' + DEMO_KEY + '", "phoneNumber": "+14801234567", '
-        '"nul": "a\\u0000b", "surrogate": "\\ud800x", "huge": 1e400}'
+        '"nul": "a\\u0000b", "surrogate": "\\ud800x", "huge": 1e400, '
+        '"long": ' + "9" * 5000 + "}"
     )
 
     response = ping(raw)
@@ -110,7 +111,13 @@ def test_tracking_data_no_database_can_hold_is_kept_readable_not_refused(ping):
     assert response.status_code == 200
     record = CallRecord.objects.get()
     record.refresh_from_db()
-    assert record.tracking == {"nul": "a\ufffdb", "surrogate": "\ufffdx", "huge": "1e400"}
+    assert record.tracking == {
+        "nul": "a\ufffdb",
+        "surrogate": "\ufffdx",
+        "huge": "1e400",
+        # Past Python's limit on converting digits to an int (4,300): kept as its text too.
+        "long": "9" * 5000,
+    }
 
 
 def test_it_reserves_an_agent_and_a_number_and_records_it(ping):
