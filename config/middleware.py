@@ -24,7 +24,10 @@ current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
 
 class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id.get()
+        # Django logs a failed request ("Internal Server Error") after the middleware has
+        # returned and reset the id; that line carries the request itself.
+        request = getattr(record, "request", None)
+        record.request_id = getattr(request, "request_id", None) or current_request_id.get()
         return True
 
 

@@ -10,6 +10,8 @@ import sys
 import pytest
 from django.conf import settings
 
+from calls import views
+
 
 @pytest.fixture
 def console():
@@ -31,6 +33,22 @@ def test_it_logs_json_with_the_request_id_when_debug_is_off(console, demo, ping)
     assert refusal["level"] == "INFO"
     assert refusal["logger"] == "config.errors"
     assert refusal["timestamp"].endswith("+00:00")
+
+
+def test_every_line_about_a_failed_request_carries_its_request_id(console, ping, monkeypatch):
+    # Django's own "Internal Server Error" line is written after the middleware has returned.
+    def crash(**kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(views, "vendor_ping", crash)
+
+    response = ping({"vendorKey": "00000000-0000-4000-8000-000000000000"})
+
+    assert response.status_code == 500
+    lines = [json.loads(line) for line in console.getvalue().splitlines()]
+    errors = [line for line in lines if line["level"] == "ERROR"]
+    assert {line["logger"] for line in errors} == {"config.errors", "django.request"}
+    assert {line["request_id"] for line in errors} == {response["X-Request-ID"]}
 
 
 def test_it_logs_outside_a_request_with_a_dash_for_the_id(console):
