@@ -1,3 +1,4 @@
+from django.conf import settings
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
@@ -19,7 +20,7 @@ class VendorPingView(APIView):
 
     @PING_SCHEMA
     def post(self, request):
-        payload = read_json_object(request.body, _content_length(request))
+        payload = read_json_object(_body(request), _content_length(request))
         data = vendor_ping(
             payload=payload,
             request_id=request._request.request_id,
@@ -56,6 +57,19 @@ def _client_address(request) -> str | None:
         return meta.get("REMOTE_ADDR") or None
     addresses = forwarded.split(",")
     return addresses[-min(proxies, len(addresses))].strip() or None
+
+
+def _body(request) -> bytes:
+    """The body. Sent in chunks (no Content-Length), Django reads none of it; the server has
+    de-chunked it into the input stream, read from there up to one byte past the limit."""
+    meta = request._request.META
+    if (
+        not meta.get("CONTENT_LENGTH")
+        and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+        and meta.get("wsgi.input_terminated")
+    ):
+        return meta["wsgi.input"].read(settings.PING_MAX_BODY_BYTES + 1)
+    return request.body
 
 
 def _content_length(request) -> int | None:

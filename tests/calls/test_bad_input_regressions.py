@@ -1,5 +1,7 @@
 """Bad input found while fuzzing and documenting the ping: each answers in the envelope."""
 
+import io
+import json
 import random
 import string
 
@@ -48,3 +50,34 @@ def test_it_records_a_lead_id_too_long_for_an_index_entry(demo, ping, vendor_act
 
     assert response.status_code == (200 if vendor_active else 403)
     assert CallRecord.objects.get().tracking == {"lead_id": LONG_LEAD_ID}
+
+
+def chunked(body: bytes) -> dict:
+    """What a server such as gunicorn passes on for a body sent with Transfer-Encoding: chunked:
+    no Content-Length, and the body de-chunked in the input stream."""
+    return {
+        "CONTENT_LENGTH": "",
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.input_terminated": True,
+    }
+
+
+def test_it_reads_a_body_sent_in_chunks(demo, ping):
+    # Django reads no body without a Content-Length: this was a 400 "must be a JSON object".
+    body = json.dumps({**AZ_PING, "lead_id": "L-9"}).encode()
+
+    response = ping(body, **chunked(body))
+
+    assert response.status_code == 200
+    assert response.json()["data"]["agentAvailable"] is True
+    assert CallRecord.objects.get().tracking == {"lead_id": "L-9"}
+
+
+def test_it_answers_413_to_a_body_in_chunks_over_the_limit(demo, ping, settings):
+    body = json.dumps({**AZ_PING, "pad": "x" * settings.PING_MAX_BODY_BYTES}).encode()
+
+    response = ping(body, **chunked(body))
+
+    assert response.status_code == 413
+    assert CallRecord.objects.count() == 0
