@@ -267,6 +267,8 @@ def dial_attempt_finish(
             return Route(hang_up=True)
         dial = _attempt_of(inbound, attempt)
         if dial is None or dial.status in CALL_OVER:
+            if dial is not None and dial.status == "completed" and status in TALKED:
+                _talk_time_known(inbound, dial, duration)
             return inbound_call_current_route(inbound=inbound)  # a repeat: answer as before
         dial.status = "completed" if status in TALKED else status
         dial.duration_seconds = duration if duration is not None else dial.duration_seconds
@@ -301,6 +303,22 @@ def _attempt_of(inbound: InboundCall, attempt: object) -> DialAttempt | None:
     if number is not None:
         return attempts.filter(attempt=number).first()
     return attempts.order_by("-attempt").first()
+
+
+def _talk_time_known(inbound: InboundCall, dial: DialAttempt, duration: int | None) -> None:
+    """A Dial action after the caller's call ended: its duration replaces our estimate."""
+    if duration is None or duration == dial.duration_seconds:
+        return
+    dial.duration_seconds = duration
+    dial.save(update_fields=["duration_seconds"])
+    record = inbound.call_record
+    if (
+        record is not None
+        and inbound.match == InboundCall.Match.MATCHED
+        and record.outcome == CallRecord.Outcome.COMPLETED
+    ):
+        record.duration_seconds = duration
+        record.save(update_fields=["duration_seconds"])
 
 
 def _complete_record(record: CallRecord, now: datetime, duration: int | None, status: str) -> None:
@@ -370,24 +388,46 @@ def _call_status(inbound: InboundCall, status: str, duration: int | None, now: d
         inbound.ended_at = now
         inbound.duration_seconds = duration
         fields += ["ended_at", "duration_seconds"]
-        _settle_open_attempt(inbound, now)
+        latest = _settle_open_attempt(inbound, now)
         record = inbound.call_record
         if record is not None and record.outcome == CallRecord.Outcome.CONNECTED:
-            # No Dial action reached us: the whole call's length is all we know.
-            _complete_record(record, now, duration, status)
+            # No Dial action ended the call on the record before the caller's call ended.
+            if latest is not None and latest.status == "completed":
+                _complete_record(record, now, _talk_seconds(inbound, latest, now, duration), status)
+            else:
+                # Nobody answered: the same as a Dial that rang out or was canceled, 0 s.
+                not_talked = latest.status if latest is not None else status
+                _complete_record(record, now, 0, not_talked)
     inbound.save(update_fields=fields)
 
 
-def _settle_open_attempt(inbound: InboundCall, now: datetime) -> None:
-    """The caller's call ended while a leg was still open: free its agent."""
+def _settle_open_attempt(inbound: InboundCall, now: datetime) -> DialAttempt | None:
+    """The caller's call ended while a leg was still open: free its agent. The latest attempt."""
     dial = inbound.attempts.select_for_update().order_by("-attempt").first()
     if dial is None or dial.status in CALL_OVER:
-        return
+        return dial
     talked = dial.status == "answered"
     dial.status = "completed" if talked else CANCELED
     dial.save(update_fields=["status"])
     if dial.agent_id:
         agent_call_end(agent_id=dial.agent_id, now=now, talked=talked)
+    return dial
+
+
+def _talk_seconds(
+    inbound: InboundCall, dial: DialAttempt, now: datetime, call_duration: int | None
+) -> int | None:
+    """How long the caller spent with the answered leg, before its Dial action tells us.
+
+    The leg's own duration when it reported one; else the time since it answered, never more
+    than the whole call. The Dial action's duration replaces this when it arrives.
+    """
+    if dial.duration_seconds is not None:
+        return dial.duration_seconds
+    if inbound.answered_at is None:
+        return call_duration
+    since_answer = max(0, int((now - inbound.answered_at).total_seconds()))
+    return since_answer if call_duration is None else min(since_answer, call_duration)
 
 
 # --- The agent's screen pop -----------------------------------------------------------------

@@ -121,10 +121,12 @@ def test_it_frees_the_agent_when_the_caller_hangs_up_mid_call_without_a_dial_act
     reserved = CallRecord.objects.get(request_id=first["requestId"]).agent
     carrier.voice(sid="CA104", to=first["transferTarget"])
     carrier.leg_status(parent="CA104", attempt=1, status="in-progress")
+    carrier.leg_status(parent="CA104", attempt=1, status="completed", duration=40)
     carrier.call_status(sid="CA104", status="completed", duration=47)
 
     record = CallRecord.objects.get(request_id=first["requestId"])
-    assert (record.outcome, record.duration_seconds) == ("completed", 47)
+    # The seconds with the agent (the leg's own duration), not the whole call with its ringing.
+    assert (record.outcome, record.duration_seconds) == ("completed", 40)
     assert DialAttempt.objects.get(inbound_call__call_sid="CA104").status == "completed"
     reserved.refresh_from_db()
     assert reserved.on_call_since is None and reserved.last_call_ended_at is not None
