@@ -34,6 +34,13 @@ UNREACHED = {"busy", "no-answer", "failed"}
 CANCELED = "canceled"
 CALL_OVER = {"completed", "busy", "no-answer", "failed", "canceled"}
 LEG_UP = {"in-progress", "answered"}
+# Where a call or leg stands before it ends; callbacks can arrive out of order, and a status
+# never moves back (a late "ringing" after "in-progress" is old news). Final ones come last.
+PROGRESS = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
+
+
+def _moves_forward(current: str, new: str) -> bool:
+    return PROGRESS.get(new, -1) > PROGRESS.get(current, -1)
 
 
 @dataclass(frozen=True)
@@ -374,7 +381,7 @@ def _leg_status(
         if record is not None and inbound.match == InboundCall.Match.MATCHED:
             record.call_status = "answered"
             record.save(update_fields=["call_status"])
-    elif status not in CALL_OVER:
+    elif status not in CALL_OVER and _moves_forward(dial.status, status):
         dial.status = status  # initiated, ringing
     if duration is not None:
         dial.duration_seconds = duration
@@ -382,6 +389,10 @@ def _leg_status(
 
 
 def _call_status(inbound: InboundCall, status: str, duration: int | None, now: datetime) -> None:
+    if inbound.ended_at is not None:
+        return  # the call is over: a late or repeated callback changes nothing
+    if status not in CALL_OVER and not _moves_forward(inbound.status, status):
+        return
     inbound.status = status
     fields = ["status"]
     if status in CALL_OVER and inbound.ended_at is None:

@@ -88,3 +88,33 @@ def test_it_counts_the_talk_time_not_the_whole_call_when_the_dial_action_comes_a
     attempt = DialAttempt.objects.get(inbound_call__call_sid="CA702")
     assert (attempt.status, attempt.duration_seconds) == ("completed", 38)
     assert Agent.objects.get(pk=reserved.pk).last_call_ended_at == reserved.last_call_ended_at
+
+
+def test_it_keeps_a_leg_answered_when_its_ringing_callback_arrives_late(demo, ping, carrier):
+    first = ping(PING).json()["data"]
+    reserved = _record(first).agent
+    carrier.voice(sid="CA703", to=first["transferTarget"])
+    carrier.leg_status(parent="CA703", attempt=1, status="in-progress")
+
+    carrier.leg_status(parent="CA703", attempt=1, status="ringing")
+    carrier.leg_status(parent="CA703", attempt=1, status="initiated")
+
+    assert DialAttempt.objects.get(inbound_call__call_sid="CA703").status == "answered"
+    carrier.call_status(sid="CA703", status="completed", duration=47)
+    assert DialAttempt.objects.get(inbound_call__call_sid="CA703").status == "completed"
+    record = _record(first)
+    assert (record.outcome, record.call_status) == ("completed", "completed")
+    reserved.refresh_from_db()
+    assert reserved.last_call_ended_at == reserved.idle_since == record.ended_at
+
+
+def test_it_keeps_the_callers_call_ended_when_an_earlier_status_arrives_late(demo, ping, carrier):
+    first = ping(PING).json()["data"]
+    carrier.voice(sid="CA704", to=first["transferTarget"])
+    carrier.dial_status(sid="CA704", attempt=1, status="completed", duration=30)
+    carrier.call_status(sid="CA704", status="completed", duration=35)
+
+    carrier.call_status(sid="CA704", status="in-progress")
+
+    inbound = InboundCall.objects.get(call_sid="CA704")
+    assert (inbound.status, inbound.duration_seconds) == ("completed", 35)
