@@ -9,7 +9,14 @@ import logging
 from functools import wraps
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponseForbidden
+from django.core.exceptions import SuspiciousOperation
+from django.http import (
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    UnreadablePostError,
+)
+from django.http.multipartparser import MultiPartParserError
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
@@ -42,22 +49,16 @@ def signed_url(request) -> str:
 
 
 def carrier_webhook(view):
-    """POST only, no CSRF (the carrier has no cookie), signature checked, never a 500."""
+    """POST only, no CSRF (the carrier has no cookie), form and signature checked, never a 500."""
 
     @csrf_exempt
     @require_POST
     @wraps(view)
     def wrapper(request, *args, **kwargs):
+        refusal = _refusal(request)
+        if refusal is not None:
+            return refusal
         try:
-            token = settings.TWILIO_AUTH_TOKEN
-            if token:
-                signature = request.headers.get(SIGNATURE_HEADER, "")
-                url = signed_url(request)
-                if not signature or not RequestValidator(token).validate(
-                    url, request.POST, signature
-                ):
-                    logger.warning("Refused %s: bad or missing signature for %s", request.path, url)
-                    return HttpResponseForbidden("Invalid signature.", content_type="text/plain")
             return view(request, *args, **kwargs)
         except Exception:
             logger.exception(
@@ -66,6 +67,34 @@ def carrier_webhook(view):
             return twiml_response(fallback_twiml())
 
     return wrapper
+
+
+def _refusal(request) -> HttpResponse | None:
+    """Why a request is not the carrier's to act on, or None. Only those it is get the fallback.
+
+    A form Django will not read (too many fields, too big) cannot be checked: it is refused, as
+    is (with an auth token) a request that is unsigned or whose signature does not match.
+    """
+    token = settings.TWILIO_AUTH_TOKEN
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if token and not signature:
+        logger.warning("Refused %s: no signature", request.path)
+        return HttpResponseForbidden("Invalid signature.", content_type="text/plain")
+    try:
+        form, _ = request.POST, request.GET  # a query Django will not read is refused too
+    except (SuspiciousOperation, MultiPartParserError, UnreadablePostError) as error:
+        logger.warning("Refused %s: unreadable form (%s)", request.path, error)
+        return HttpResponseBadRequest("Unreadable form.", content_type="text/plain")
+    if token:
+        url = signed_url(request)
+        try:
+            valid = RequestValidator(token).validate(url, form, signature)
+        except ValueError:  # a URL it cannot take apart, e.g. a port out of range
+            valid = False
+        if not valid:
+            logger.warning("Refused %s: bad signature for %s", request.path, url)
+            return HttpResponseForbidden("Invalid signature.", content_type="text/plain")
+    return None
 
 
 def twiml_response(response: VoiceResponse) -> HttpResponse:

@@ -1,6 +1,8 @@
 """With TWILIO_AUTH_TOKEN set, only requests the carrier signed are heard."""
 
-from telephony_support import Carrier
+import logging
+
+from telephony_support import OVERFLOW, Carrier
 from twilio.request_validator import RequestValidator
 
 from calls.models import InboundCall
@@ -63,6 +65,45 @@ def test_it_hears_unsigned_requests_when_no_auth_token_is_set(demo, client, sett
 
     assert answer.status_code == 200
     assert InboundCall.objects.get().call_sid == "CA404"
+
+
+def test_it_refuses_a_form_it_cannot_read_instead_of_sending_the_caller_to_the_overflow(
+    demo, carrier, settings, caplog
+):
+    settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
+    too_many = {"CallSid": "CA405", "To": "+18775703926"} | {f"F{n}": "x" for n in range(1000)}
+    too_big = {"CallSid": "CA406", "To": "+18775703926", "Pad": "x" * (3 * 1024 * 1024)}
+
+    with caplog.at_level(logging.WARNING):
+        forged = carrier.post("/telephony/voice", too_many, signature="anything")
+        signed = carrier.post("/telephony/voice", too_many)
+        big = carrier.post("/telephony/voice", too_big, signature="anything")
+        query = "&".join(f"q{n}=x" for n in range(1001))
+        long_query = carrier.post(f"/telephony/status?{query}", {"CallSid": "CA407"})
+        settings.TWILIO_AUTH_TOKEN = ""
+        unsigned = carrier.post("/telephony/voice", too_many, signature="")
+
+    for answer in (forged, signed, big, long_query, unsigned):
+        assert (answer.status_code, answer.content) == (400, b"Unreadable form.")
+    assert not InboundCall.objects.exists()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def test_it_refuses_a_request_whose_url_cannot_be_checked(demo, carrier, settings, caplog):
+    # Django lets any port through; the signature check cannot parse one out of range.
+    settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
+    with caplog.at_level(logging.WARNING):
+        answer = carrier.client.post(
+            "/telephony/voice",
+            data="CallSid=CA408&To=%2B18775703926",
+            content_type="application/x-www-form-urlencoded",
+            HTTP_HOST="testserver:99999",
+            HTTP_X_TWILIO_SIGNATURE="anything",
+        )
+
+    assert (answer.status_code, answer.content) == (403, b"Invalid signature.")
+    assert not InboundCall.objects.exists()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 def carrier_signature(carrier, path, params):
