@@ -65,10 +65,16 @@ def carrier_text(value: object, limit: int) -> str:
 
 
 def carrier_seconds(value: object) -> int | None:
-    """A duration the carrier reports, or None when it is missing or nonsense."""
-    if not isinstance(value, str) or not value.strip().isdigit():
+    """A duration the carrier reports, or None when it is missing or nonsense.
+
+    ASCII digits only: str.isdigit() also accepts digits int() refuses, such as superscripts.
+    """
+    if not isinstance(value, str):
         return None
-    seconds = int(value.strip())
+    value = value.strip()
+    if not value.isascii() or not value.isdigit():
+        return None
+    seconds = int(value)
     return seconds if seconds < 10**8 else None
 
 

@@ -132,6 +132,43 @@ def test_it_frees_the_agent_when_the_caller_hangs_up_mid_call_without_a_dial_act
     assert reserved.on_call_since is None and reserved.last_call_ended_at is not None
 
 
+def test_it_takes_durations_and_attempts_in_other_than_ascii_digits_as_not_given(
+    demo, ping, carrier
+):
+    first = ping(PING).json()["data"]
+    reserved = CallRecord.objects.get(request_id=first["requestId"]).agent
+    carrier.voice(sid="CA107", to=first["transferTarget"])
+
+    # Superscript digits: str.isdigit() says yes, int() refuses them.
+    ended = carrier.post(
+        "/telephony/dial-status?attempt=%C2%B9",
+        {
+            "CallSid": "CA107",
+            "DialCallStatus": "completed",
+            "DialCallDuration": "\u00b9\u00b2\u2075",
+        },
+    )
+    final = carrier.post(
+        "/telephony/status",
+        {"CallSid": "CA107", "CallStatus": "completed", "CallDuration": "\u00b9\u00b3\u00b9"},
+    )
+
+    assert ended.content.decode() == HANGUP_TWIML
+    assert final.content.decode() == EMPTY_TWIML
+    record = CallRecord.objects.get(request_id=first["requestId"])
+    assert (record.outcome, record.call_status, record.duration_seconds) == (
+        "completed",
+        "completed",
+        None,
+    )
+    attempt = DialAttempt.objects.get(inbound_call__call_sid="CA107")
+    assert (attempt.attempt, attempt.status, attempt.duration_seconds) == (1, "completed", None)
+    inbound = InboundCall.objects.get(call_sid="CA107")
+    assert (inbound.status, inbound.duration_seconds) == ("completed", None)
+    reserved.refresh_from_db()
+    assert reserved.on_call_since is None and reserved.last_call_ended_at == record.ended_at
+
+
 def test_it_answers_a_repeated_voice_webhook_as_before_without_a_second_attempt(
     demo, ping, carrier
 ):
