@@ -90,7 +90,7 @@ _COMMAND_FORMATS = [CallExport.Format.CSV, CallExport.Format.XLSX, CallExport.Fo
 
 
 def _vendor_id(value: str) -> str:
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return value
     vendor = Vendor.objects.filter(name__iexact=value).first()
     if vendor is None:

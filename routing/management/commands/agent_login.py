@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, agent, username=None, **options):
         found = Agent.objects.filter(name=agent).first()
-        if found is None and agent.isdigit():
+        if found is None and agent.isascii() and agent.isdigit():
             found = Agent.objects.filter(pk=int(agent)).first()
         if found is None:
             raise CommandError(f"No agent named {agent!r}.")
