@@ -32,8 +32,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Func, Q, QuerySet, TextField
-from django.db.models.fields.json import KT
+from django.db.models import F, Func, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import QueryDict
 from django.utils import timezone
@@ -437,6 +436,24 @@ class _UtcTimestamp(Func):
     output_field = TextField()
 
 
+class _TrackingText(Func):
+    """`tracking ->> key` with the key as one text key, as `dict.get` reads it in Python.
+
+    Django's key transforms split a key on `__` into a path and read an integer-like key
+    ("0", "1_000", " 7") as an array index; vendor keys are neither.
+    """
+
+    output_field = TextField()
+
+    def __init__(self, key: str):
+        super().__init__(F("tracking"))
+        self.key = key
+
+    def as_sql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"({sql} ->> %s::text)", (*params, self.key)
+
+
 def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iterator[bytes]:
     """The rows by PostgreSQL's own COPY ... TO STDOUT, formatted and quoted by the server.
 
@@ -453,7 +470,7 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
             columns.append(Cast(path, TextField()))
         else:
             columns.append(_Neutralized(path))
-    columns += [_Neutralized(KT(f"tracking__{key}")) for key in sheet.tracking_keys]
+    columns += [_Neutralized(_TrackingText(key)) for key in sheet.tracking_keys]
     names = [f"export_column_{index}" for index in range(len(columns))]
     selection = sheet.records.annotate(**dict(zip(names, columns, strict=True))).values_list(*names)
     try:

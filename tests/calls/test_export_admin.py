@@ -253,3 +253,20 @@ def test_a_download_stopped_half_way_is_audited_as_failed(analyst, vendors, base
     assert export.row_count == 4500
     assert export.rows_written < 4500
     assert export.error == f"Stopped after {export.rows_written:,} rows."
+
+
+def test_a_tracking_key_is_read_as_one_key_whatever_it_looks_like(
+    analyst_client, vendors, make_record
+):
+    # Not a path split on "__", not an array index: the key as the vendor sent it.
+    tracking = {"utm__source": "google", "0": "zero", "1_000": "thousand", " 7": "seven"}
+    tracking |= {"-1": "minus one", "it's": "quoted", "a->>b": "arrow", "50%": "half"}
+    tracking |= {"x__y": "=SUM(A1)"}
+    make_record(vendors["acme"], tracking=tracking)
+
+    rows = _csv_rows(analyst_client.post(EXPORT_URL, {"format": "csv"}))
+
+    keys = sorted(tracking)
+    assert rows[0][len(RECORD_HEADERS) :] == keys
+    cells = {key: tracking[key] for key in keys} | {"x__y": "'=SUM(A1)"}  # still neutralized
+    assert rows[1][len(RECORD_HEADERS) :] == list(cells.values())
