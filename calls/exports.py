@@ -568,12 +568,17 @@ def xlsx_write(
     return written
 
 
+# Excel holds numbers as doubles: an integer beyond 2**53 would lose digits (an ad id) or not
+# convert at all, so it is written as text, every digit kept.
+_EXACT_IN_DOUBLE = 2**53
+
+
 def _xlsx_cell(worksheet, row: int, column: int, value: object, moment_format) -> None:
     if value is None or value == "":
         return  # a blank cell, as in the CSV
     if isinstance(value, bool):
         worksheet.write_boolean(row, column, value)
-    elif isinstance(value, int | float):
+    elif isinstance(value, float) or (isinstance(value, int) and abs(value) <= _EXACT_IN_DOUBLE):
         worksheet.write_number(row, column, value)
     elif isinstance(value, datetime):
         # Excel has no time zones: the cell holds UTC, as the header's ISO columns do in CSV.

@@ -174,3 +174,29 @@ def test_a_job_delivered_twice_writes_the_file_once(analyst, records, media_root
     export.refresh_from_db()
     assert (export.status, export.rows_written) == ("done", 5)
     assert export.file.name == f"exports/call-records-{export.pk}.xlsx"
+
+
+@pytest.mark.django_db
+def test_integers_beyond_a_doubles_precision_keep_every_digit_as_text(
+    analyst, vendors, make_record, media_root
+):
+    huge = int("9" * 400)  # beyond any double: it used to fail the whole job
+    make_record(
+        vendors["acme"],
+        tracking={"ad_id": 23851234567890123, "huge": huge, "safe": 2**53, "neg": -(2**53) - 1},
+    )
+    export = call_export_start(
+        user=analyst, filters=CallRecordFilters(), source="admin", defer=False
+    )
+
+    export = call_export_run(export_id=export.pk)
+
+    assert (export.status, export.rows_written, export.error) == ("done", 1, "")
+    sheet = openpyxl.load_workbook(media_root / export.file.name)["Call records"]
+    header = [cell.value for cell in sheet[1]]
+    row = dict(zip(header, sheet[2], strict=True))
+    assert (row["ad_id"].value, row["ad_id"].data_type) == ("23851234567890123", "s")
+    assert (row["huge"].value, row["huge"].data_type) == ("9" * 400, "s")
+    assert (row["neg"].value, row["neg"].data_type) == ("-9007199254740993", "s")
+    # Up to 2**53 a double holds the integer exactly: still a number Excel can sum.
+    assert (row["safe"].value, row["safe"].data_type) == (2**53, "n")
