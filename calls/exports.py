@@ -190,15 +190,30 @@ _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 class _MomentField(forms.DateTimeField):
     """ISO-8601 date or date-time, UTC unless the value says otherwise."""
 
+    default_error_messages = {
+        "out_of_range": (
+            "This date is out of range; use one between 0001-01-01 and 9999-12-30, UTC."
+        ),
+    }
+
     def __init__(self, *, end_of_day: bool = False, **kwargs):
         self.end_of_day = end_of_day
         super().__init__(**kwargs)
 
     def to_python(self, value):
         moment = super().to_python(value)
-        # A bare date as the end of a period means "up to the end of that day".
-        if moment is not None and self.end_of_day and _DATE_ONLY.match(str(value).strip()):
-            moment += timedelta(days=1)
+        if moment is None:
+            return None
+        try:
+            # A bare date as the end of a period means "up to the end of that day".
+            if self.end_of_day and _DATE_ONLY.match(str(value).strip()):
+                moment += timedelta(days=1)
+            # The database and the audit row hold UTC: the moment must exist there too.
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError(
+                self.error_messages["out_of_range"], code="out_of_range"
+            ) from None
         return moment
 
 

@@ -9,6 +9,7 @@ from django.http import StreamingHttpResponse
 from calls.models import CallExport
 
 URL = "/api/v1/call-records"
+OUT_OF_RANGE = "This date is out of range; use one between 0001-01-01 and 9999-12-30, UTC."
 
 
 @pytest.fixture
@@ -158,6 +159,9 @@ def test_it_streams_csv_with_format_csv(as_analyst, records, analyst):
             {"since": "2025-09-03", "until": "2025-09-01"},
             {"until": ["The end of the period must come after its start."]},
         ),
+        ({"until": "9999-12-31"}, {"until": [OUT_OF_RANGE]}),
+        ({"since": "0001-01-01T00:00:00+05:00"}, {"since": [OUT_OF_RANGE]}),
+        ({"until": "9999-12-31T23:00:00-05:00", "format": "csv"}, {"until": [OUT_OF_RANGE]}),
     ],
 )
 def test_it_answers_bad_filters_with_400_and_the_reason(as_analyst, records, params, errors):

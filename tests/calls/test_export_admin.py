@@ -10,6 +10,7 @@ from calls.exports import CallRecordFilters, call_export_stream
 from calls.models import CallExport, CallRecord
 
 EXPORT_URL = "/admin/calls/callrecord/export/"
+OUT_OF_RANGE = "This date is out of range; use one between 0001-01-01 and 9999-12-30, UTC."
 RECORD_HEADERS = [
     "request_id", "received_at", "vendor", "phone_number", "state", "state_source", "outcome",
     "rejected_reason", "transfer_target", "agent", "agent_count", "ttl_seconds", "connected_at",
@@ -209,6 +210,34 @@ def test_it_answers_bad_filters_with_the_form_and_exports_nothing(analyst_client
     assert page.context["form"].errors == {
         "until": ["The end of the period must come after its start."]
     }
+    assert not CallExport.objects.exists()
+
+
+def test_a_period_end_beyond_the_calendar_is_a_form_error_not_a_crash(analyst_client, records):
+    # A bare date as the end means the next midnight: after 9999-12-31 there is none.
+    page = analyst_client.get(EXPORT_URL + "?received_at__date__lte=9999-12-31")
+
+    assert page.status_code == 200
+    assert page.context["form"].errors == {"until": [OUT_OF_RANGE]}
+    assert page.context["matching"] is None
+
+    page = analyst_client.post(EXPORT_URL, {"format": "csv", "until": "9999-12-31"})
+
+    assert page.status_code == 200
+    assert page.context["form"].errors == {"until": [OUT_OF_RANGE]}
+    assert not CallExport.objects.exists()
+
+
+def test_a_period_start_before_the_calendar_in_utc_is_a_form_error_not_a_crash(
+    analyst_client, records
+):
+    # Midnight of year 1 at +05:00 is still year 0 in UTC, which has no datetime.
+    page = analyst_client.post(
+        EXPORT_URL, {"format": "jsonl", "since": "0001-01-01T00:00:00+05:00"}
+    )
+
+    assert page.status_code == 200
+    assert page.context["form"].errors == {"since": [OUT_OF_RANGE]}
     assert not CallExport.objects.exists()
 
 

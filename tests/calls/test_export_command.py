@@ -66,6 +66,10 @@ def test_it_writes_xlsx_to_a_file_and_records_the_export(records, tmp_path):
             "--until: The end of the period must come after its start.",
         ),
         (
+            ["--since=2025-09-01", "--until=9999-12-31"],
+            "--until: This date is out of range; use one between 0001-01-01 and 9999-12-30, UTC.",
+        ),
+        (
             ["--since=2025-09-01", "--until=2025-09-30", "--state=ZZ"],
             "--state: Select a valid choice. ZZ is not one of the available choices.",
         ),

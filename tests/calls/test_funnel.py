@@ -78,6 +78,18 @@ def test_the_admin_page_defaults_to_the_last_seven_days_and_checks_its_period(an
     assert b"The end of the period must come after its start." in page.content
 
 
+def test_the_admin_page_refuses_a_period_beyond_the_calendar(analyst_client):
+    for params in ({"until": "9999-12-31"}, {"since": "0001-01-01T00:00:00+05:00"}):
+        page = analyst_client.get(FUNNEL_URL, params)
+
+        assert page.status_code == 200, params
+        assert page.context["summary"] is None
+        assert (
+            b"This date is out of range; use one between 0001-01-01 and 9999-12-30, UTC."
+            in page.content
+        )
+
+
 def test_operations_staff_see_the_funnel_but_not_the_export(operator_client):
     assert operator_client.get(FUNNEL_URL).status_code == 200
     assert operator_client.get("/admin/calls/callrecord/export/").status_code == 403
