@@ -25,7 +25,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from django import forms
@@ -36,6 +36,7 @@ from django.db.models import F, Func, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from calls.models import CallExport, CallRecord
 from calls.services import format_timestamp
@@ -184,13 +185,27 @@ class CallRecordFilters:
         )
 
 
-_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+def _is_bare_date(value: object) -> bool:
+    if isinstance(value, datetime):
+        return False
+    if isinstance(value, date):
+        return True
+    try:
+        date.fromisoformat(str(value).strip())
+    except ValueError:
+        return False
+    return True
 
 
 class _MomentField(forms.DateTimeField):
-    """ISO-8601 date or date-time, UTC unless the value says otherwise."""
+    """ISO-8601 date or date-time, UTC unless the value says otherwise.
+
+    Only ISO-8601: Django's other input formats (09/30/2025) would be read as the start of a
+    day where the same date in ISO means the whole of it as the end of a period.
+    """
 
     default_error_messages = {
+        "invalid": "Enter an ISO-8601 date or date-time, like 2025-09-30 or 2025-09-30T14:00:00Z.",
         "out_of_range": (
             "This date is out of range; use one between 0001-01-01 and 9999-12-30, UTC."
         ),
@@ -201,12 +216,19 @@ class _MomentField(forms.DateTimeField):
         super().__init__(**kwargs)
 
     def to_python(self, value):
+        if isinstance(value, str) and value.strip():
+            try:
+                iso = parse_datetime(value.strip())
+            except ValueError:  # shaped like ISO-8601, but no such day or hour
+                iso = None
+            if iso is None:
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         moment = super().to_python(value)
         if moment is None:
             return None
         try:
             # A bare date as the end of a period means "up to the end of that day".
-            if self.end_of_day and _DATE_ONLY.match(str(value).strip()):
+            if self.end_of_day and _is_bare_date(value):
                 moment += timedelta(days=1)
             # The database and the audit row hold UTC: the moment must exist there too.
             moment.astimezone(UTC)

@@ -9,6 +9,7 @@ from django.http import StreamingHttpResponse
 from calls.models import CallExport
 
 URL = "/api/v1/call-records"
+NOT_ISO = "Enter an ISO-8601 date or date-time, like 2025-09-30 or 2025-09-30T14:00:00Z."
 OUT_OF_RANGE = "This date is out of range; use one between 0001-01-01 and 9999-12-30, UTC."
 
 
@@ -145,7 +146,11 @@ def test_it_streams_csv_with_format_csv(as_analyst, records, analyst):
 @pytest.mark.parametrize(
     ("params", "errors"),
     [
-        ({"since": "last tuesday"}, {"since": ["Enter a valid date/time."]}),
+        ({"since": "last tuesday"}, {"since": [NOT_ISO]}),
+        # A spreadsheet's spelling of a date is not ISO-8601: refused, not read as its midnight.
+        ({"until": "09/30/2025"}, {"until": [NOT_ISO]}),
+        ({"since": "2025-09-01 10:30", "until": "30.09.2025"}, {"until": [NOT_ISO]}),
+        ({"until": "2025-13-01"}, {"until": [NOT_ISO]}),
         (
             {"state": "AZ,XX"},
             {"state": ["Select a valid choice. XX is not one of the available choices."]},
@@ -170,6 +175,26 @@ def test_it_answers_bad_filters_with_400_and_the_reason(as_analyst, records, par
     assert response.status_code == 400
     assert response.json() == errors
     assert not CallExport.objects.exists()
+
+
+@pytest.mark.parametrize("until", ["2025-09-02", "20250902", "2025-W36-2"])
+def test_a_bare_date_as_the_end_means_the_whole_day_in_any_iso_spelling(as_analyst, records, until):
+    response = as_analyst.get(URL, {"since": "2025-09-02", "until": until})
+
+    assert response.status_code == 200
+    assert [item["request_id"] for item in response.json()["results"]] == [
+        str(records[2].request_id),
+        str(records[3].request_id),
+    ]
+    assert CallExport.objects.get().filters["until"] == "2025-09-03T00:00:00+00:00"
+
+
+def test_a_date_time_as_the_end_means_that_moment(as_analyst, records):
+    response = as_analyst.get(URL, {"since": "2025-09-02", "until": "2025-09-02T12:05:00Z"})
+
+    assert [item["request_id"] for item in response.json()["results"]] == [
+        str(records[2].request_id)
+    ]
 
 
 def test_it_refuses_a_bad_cursor(as_analyst, records):

@@ -10,6 +10,8 @@ from django.core.management import CommandError, call_command
 
 from calls.models import CallExport
 
+NOT_ISO = "Enter an ISO-8601 date or date-time, like 2025-09-30 or 2025-09-30T14:00:00Z."
+
 
 def _export(*args) -> str:
     out = io.StringIO()
@@ -60,7 +62,8 @@ def test_it_writes_xlsx_to_a_file_and_records_the_export(records, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--since=yesterday", "--until=2025-09-30"], "--since: Enter a valid date/time."),
+        (["--since=yesterday", "--until=2025-09-30"], f"--since: {NOT_ISO}"),
+        (["--since=2025-09-01", "--until=09/30/2025"], f"--until: {NOT_ISO}"),
         (
             ["--since=2025-09-30", "--until=2025-09-01"],
             "--until: The end of the period must come after its start.",
