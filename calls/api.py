@@ -6,17 +6,24 @@ CSV with `format=csv`. Errors use DRF's usual shape ({"detail": ...} or per-fiel
 vendor contract's envelope is for /functions/ only.
 """
 
+import json
+from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
+
+from django.core import signing
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView, exception_handler
 
 from calls.exports import (
     EXPORT_PERMISSION,
     RECORD_COLUMNS,
+    CallRecordFilters,
     InvalidFilters,
     call_export_record,
     call_export_stream,
@@ -40,10 +47,47 @@ class CanExportCallRecords(BasePermission):
 
 
 class CallRecordCursorPagination(CursorPagination):
+    """DRF's cursors, signed for the listing that issued them.
+
+    A listing is audited at its first page, so a page with a cursor must continue an audited
+    listing: a made-up cursor (DRF's are base64 of `o=…&p=…`) could start anywhere, unaudited,
+    and a real one reused with other filters or by another user would list what no audit row
+    records. The signature covers the user and the filters; anything else is refused with 400.
+    An empty cursor is no cursor: a first page, audited as one.
+    """
+
     ordering = ("received_at", "id")
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+    invalid_cursor_message = (
+        "This cursor was not issued for this listing: follow the next and previous links, "
+        "or start again without a cursor."
+    )
+
+    def __init__(self, *, user, filters: CallRecordFilters):
+        listing = json.dumps([user.pk, filters.as_json()], sort_keys=True)
+        self.signer = signing.Signer(salt=f"calls.api.cursor:{listing}")
+
+    def encode_cursor(self, cursor):
+        url = super().encode_cursor(cursor)
+        unsigned = parse_qs(urlsplit(url).query)[self.cursor_query_param][0]
+        return replace_query_param(url, self.cursor_query_param, self.signer.sign(unsigned))
+
+    def decode_cursor(self, request):
+        value = request.query_params.get(self.cursor_query_param, "").strip()
+        if not value:
+            return None
+        try:
+            unsigned = self.signer.unsign(value)
+        except signing.BadSignature:
+            raise exceptions.ValidationError(
+                {self.cursor_query_param: [self.invalid_cursor_message]}
+            ) from None
+        # DRF's own decoding reads only `query_params` of what it is given.
+        return super().decode_cursor(
+            SimpleNamespace(query_params={self.cursor_query_param: unsigned})
+        )
 
 
 class CallRecordListView(APIView):
@@ -80,10 +124,10 @@ class CallRecordListView(APIView):
             response["Content-Disposition"] = f'attachment; filename="{stream.filename}"'
             return response
 
-        paginator = self.pagination_class()
+        paginator = self.pagination_class(user=request.user, filters=filters)
         records = call_record_select(filters=filters).values("id", *_RECORD_PATHS, "tracking")
         page = paginator.paginate_queryset(records, request, view=self)
-        if "cursor" not in params:
+        if paginator.cursor is None:
             # The first page starts a listing: that is the export the audit records.
             call_export_record(
                 user=request.user,

@@ -1,15 +1,22 @@
 """GET /api/v1/call-records: token-authenticated reporting for analysts and BI tools."""
 
+import base64
 import csv
 import io
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.http import StreamingHttpResponse
+from rest_framework.authtoken.models import Token
 
 from calls.models import CallExport
 
 URL = "/api/v1/call-records"
 NOT_ISO = "Enter an ISO-8601 date or date-time, like 2025-09-30 or 2025-09-30T14:00:00Z."
+INVALID_CURSOR = (
+    "This cursor was not issued for this listing: follow the next and previous links, "
+    "or start again without a cursor."
+)
 OUT_OF_RANGE = "This date is out of range; use one between 0001-01-01 and 9999-12-30, UTC."
 
 
@@ -197,8 +204,58 @@ def test_a_date_time_as_the_end_means_that_moment(as_analyst, records):
     ]
 
 
-def test_it_refuses_a_bad_cursor(as_analyst, records):
-    response = as_analyst.get(URL, {"cursor": "garbage"})
+def _cursor(**tokens: str) -> str:
+    """A cursor as DRF spells one, unsigned: what a client could make up."""
+    return base64.b64encode(urlencode(tokens).encode()).decode()
 
-    assert response.status_code == 404
-    assert response.json() == {"detail": "Invalid cursor"}
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        _cursor(o="0"),  # the first page, unaudited
+        _cursor(p="2000-01-01 00:00:00+00:00"),  # every record from the start, unaudited
+        _cursor(p="not a moment"),  # was a 500
+        _cursor(o="0") + ":forged-signature",
+    ],
+)
+def test_it_refuses_a_cursor_it_did_not_issue(as_analyst, records, cursor):
+    response = as_analyst.get(URL, {"cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json() == {"cursor": [INVALID_CURSOR]}
+    assert not CallExport.objects.exists()
+
+
+def test_an_empty_cursor_starts_a_listing_and_is_audited(as_analyst, records, analyst):
+    response = as_analyst.get(URL, {"cursor": "", "page_size": 2})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [item["request_id"] for item in body["results"]] == [
+        str(records[0].request_id),
+        str(records[1].request_id),
+    ]
+    export = CallExport.objects.get()
+    assert (export.requested_by, export.source, export.rows_written) == (analyst, "api", 2)
+    assert as_analyst.get(body["next"]).status_code == 200
+    assert CallExport.objects.count() == 1
+
+
+def test_a_cursor_only_continues_the_listing_that_issued_it(
+    as_analyst, api, records, vendors, django_user_model
+):
+    first = as_analyst.get(URL, {"vendor": vendors["acme"].pk, "page_size": 1}).json()
+    cursor = parse_qs(urlsplit(first["next"]).query)["cursor"][0]
+
+    # The same cursor with other filters would list unaudited what no listing asked for.
+    other_filters = as_analyst.get(URL, {"cursor": cursor, "page_size": 1})
+    assert other_filters.status_code == 400
+    assert other_filters.json() == {"cursor": [INVALID_CURSOR]}
+
+    colleague = django_user_model.objects.create_user("bea")
+    colleague.groups.set(django_user_model.objects.get(username="ana").groups.all())
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=colleague).key}")
+    same_filters = api.get(URL, {"vendor": vendors["acme"].pk, "cursor": cursor, "page_size": 1})
+    assert same_filters.status_code == 400
+    assert CallExport.objects.count() == 1
