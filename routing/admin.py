@@ -83,6 +83,28 @@ class AgentAdmin(admin.ModelAdmin):
             return f"wrap-up until {obj.held_until:%H:%M:%S}"
         return "free" if obj.status == Agent.Status.AVAILABLE else "—"
 
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        # Only the fields the form shows: the hold and the clocks are a ping's and a call's to
+        # write, and the row read for this form may already be behind them.
+        obj.save(update_fields=[name for name in AgentForm.Meta.fields if name != "status"])
+        if "status" in form.changed_data:
+            # Applied by agent_set_status once the form's transaction has committed (see
+            # changeform_view): offline releases a live hold, available restarts the idle clock.
+            request._agent_status_change = (obj.pk, obj.status)
+        return None
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        response = super().changeform_view(request, object_id, form_url, extra_context)
+        # After Django's transaction, as the actions do it: the service locks each reservation
+        # before the agent, the order a call arriving takes them in, which an agent row still
+        # locked by the form's save would reverse.
+        if status_change := request.__dict__.pop("_agent_status_change", None):
+            agent_id, status = status_change
+            self._set_status(request, Agent.objects.filter(pk=agent_id), status)
+        return response
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         agent_set_licenses(agent=form.instance, states=form.cleaned_data["licensed_states"])

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.utils import timezone
+from django.utils.html import strip_tags
 
 from routing.models import Agent, AgentLicense, TransferNumber
 from routing.services import reservation_create
@@ -22,6 +23,14 @@ def agent_form(**fields):
         "wrap_up_seconds": "0",
         **fields,
     }
+
+
+def shown(response, field):
+    """What an admin change page shows for a read-only field."""
+    html = response.content.decode()
+    return strip_tags(
+        re.search(rf'field-{field}">.*?<div class="readonly">(.*?)</div>', html, re.S)[1]
+    )
 
 
 def test_it_saves_the_ticked_states_as_licence_rows(operations_client):
@@ -126,3 +135,67 @@ def test_setting_an_agent_offline_releases_their_live_reservation(operations_cli
     assert reservation.status == "released"
     assert reservation.released_by.username == "olivia.ops"
     assert TransferNumber.objects.free(timezone.now()).count() == 1
+
+
+def test_saving_the_change_form_with_status_offline_releases_the_live_reservation(
+    operations_client,
+):
+    now = timezone.now()
+    agent = Agent.objects.create(name="Ada Agent", destination="sip:ada@example.com")
+    agent.licenses.create(state="AZ")
+    TransferNumber.objects.create(number="+18775703926")
+    vendor = Vendor.objects.create(name="Acme", authorized_states=["AZ"])
+    reservation = reservation_create(
+        vendor=vendor, phone_number="+14805550100", state="AZ", ttl_seconds=60, now=now
+    ).reservation
+    held = f"reserved until {reservation.expires_at:%H:%M:%S}"
+    assert held in operations_client.get("/admin/routing/agent/").content.decode()
+
+    response = operations_client.post(
+        f"/admin/routing/agent/{agent.pk}/change/",
+        agent_form(status="offline", licensed_states=["AZ"]),
+        follow=True,
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "1 live reservation(s) released" in page
+
+    agents = operations_client.get("/admin/routing/agent/").content.decode()
+    assert held not in agents
+    agent_page = operations_client.get(f"/admin/routing/agent/{agent.pk}/change/")
+    assert shown(agent_page, "held_until") == "-"
+    reservation_page = operations_client.get(f"/admin/routing/reservation/{reservation.pk}/change/")
+    assert shown(reservation_page, "status") == "Released"
+    assert shown(reservation_page, "released_by") == "olivia.ops"
+    held_now = operations_client.get("/admin/routing/reservation/").content.decode()
+    assert "+14805550100" not in held_now
+    agent.refresh_from_db()
+    assert (agent.status, agent.held_until) == ("offline", None)
+    assert TransferNumber.objects.free(timezone.now()).count() == 1
+
+
+def test_saving_the_change_form_with_status_available_restarts_the_idle_clock(
+    operations_client,
+):
+    long_ago = timezone.now() - timedelta(days=1)
+    agent = Agent.objects.create(
+        name="Ada Agent", destination="sip:ada@example.com", status="offline", idle_since=long_ago
+    )
+
+    response = operations_client.post(
+        f"/admin/routing/agent/{agent.pk}/change/",
+        agent_form(status="available", destination="sip:ada@example.org", licensed_states=["AZ"]),
+    )
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert (agent.status, agent.destination) == ("available", "sip:ada@example.org")
+    assert agent.idle_since > long_ago
+
+    # Saving again without a change of status leaves the clock alone.
+    idle_since = agent.idle_since
+    operations_client.post(
+        f"/admin/routing/agent/{agent.pk}/change/",
+        agent_form(status="available", wrap_up_seconds="30", licensed_states=["AZ"]),
+    )
+    agent.refresh_from_db()
+    assert (agent.wrap_up_seconds, agent.idle_since) == (30, idle_since)
