@@ -1,6 +1,7 @@
 """The staff admin: only superusers and members of a role group get in."""
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
@@ -8,6 +9,8 @@ from django.utils.functional import cached_property
 OPERATIONS = "Operations"
 ANALYSTS = "Analysts"
 STAFF_ROLES = (OPERATIONS, ANALYSTS)
+# The largest OFFSET PostgreSQL and SQLite take: a signed 64-bit integer.
+MAX_OFFSET = 2**63 - 1
 
 
 def user_has_staff_role(user) -> bool:
@@ -43,6 +46,14 @@ class NoCountPaginator(Paginator):
         ahead = len(self.object_list[offset : offset + self.per_page + 1].values_list("pk"))
         return offset + ahead
 
+    @cached_property
+    def num_pages(self) -> int:
+        # As Django's, in integers: its float division rounds the counts a page number past 2**53
+        # gives, and can take a page past the end for the last one.
+        if self.count == 0 and not self.allow_empty_first_page:
+            return 0
+        return -(-max(1, self.count - self.orphans) // self.per_page)
+
 
 class NoCountAdminMixin:
     """For tables that grow without bound (call records, reservations): nothing counts them.
@@ -60,6 +71,11 @@ class NoCountAdminMixin:
             page_number = max(1, int(request.GET.get("p", 1)))
         except ValueError:
             page_number = 1
+        if page_number * per_page + 1 > MAX_OFFSET:
+            # The page's query would reach past the largest OFFSET the database takes (and past
+            # the end of any table): answered as Django answers a page past the end, back to the
+            # list with ?e=1, instead of an error from the database.
+            raise IncorrectLookupParameters(f"No page {page_number}.")
         return self.paginator(
             queryset,
             per_page,

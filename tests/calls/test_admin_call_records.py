@@ -145,3 +145,20 @@ def test_it_finds_a_record_by_a_lead_id_longer_than_an_index_entry(analyst_clien
     record(acme, tracking={"lead_id": lead_id[:-1]})
 
     assert listed(analyst_client, f"?q={lead_id}") == {wanted.request_id}
+
+
+@pytest.mark.parametrize(
+    "page", ["100000000000000000000", "9223372036854775807", "92233720368547758"]
+)
+def test_a_page_number_past_any_table_goes_back_to_the_list_as_django_does(
+    analyst_client, acme, page
+):
+    record(acme)
+    response = analyst_client.get(f"{URL}?p={page}")
+    assert response.status_code == 302
+    assert response["Location"] == f"{URL}?e=1"
+    assert analyst_client.get(response["Location"]).status_code == 200
+    # Asked again with the error flag, Django's own "Database error" page, not a crash.
+    again = analyst_client.get(f"{URL}?p={page}&e=1")
+    assert again.status_code == 200
+    assert "Database error" in again.content.decode()

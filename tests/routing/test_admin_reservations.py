@@ -100,3 +100,15 @@ def test_the_list_of_every_reservation_is_never_counted_in_full(operations_clien
     html = page.content.decode()
     assert "+14805550199" in html and "+14805550100" in html
     assert "Page 1" in html and "Show counts" not in html
+
+
+@pytest.mark.parametrize(
+    "page", ["100000000000000000000", "9223372036854775807", "92233720368547758"]
+)
+def test_a_page_number_past_any_table_goes_back_to_the_list_as_django_does(
+    operations_client, live, page
+):
+    response = operations_client.get(f"/admin/routing/reservation/?held=all&p={page}")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/routing/reservation/?e=1"
+    assert "+14805550100" in operations_client.get(response["Location"]).content.decode()
