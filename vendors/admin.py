@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -236,7 +236,10 @@ class VendorKeyAdmin(admin.ModelAdmin):
         )
 
     def _key_for_change(self, request, object_id) -> VendorKey:
-        vendor_key = get_object_or_404(VendorKey.objects.select_related("vendor"), pk=object_id)
+        # Django's own lookup: an id that is no UUID is not found, as for the change page.
+        vendor_key = self.get_object(request, unquote(object_id))
+        if vendor_key is None:
+            raise Http404("No such key.")
         if not self.has_change_permission(request, vendor_key):
             raise PermissionDenied
         return vendor_key

@@ -257,3 +257,17 @@ def test_a_scheduled_revocation_can_be_brought_forward_but_never_put_off(
 
     operations_client.post(f"/admin/vendors/vendorkey/{stored.pk}/revoke/", {"when": "now"})
     assert ping({"vendorKey": key}).status_code == 401
+
+
+@pytest.mark.parametrize("action", ["rotate", "revoke"])
+@pytest.mark.parametrize("key_id", ["abc", "00000000-0000-0000-0000-000000000000"])
+def test_a_key_page_for_a_malformed_or_unknown_key_is_not_found(
+    operations_client, vendor, action, key_id
+):
+    vendor_key_create(vendor=vendor)
+    assert operations_client.get(f"/admin/vendors/vendorkey/{key_id}/{action}/").status_code == 404
+    response = operations_client.post(
+        f"/admin/vendors/vendorkey/{key_id}/{action}/", {"when": "now"}
+    )
+    assert response.status_code == 404
+    assert VendorKey.objects.filter(vendor=vendor, revoked_at__isnull=True).count() == 1
