@@ -18,7 +18,13 @@ from django.utils.html import format_html
 
 from vendors.forms import StateMultipleChoiceField
 from vendors.models import Vendor, VendorKey, VendorKeyEvent
-from vendors.services import vendor_key_create, vendor_key_revoke, vendor_key_rotate
+from vendors.services import (
+    VendorKeyNotRotatable,
+    vendor_key_check_rotatable,
+    vendor_key_create,
+    vendor_key_revoke,
+    vendor_key_rotate,
+)
 
 
 class VendorForm(forms.ModelForm):
@@ -250,10 +256,16 @@ class VendorKeyAdmin(admin.ModelAdmin):
         self.message_user(request, f"Key {vendor_key.prefix}… is already revoked.", messages.ERROR)
         return HttpResponseRedirect(reverse("admin:vendors_vendorkey_change", args=[vendor_key.pk]))
 
+    def _back_to_key(self, request, vendor_key, refusal):
+        self.message_user(request, refusal.message, messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:vendors_vendorkey_change", args=[vendor_key.pk]))
+
     def rotate_view(self, request, object_id):
         vendor_key = self._key_for_change(request, object_id)
-        if refused := self._refuse_if_revoked(request, vendor_key):
-            return refused
+        try:
+            vendor_key_check_rotatable(vendor_key=vendor_key)
+        except VendorKeyNotRotatable as refusal:
+            return self._back_to_key(request, vendor_key, refusal)
         now = timezone.now()
         form = RevokeWhenForm(
             request.POST or None,
@@ -263,11 +275,14 @@ class VendorKeyAdmin(admin.ModelAdmin):
             initial={"when": "24h"},
         )
         if request.method == "POST" and form.is_valid():
-            new_key, plain_key = vendor_key_rotate(
-                vendor_key=vendor_key,
-                actor=request.user,
-                revoke_old_at=form.cleaned_data["revoke_at"],
-            )
+            try:
+                new_key, plain_key = vendor_key_rotate(
+                    vendor_key=vendor_key,
+                    actor=request.user,
+                    revoke_old_at=form.cleaned_data["revoke_at"],
+                )
+            except VendorKeyNotRotatable as refusal:  # another rotation committed meanwhile
+                return self._back_to_key(request, vendor_key, refusal)
             self.log_addition(request, new_key, f"Rotated from {vendor_key.prefix}…")
             self.log_change(
                 request,

@@ -197,11 +197,38 @@ def vendor_key_revoke(*, vendor_key: VendorKey, actor=None, at=None) -> VendorKe
     return vendor_key
 
 
+class VendorKeyNotRotatable(ApplicationError):
+    status = 409
+    message = "The key is revoked or already on its way out."
+
+
+def vendor_key_check_rotatable(*, vendor_key: VendorKey, now: datetime | None = None) -> None:
+    """Raise VendorKeyNotRotatable unless the key may be rotated: one with a revocation, past or
+    pending (rotated once already, or revoked for later), is not, or it would get a second
+    successor while the first is still live."""
+    if vendor_key.revoked_at is None:
+        return
+    if vendor_key.revoked_at <= (now or timezone.now()):
+        raise VendorKeyNotRotatable(f"Key {vendor_key.prefix}… is already revoked.")
+    raise VendorKeyNotRotatable(
+        f"Key {vendor_key.prefix}… already stops working at "
+        f"{vendor_key.revoked_at:%Y-%m-%d %H:%M} UTC (rotated, or revoked for later): "
+        "it is not rotated again."
+    )
+
+
 @transaction.atomic
 def vendor_key_rotate(
     *, vendor_key: VendorKey, actor=None, revoke_old_at=None
 ) -> tuple[VendorKey, str]:
-    """A new key for the same vendor; the old one is revoked now or at `revoke_old_at`."""
+    """A new key for the same vendor; the old one is revoked now or at `revoke_old_at`.
+
+    The old key's row is locked and read again first: of two rotations at once (a double click),
+    the second waits for the first to commit, then finds the key on its way out and raises
+    VendorKeyNotRotatable, so a key never gets two successors.
+    """
+    locked = VendorKey.objects.select_for_update(no_key=True).get(pk=vendor_key.pk)
+    vendor_key_check_rotatable(vendor_key=locked)
     new_key, plain = vendor_key_create(
         vendor=vendor_key.vendor, label=vendor_key.label, actor=actor
     )

@@ -9,8 +9,14 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from tests.conftest import DEMO_KEY
+from vendors.admin import VendorKeyAdmin
 from vendors.models import Vendor, VendorKey, VendorKeyEvent
-from vendors.services import vendor_key_create
+from vendors.services import (
+    VendorKeyNotRotatable,
+    vendor_key_create,
+    vendor_key_revoke,
+    vendor_key_rotate,
+)
 
 pytestmark = pytest.mark.django_db
 KEY_ON_PAGE = re.compile(r'<code id="vendor-key"[^>]*>([0-9a-f-]{36})</code>')
@@ -247,11 +253,11 @@ def test_a_scheduled_revocation_can_be_brought_forward_but_never_put_off(
     operations_client.post(f"/admin/vendors/vendorkey/{stored.pk}/revoke/", {"when": "1h"})
     scheduled = VendorKey.objects.get(pk=stored.pk).revoked_at
 
-    for url in (f"/admin/vendors/vendorkey/{stored.pk}/revoke/",
-                f"/admin/vendors/vendorkey/{stored.pk}/rotate/"):  # fmt: skip
-        response = operations_client.post(url, {"when": "7d"})
-        assert response.status_code == 200
-        assert "The key already stops working at" in response.content.decode()
+    response = operations_client.post(
+        f"/admin/vendors/vendorkey/{stored.pk}/revoke/", {"when": "7d"}
+    )
+    assert response.status_code == 200
+    assert "The key already stops working at" in response.content.decode()
     assert VendorKey.objects.get(pk=stored.pk).revoked_at == scheduled
     assert VendorKey.objects.filter(vendor=vendor).count() == 1
 
@@ -271,3 +277,65 @@ def test_a_key_page_for_a_malformed_or_unknown_key_is_not_found(
     )
     assert response.status_code == 404
     assert VendorKey.objects.filter(vendor=vendor, revoked_at__isnull=True).count() == 1
+
+
+def test_a_key_is_rotated_once_and_a_second_rotation_is_refused(operations_client, vendor, ping):
+    old, _ = vendor_key_create(vendor=vendor, label="production")
+    url = f"/admin/vendors/vendorkey/{old.pk}/rotate/"
+    first = operations_client.post(url, {"when": "24h"})
+    new_key = KEY_ON_PAGE.search(first.content.decode())[1]
+
+    again = operations_client.post(url, {"when": "24h"}, follow=True)
+    page = again.content.decode()
+    assert again.redirect_chain == [(f"/admin/vendors/vendorkey/{old.pk}/change/", 302)]
+    assert f"Key {old.prefix}… already stops working at" in page
+    assert "it is not rotated again" in page
+    assert not KEY_ON_PAGE.search(page)
+    assert VendorKey.objects.filter(vendor=vendor).count() == 2
+    assert VendorKeyEvent.objects.filter(action="rotated").count() == 1
+    assert operations_client.get(url, follow=True).redirect_chain == again.redirect_chain
+    assert ping({"vendorKey": new_key}).status_code == 200
+
+
+def test_a_key_revoked_for_later_is_not_rotated(operations_client, vendor):
+    stored, _ = vendor_key_create(vendor=vendor)
+    operations_client.post(f"/admin/vendors/vendorkey/{stored.pk}/revoke/", {"when": "1h"})
+
+    response = operations_client.post(
+        f"/admin/vendors/vendorkey/{stored.pk}/rotate/", {"when": "now"}, follow=True
+    )
+    assert f"Key {stored.prefix}… already stops working at" in response.content.decode()
+    assert VendorKey.objects.filter(vendor=vendor).count() == 1
+
+
+def test_a_rotation_that_lost_the_race_shows_a_message_not_a_second_key(
+    operations_client, vendor, monkeypatch
+):
+    """The second of a double click read the key before the first rotation committed."""
+    old, _ = vendor_key_create(vendor=vendor)
+    read_by_the_second_click = VendorKey.objects.get(pk=old.pk)
+    vendor_key_rotate(vendor_key=old, revoke_old_at=timezone.now() + timedelta(hours=24))
+    monkeypatch.setattr(
+        VendorKeyAdmin, "_key_for_change", lambda self, request, object_id: read_by_the_second_click
+    )
+
+    response = operations_client.post(
+        f"/admin/vendors/vendorkey/{old.pk}/rotate/", {"when": "24h"}, follow=True
+    )
+    page = response.content.decode()
+    assert f"Key {old.prefix}… already stops working at" in page
+    assert not KEY_ON_PAGE.search(page)
+    assert VendorKey.objects.filter(vendor=vendor).count() == 2
+
+
+def test_the_rotation_service_re_reads_the_key_it_is_given(vendor):
+    old, _ = vendor_key_create(vendor=vendor)
+    stale = VendorKey.objects.get(pk=old.pk)
+    vendor_key_rotate(vendor_key=old, revoke_old_at=timezone.now() + timedelta(hours=1))
+
+    with pytest.raises(VendorKeyNotRotatable):
+        vendor_key_rotate(vendor_key=stale)
+    vendor_key_revoke(vendor_key=VendorKey.objects.get(pk=old.pk))
+    with pytest.raises(VendorKeyNotRotatable, match="is already revoked"):
+        vendor_key_rotate(vendor_key=stale)
+    assert VendorKey.objects.filter(vendor=vendor).count() == 2

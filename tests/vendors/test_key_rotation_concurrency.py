@@ -1,0 +1,76 @@
+"""Two rotations of one key at once (a double click on "Rotate key"): one new key, never two.
+
+PostgreSQL only: SQLite ignores row locks. Each thread uses its own database connection, as two
+web workers would.
+"""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from vendors.models import Vendor, VendorKey, VendorKeyEvent
+from vendors.services import VendorKeyNotRotatable, vendor_key_create, vendor_key_rotate
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def backends_waiting_on_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_the_second_of_two_rotations_at_once_waits_for_the_first_and_is_refused():
+    vendor = Vendor.objects.create(name="Acme Leads", authorized_states=["AZ"])
+    old, _ = vendor_key_create(vendor=vendor)
+    later = timezone.now() + timedelta(hours=24)
+    first_rotated = threading.Event()
+    first_may_commit = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def first_click():
+        try:
+            with transaction.atomic():  # its lock is held until the test lets it commit
+                vendor_key_rotate(vendor_key=VendorKey.objects.get(pk=old.pk), revoke_old_at=later)
+                first_rotated.set()
+                first_may_commit.wait(10)
+        finally:
+            connections.close_all()
+
+    def second_click():
+        try:
+            seen = VendorKey.objects.get(pk=old.pk)
+            outcome["usable when read"] = seen.revoked_at is None
+            first_rotated.wait(10)
+            try:
+                vendor_key_rotate(vendor_key=seen, revoke_old_at=later)
+                outcome["second"] = "rotated"
+            except VendorKeyNotRotatable as refusal:
+                outcome["second"] = refusal.message
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first_click), threading.Thread(target=second_click)]
+    for thread in threads:
+        thread.start()
+    assert first_rotated.wait(10)
+    deadline = time.monotonic() + 10
+    while not backends_waiting_on_a_lock() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    waited = backends_waiting_on_a_lock() == 1
+    first_may_commit.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert waited  # the second ran while the first's transaction was open, not merely after it
+    assert outcome["usable when read"] is True
+    assert f"Key {old.prefix}… already stops working at" in outcome["second"]
+    assert VendorKey.objects.filter(vendor=vendor).count() == 2
+    assert VendorKeyEvent.objects.filter(action="rotated").count() == 1
