@@ -61,6 +61,11 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         term = search_term.strip()
         if not term:
             return queryset, False
+        if "\x00" in term:
+            # No record holds one, and PostgreSQL refuses it in a parameter (DataError). Django's
+            # search form refuses it before the change list gets here; this is for any other
+            # caller (an autocomplete, a script).
+            return queryset.none(), False
         # Exact on the text of tracking ->> 'lead_id', found through the index on its start.
         match = Q(Exact(lead_id_indexed(), term[:LEAD_ID_INDEXED_CHARACTERS])) & Q(
             Exact(KeyTextTransform("lead_id", "tracking"), term)

@@ -4,6 +4,7 @@ import random
 import string
 import uuid
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 from django.contrib.admin import site
@@ -162,3 +163,18 @@ def test_a_page_number_past_any_table_goes_back_to_the_list_as_django_does(
     again = analyst_client.get(f"{URL}?p={page}&e=1")
     assert again.status_code == 200
     assert "Database error" in again.content.decode()
+
+
+@pytest.mark.parametrize("term", ["\x00", "L-1\x00", "+1480555\x000100"])
+def test_a_search_term_with_a_nul_character_matches_nothing(analyst_client, acme, term):
+    record(acme, phone_number="+14805550100", tracking={"lead_id": "L-1"})
+    queryset, _ = CallRecordAdmin(CallRecord, site).get_search_results(
+        None, CallRecord.objects.all(), term
+    )
+    assert list(queryset) == []  # PostgreSQL refuses NUL in a text parameter: never sent
+
+    # Through the pages, Django's search form refuses it first and says so.
+    for path in ("", "export/"):
+        page = analyst_client.get(f"{URL}{path}?q={quote(term)}")
+        assert page.status_code == 200
+        assert "Null characters are not allowed." in page.content.decode()
