@@ -116,15 +116,20 @@ def test_an_analyst_cannot_run_the_agent_actions(analyst_client):
     assert Agent.objects.get(pk=ada.pk).status == "available"
 
 
-def test_setting_an_agent_offline_releases_their_live_reservation(operations_client):
-    now = timezone.now()
-    agent = Agent.objects.create(name="Ada", destination="sip:a@example.com")
+def agent_with_a_live_reservation(name: str) -> tuple[Agent, object]:
+    """An agent licensed for AZ, reserved by a ping a moment ago."""
+    agent = Agent.objects.create(name=name, destination="sip:a@example.com")
     agent.licenses.create(state="AZ")
     TransferNumber.objects.create(number="+18775703926")
     vendor = Vendor.objects.create(name="Acme", authorized_states=["AZ"])
     reservation = reservation_create(
-        vendor=vendor, phone_number="+14805550100", state="AZ", ttl_seconds=60, now=now
+        vendor=vendor, phone_number="+14805550100", state="AZ", ttl_seconds=60, now=timezone.now()
     ).reservation
+    return agent, reservation
+
+
+def test_setting_an_agent_offline_releases_their_live_reservation(operations_client):
+    agent, reservation = agent_with_a_live_reservation("Ada")
 
     response = operations_client.post(
         "/admin/routing/agent/", {"action": "set_offline", "_selected_action": [agent.pk]},
@@ -140,14 +145,7 @@ def test_setting_an_agent_offline_releases_their_live_reservation(operations_cli
 def test_saving_the_change_form_with_status_offline_releases_the_live_reservation(
     operations_client,
 ):
-    now = timezone.now()
-    agent = Agent.objects.create(name="Ada Agent", destination="sip:ada@example.com")
-    agent.licenses.create(state="AZ")
-    TransferNumber.objects.create(number="+18775703926")
-    vendor = Vendor.objects.create(name="Acme", authorized_states=["AZ"])
-    reservation = reservation_create(
-        vendor=vendor, phone_number="+14805550100", state="AZ", ttl_seconds=60, now=now
-    ).reservation
+    agent, reservation = agent_with_a_live_reservation("Ada Agent")
     held = f"reserved until {reservation.expires_at:%H:%M:%S}"
     assert held in operations_client.get("/admin/routing/agent/").content.decode()
 
