@@ -166,8 +166,9 @@ def _receive(sid: str, to_raw: str, from_raw: str, now: datetime) -> Route:
         return _dial(inbound, reservation.agent, now, attempt=1)
 
     latest = number.reservations.order_by("-created_at").first()
-    if latest is not None and _expired_unused(latest, now):
-        # The vendor transferred after the TTL: the hold is gone, but we know whose call it is.
+    if latest is not None and _ended_unused(latest, now):
+        # The vendor transferred after the TTL, or after the hold was released (its agent went
+        # offline, or staff let it go): the hold is gone, but we know whose call it is.
         inbound.match = InboundCall.Match.LATE
         inbound.call_record = _first_record(latest)
         inbound.state = latest.state
@@ -178,7 +179,10 @@ def _receive(sid: str, to_raw: str, from_raw: str, now: datetime) -> Route:
     return _route_next(inbound, now)
 
 
-def _expired_unused(reservation: Reservation, now: datetime) -> bool:
+def _ended_unused(reservation: Reservation, now: datetime) -> bool:
+    """The reservation ended without its call: past its TTL, or released before it."""
+    if reservation.status == Reservation.Status.RELEASED:
+        return True
     return reservation.expires_at <= now and reservation.status in (
         Reservation.Status.ACTIVE,
         Reservation.Status.EXPIRED,

@@ -49,7 +49,8 @@ def test_it_releases_the_reservation_of_an_agent_going_offline_through_the_api(
     others = Agent.objects.licensed_for("AZ").exclude(pk=agent.pk).order_by("idle_since", "id")
     call = carrier.voice(sid="CA500", to=first["transferTarget"])
     assert call.content.decode() == dial_twiml(others[0].destination, 1)
-    assert InboundCall.objects.get(call_sid="CA500").match == "no_reservation"
+    inbound = InboundCall.objects.get(call_sid="CA500")
+    assert (inbound.match, inbound.call_record_id) == ("late", record.pk)
     ping_after = ping({**PING, "phoneNumber": "+14805550123"}).json()["data"]
     assert ping_after["agentCount"] == 1  # three AZ agents: one offline, one on the call
 

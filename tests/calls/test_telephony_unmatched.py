@@ -2,7 +2,8 @@
 
 import time
 
-from telephony_support import OVERFLOW, dial_twiml, message_twiml
+import pytest
+from telephony_support import OVERFLOW, agent_with_token, dial_twiml, message_twiml
 
 from calls.models import CallRecord, DialAttempt, InboundCall
 from routing.models import Agent, Reservation
@@ -37,6 +38,37 @@ def test_it_routes_a_call_arriving_after_the_ttl_as_late_to_an_agent_of_the_stat
     assert record.connected_at is None
     expected.refresh_from_db()
     assert expected.on_call_since is not None
+
+
+@pytest.mark.parametrize("caller", ["+14801234567", "Anonymous"], ids=["az-caller", "withheld"])
+def test_it_routes_a_call_after_its_agent_went_offline_to_an_agent_of_the_reservations_state(
+    demo, ping, api, carrier, settings, caller
+):
+    settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
+    # An Arizona number, but the vendor says the caller is in California.
+    first = ping({**PING, "stateCode": "CA"}).json()["data"]
+    record = CallRecord.objects.get(request_id=first["requestId"])
+    reserved, token = agent_with_token(record.agent.name)
+    offline = api.post(
+        f"/api/v1/agents/{reserved.pk}/status",
+        {"status": "offline"},
+        format="json",
+        HTTP_AUTHORIZATION=f"Token {token}",
+    )
+    assert offline.json()["data"]["releasedReservations"] == 1
+    expected = (
+        Agent.objects.licensed_for("CA").filter(status="available").order_by("idle_since", "id")[0]
+    )
+
+    answer = carrier.voice(sid="CA305", to=first["transferTarget"], caller=caller)
+
+    assert answer.content.decode() == dial_twiml(expected.destination, 1)
+    inbound = InboundCall.objects.get(call_sid="CA305")
+    assert (inbound.match, inbound.call_record_id, inbound.state) == ("late", record.pk, "CA")
+    assert DialAttempt.objects.get(inbound_call=inbound).agent_id == expected.pk
+    assert Reservation.objects.get(pk=record.reservation_id).status == "released"
+    record.refresh_from_db()
+    assert (record.outcome, record.connected_at) == ("reserved", None)  # the sweep's to expire
 
 
 def test_it_routes_a_call_to_an_unknown_number_by_the_callers_area_code(demo, carrier):
