@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from calls.exports import call_export_run
 from calls.services import call_record_expire, call_records_expire_due
+from calls.telephony import agent_calls_end_stale
 from config.celery import app
 
 logger = logging.getLogger(__name__)
@@ -44,3 +45,14 @@ def expire_due_reservations() -> None:
             expiry.reservations,
             expiry.call_records,
         )
+
+
+# --- Telephony's safety net: idempotent, an agent already freed is left alone.
+
+
+@app.task(name="calls.end_stale_agent_calls", ignore_result=True)
+def end_stale_agent_calls() -> None:
+    """Beat's sweep for agents left on a call that no carrier callback will ever end."""
+    ended = agent_calls_end_stale(now=timezone.now())
+    if ended:
+        logger.info("Freed %s agents left on calls no callback ended", ended)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from calls.models import CallRecord, DialAttempt, InboundCall
@@ -449,6 +450,99 @@ def _talk_seconds(
         return call_duration
     since_answer = max(0, int((now - inbound.answered_at).total_seconds()))
     return since_answer if call_duration is None else min(since_answer, call_duration)
+
+
+# --- The safety net: calls whose end we never heard ------------------------------------------
+
+
+def agent_calls_end_stale(*, now: datetime | None = None) -> int:
+    """Free every agent left on a call that can no longer be live; returns how many were.
+
+    An agent is on a call from the moment their phone rings until a callback ends it. When none
+    ever will (the caller's status callback came before the call's own webhook had committed, so
+    it found no call; or the carrier never sent it), nothing else would free them. Their call is
+    over when none of their dial attempts is open on a call still going, or when it started more
+    than TELEPHONY_MAX_CALL_SECONDS ago: its attempt and the call are then ended now, as the lost
+    callback would have ended them. Idempotent: an agent already freed, or on a newer call, is
+    left alone.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.TELEPHONY_MAX_CALL_SECONDS)
+    live_attempts = DialAttempt.objects.filter(
+        agent=OuterRef("pk"), inbound_call__ended_at__isnull=True
+    ).exclude(status__in=CALL_OVER)
+    stuck = (
+        Agent.objects.filter(on_call_since__isnull=False)
+        .filter(~Exists(live_attempts) | Q(on_call_since__lte=cutoff))
+        .order_by("pk")
+        .values_list("pk", "on_call_since")
+    )
+    return sum(_end_stale_call(agent_id, since, cutoff, now) for agent_id, since in list(stuck))
+
+
+def _end_stale_call(agent_id: int, since: datetime, cutoff: datetime, now: datetime) -> bool:
+    with transaction.atomic():
+        # Locked in the webhooks' order: the inbound calls first (their attempts follow them),
+        # then the agent.
+        unsettled = DialAttempt.objects.filter(agent_id=agent_id).exclude(status__in=CALL_OVER)
+        calls = list(
+            InboundCall.objects.select_for_update()
+            .filter(pk__in=unsettled.values("inbound_call_id"))
+            .order_by("pk")
+        )
+        agent = (
+            Agent.objects.select_for_update(no_key=True)
+            .filter(pk=agent_id, on_call_since=since)
+            .first()
+        )
+        if agent is None:
+            return False  # a callback freed them meanwhile, or they are on a newer call
+        if since > cutoff and any(inbound.ended_at is None for inbound in calls):
+            return False  # a callback arrived meanwhile: the call is going on
+        talked = False
+        for inbound in calls:
+            talked = _end_unheard_call(inbound, agent_id, now) or talked
+        if not calls:
+            latest = DialAttempt.objects.filter(agent_id=agent_id).order_by("-started_at").first()
+            talked = latest is not None and latest.status in TALKED
+        agent_call_end(agent_id=agent_id, now=now, talked=talked, on_call_since=since)
+    logger.warning(
+        "Agent %s was still on a call since %s that no callback ended; ended it now (calls %s)",
+        agent_id,
+        since.isoformat(),
+        ", ".join(inbound.call_sid for inbound in calls) or "none open",
+    )
+    return True
+
+
+def _end_unheard_call(inbound: InboundCall, agent_id: int, now: datetime) -> bool:
+    """End the agent's open attempts on this call, and the call if it is still going.
+
+    True when the agent had answered. A talk time no callback reported stays unknown, never
+    guessed from the hours the call was left open.
+    """
+    answered = None
+    for dial in inbound.attempts.select_for_update().filter(agent_id=agent_id):
+        if dial.status in CALL_OVER:
+            continue
+        if dial.status in LEG_UP:
+            answered = dial
+        dial.status = "completed" if dial.status in LEG_UP else CANCELED
+        dial.save(update_fields=["status"])
+    if inbound.ended_at is None:
+        inbound.ended_at = now
+        inbound.save(update_fields=["ended_at"])
+        record = inbound.call_record
+        if (
+            record is not None
+            and inbound.match == InboundCall.Match.MATCHED
+            and record.outcome == CallRecord.Outcome.CONNECTED
+        ):
+            if answered is not None:
+                _complete_record(record, now, answered.duration_seconds, "completed")
+            else:
+                _complete_record(record, now, 0, CANCELED)
+    return answered is not None
 
 
 # --- The agent's screen pop -----------------------------------------------------------------

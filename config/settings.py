@@ -170,6 +170,9 @@ TELEPHONY_PUBLIC_BASE_URL = (env_str("TELEPHONY_PUBLIC_BASE_URL", "") or "").rst
 TELEPHONY_MAX_AGENT_TRIES = env_int("TELEPHONY_MAX_AGENT_TRIES", 3, minimum=1)
 TELEPHONY_OVERFLOW_NUMBER = env_str("TELEPHONY_OVERFLOW_NUMBER", "") or ""
 TELEPHONY_DIAL_TIMEOUT_SECONDS = env_int("TELEPHONY_DIAL_TIMEOUT_SECONDS", 20, minimum=5)
+# The longest call there can be: an agent still on a call this long after their phone rang, with
+# no callback to end it, is freed by a periodic sweep (the callbacks were lost or came too early).
+TELEPHONY_MAX_CALL_SECONDS = env_int("TELEPHONY_MAX_CALL_SECONDS", 4 * 3600, minimum=60)
 TELEPHONY_UNAVAILABLE_MESSAGE = env_str(
     "TELEPHONY_UNAVAILABLE_MESSAGE",
     "Thank you for calling. All of our agents are busy right now. Please call again shortly.",
@@ -261,6 +264,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(RESERVATION_SWEEP_SECONDS),
         # A sweep that waited in the queue (no worker) is worthless once a newer one is due.
         "options": {"expires": float(RESERVATION_SWEEP_SECONDS * 5)},
+    },
+    # Agents left on a call no callback will ever end (TELEPHONY_MAX_CALL_SECONDS) are freed.
+    "end-stale-agent-calls": {
+        "task": "calls.end_stale_agent_calls",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
     },
 }
 

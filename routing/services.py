@@ -433,17 +433,19 @@ def agent_claim_for_call(
 
 
 @transaction.atomic
-def agent_call_end(*, agent_id: int, now: datetime, talked: bool) -> bool:
+def agent_call_end(
+    *, agent_id: int, now: datetime, talked: bool, on_call_since: datetime | None = None
+) -> bool:
     """The agent's call (or ringing) is over. False when they were not on one (a repeat).
 
     After a conversation the idle clock restarts and the agent is held for their wrap-up time;
-    a call that never reached them (the caller hung up while it rang) changes neither.
+    a call that never reached them (the caller hung up while it rang) changes neither. With
+    `on_call_since`, only the call that started then is ended, not one the agent took since.
     """
-    agent = (
-        Agent.objects.select_for_update(no_key=True)
-        .filter(pk=agent_id, on_call_since__isnull=False)
-        .first()
-    )
+    on_a_call = Q(on_call_since__isnull=False)
+    if on_call_since is not None:
+        on_a_call &= Q(on_call_since=on_call_since)
+    agent = Agent.objects.select_for_update(no_key=True).filter(on_a_call, pk=agent_id).first()
     if agent is None:
         return False
     agent.on_call_since = None

@@ -1,0 +1,201 @@
+"""No agent stays on a call forever: the sweep frees those whose call no callback will ever end.
+
+The caller's status callback can reach us before the call's own webhook has committed: it finds
+no call, and the carrier never sends it again. The sweep runs on a fake clock here (`now=`).
+"""
+
+import logging
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+from telephony_support import HANGUP_TWIML, dial_twiml
+
+from calls.models import CallRecord, DialAttempt, InboundCall
+from calls.services import vendor_ping
+from calls.tasks import end_stale_agent_calls
+from calls.telephony import agent_calls_end_stale
+from routing.models import Agent
+from routing.services import agent_call_end
+
+PING = {
+    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
+    "phoneNumber": "+14801234567",
+    "stateCode": "AZ",
+}
+
+
+def _record(first):
+    return CallRecord.objects.get(request_id=first["requestId"])
+
+
+def _longest_call_after(agent, settings):
+    return agent.on_call_since + timedelta(seconds=settings.TELEPHONY_MAX_CALL_SECONDS)
+
+
+def _free_az_agents(now):
+    ping = {**PING, "phoneNumber": "+14805550123"}
+    return vendor_ping(payload=ping, request_id=str(uuid.uuid4()), now=now)["agentCount"]
+
+
+def _snapshot():
+    return {
+        "agents": list(Agent.objects.values().order_by("pk")),
+        "inbound_calls": list(InboundCall.objects.values().order_by("pk")),
+        "attempts": list(DialAttempt.objects.values().order_by("pk")),
+        "call_records": list(CallRecord.objects.values().order_by("pk")),
+    }
+
+
+def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_recorded(
+    demo, ping, carrier, settings, caplog
+):
+    first = ping(PING).json()["data"]
+    reserved = _record(first).agent
+    # The caller hangs up while the voice webhook is still running: its status finds no call.
+    assert carrier.call_status(sid="CA800", status="completed", duration=3).status_code == 200
+    answer = carrier.voice(sid="CA800", to=first["transferTarget"])
+    assert answer.content.decode() == dial_twiml(reserved.destination, 1)
+    reserved.refresh_from_db()
+    longest = _longest_call_after(reserved, settings)
+    assert agent_calls_end_stale(now=longest - timedelta(seconds=1)) == 0
+    assert Agent.objects.get(pk=reserved.pk).on_call_since == reserved.on_call_since
+    later = longest + timedelta(seconds=1)
+
+    with caplog.at_level(logging.WARNING, logger="calls.telephony"):
+        assert agent_calls_end_stale(now=later) == 1
+
+    freed = Agent.objects.get(pk=reserved.pk)
+    assert (freed.on_call_since, freed.idle_since) == (None, reserved.idle_since)
+    assert Agent.objects.free(later).filter(pk=reserved.pk).exists()
+    assert _free_az_agents(later) == 3
+    assert DialAttempt.objects.get(inbound_call__call_sid="CA800").status == "canceled"
+    inbound = InboundCall.objects.get(call_sid="CA800")
+    assert (inbound.ended_at, inbound.duration_seconds) == (later, None)
+    record = _record(first)
+    assert (record.outcome, record.call_status, record.duration_seconds) == (
+        "completed",
+        "canceled",
+        0,
+    )
+    assert record.ended_at == later
+    assert f"Agent {reserved.pk} was still on a call" in caplog.text
+    assert "CA800" in caplog.text
+
+
+def test_it_leaves_an_agent_talking_on_a_call_alone(demo, ping, carrier):
+    first = ping(PING).json()["data"]
+    carrier.voice(sid="CA801", to=first["transferTarget"])
+    carrier.leg_status(parent="CA801", attempt=1, status="in-progress")
+    before = _snapshot()
+
+    assert agent_calls_end_stale(now=timezone.now() + timedelta(hours=1)) == 0
+
+    assert _snapshot() == before
+    agent = _record(first).agent
+    assert agent.on_call_since is not None
+    assert DialAttempt.objects.get(inbound_call__call_sid="CA801").status == "answered"
+    assert InboundCall.objects.get(call_sid="CA801").ended_at is None
+
+
+def test_it_frees_an_agent_talking_past_the_longest_call_with_the_talk_time_unknown(
+    demo, ping, carrier, settings
+):
+    first = ping(PING).json()["data"]
+    reserved = _record(first).agent
+    carrier.voice(sid="CA802", to=first["transferTarget"])
+    carrier.leg_status(parent="CA802", attempt=1, status="in-progress")
+    reserved.refresh_from_db()
+    later = _longest_call_after(reserved, settings) + timedelta(seconds=1)
+
+    assert agent_calls_end_stale(now=later) == 1
+
+    freed = Agent.objects.get(pk=reserved.pk)
+    assert freed.on_call_since is None
+    assert freed.last_call_ended_at == freed.idle_since == later
+    assert freed.held_until == later + timedelta(seconds=freed.wrap_up_seconds)
+    assert DialAttempt.objects.get(inbound_call__call_sid="CA802").status == "completed"
+    record = _record(first)
+    assert (record.outcome, record.call_status, record.duration_seconds) == (
+        "completed",
+        "completed",
+        None,
+    )
+    # Should the Dial's action still arrive, it says how long they talked.
+    late = carrier.dial_status(sid="CA802", attempt=1, status="completed", duration=1800)
+    assert late.content.decode() == HANGUP_TWIML
+    assert _record(first).duration_seconds == 1800
+
+
+def test_it_frees_at_once_an_agent_whose_call_ended_without_freeing_them(demo, ping, carrier):
+    first = ping(PING).json()["data"]
+    reserved = _record(first).agent
+    carrier.voice(sid="CA803", to=first["transferTarget"])
+    carrier.dial_status(sid="CA803", attempt=1, status="completed", duration=30)
+    carrier.call_status(sid="CA803", status="completed", duration=35)
+    stuck_since = timezone.now()
+    Agent.objects.filter(pk=reserved.pk).update(on_call_since=stuck_since)
+    calls_before = {key: value for key, value in _snapshot().items() if key != "agents"}
+    now = stuck_since + timedelta(seconds=5)
+
+    assert agent_calls_end_stale(now=now) == 1
+
+    freed = Agent.objects.get(pk=reserved.pk)
+    assert freed.on_call_since is None
+    assert freed.held_until == now + timedelta(seconds=freed.wrap_up_seconds)  # they had talked
+    assert {key: value for key, value in _snapshot().items() if key != "agents"} == calls_before
+
+
+def test_running_it_twice_changes_nothing_the_second_time(demo, ping, carrier, settings):
+    first = ping(PING).json()["data"]
+    carrier.voice(sid="CA804", to=first["transferTarget"])
+    reserved = _record(first).agent
+    later = _longest_call_after(reserved, settings) + timedelta(seconds=1)
+    assert agent_calls_end_stale(now=later) == 1
+    after_first = _snapshot()
+
+    assert agent_calls_end_stale(now=later + timedelta(minutes=1)) == 0
+
+    assert _snapshot() == after_first
+
+
+def test_it_ends_only_the_call_it_saw_never_one_the_agent_took_since(demo):
+    agent = Agent.objects.get(name="Demo Agent AZ 1")
+    now = timezone.now()
+    Agent.objects.filter(pk=agent.pk).update(on_call_since=now)
+
+    ended = agent_call_end(
+        agent_id=agent.pk, now=now, talked=False, on_call_since=now - timedelta(hours=5)
+    )
+
+    assert ended is False
+    assert Agent.objects.get(pk=agent.pk).on_call_since == now
+
+
+def test_beat_runs_the_stale_call_sweep_every_minute():
+    entry = django_settings.CELERY_BEAT_SCHEDULE["end-stale-agent-calls"]
+
+    assert entry["task"] == end_stale_agent_calls.name == "calls.end_stale_agent_calls"
+    assert entry["schedule"] == 60.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_task_frees_an_agent_whose_call_already_ended_on_a_real_worker(
+    demo, ping, carrier, celery_stack
+):
+    first = ping(PING).json()["data"]
+    reserved = _record(first).agent
+    carrier.voice(sid="CA805", to=first["transferTarget"])
+    carrier.call_status(sid="CA805", status="completed", duration=4)
+    Agent.objects.filter(pk=reserved.pk).update(on_call_since=timezone.now())
+
+    with celery_stack.running(beat=False):
+        celery_stack.run(end_stale_agent_calls)
+        assert Agent.objects.get(pk=reserved.pk).on_call_since is None
+        after_first = _snapshot()
+
+        celery_stack.run(end_stale_agent_calls)
+
+        assert _snapshot() == after_first
