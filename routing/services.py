@@ -147,21 +147,20 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
         FOR NO KEY UPDATE OF t SKIP LOCKED
     ),
     stale AS (
-        -- Each branch is one probe of a partial unique index (live holds only); joined by
-        -- primary key, as `id = ANY(...)` let the planner scan every expired hold instead.
+        -- The live holds in the way, one probe of a partial unique index each (so at most one
+        -- row each), then each row by primary key. The ids are single values on purpose: as a
+        -- join or `id = ANY(ARRAY(...))`, a plan made while the table was small scanned it
+        -- whole, or scanned every expired hold, and every ping cost more than the last.
         UPDATE routing_reservation r SET status = 'expired', ended_at = r.expires_at
-        FROM (
-            SELECT s.id FROM routing_reservation s
-            WHERE s.status = 'active' AND s.agent_id = (SELECT id FROM free_agent)
-            UNION
-            SELECT s.id FROM routing_reservation s
-            WHERE s.status = 'active' AND s.transfer_number_id = (SELECT id FROM free_number)
-            UNION
-            SELECT s.id FROM routing_reservation s
-            WHERE s.status = 'active' AND s.vendor_id = %(vendor)s
-              AND s.phone_number = %(phone)s AND s.state = %(state)s
-        ) AS in_the_way
-        WHERE r.id = in_the_way.id
+        WHERE r.id IN (
+            (SELECT s.id FROM routing_reservation s
+             WHERE s.status = 'active' AND s.agent_id = (SELECT id FROM free_agent)),
+            (SELECT s.id FROM routing_reservation s
+             WHERE s.status = 'active' AND s.transfer_number_id = (SELECT id FROM free_number)),
+            (SELECT s.id FROM routing_reservation s
+             WHERE s.status = 'active' AND s.vendor_id = %(vendor)s
+               AND s.phone_number = %(phone)s AND s.state = %(state)s)
+        )
           AND r.status = 'active' AND r.expires_at <= %(now)s
           AND EXISTS (SELECT 1 FROM free_number)
         RETURNING r.id
