@@ -421,6 +421,10 @@ def call_record_as_json(values: Iterable, tracking: object) -> dict:
 
 Progress = Callable[[int], None]
 
+# PostgreSQL takes at most 1,664 columns in a SELECT: a sheet wider than this (vendors sending
+# ever new tracking keys) is written by the Python writer, which has no such limit.
+COPY_MAX_COLUMNS = 1600
+
 
 def csv_chunks(
     sheet: ExportSheet, *, bom: bool = False, progress: Progress | None = None
@@ -432,7 +436,7 @@ def csv_chunks(
     if bom:  # lets Excel read UTF-8 instead of guessing the locale's code page
         buffer.write("\ufeff")
     writer.writerow([cell_neutralize(header) for header in sheet.headers])
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and len(sheet.headers) <= COPY_MAX_COLUMNS:
         yield _drain(buffer)
         yield from _postgres_csv_rows(sheet, progress=progress)
         return
