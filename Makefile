@@ -32,7 +32,10 @@ run: export DEBUG ?= true
 run: demo ## Set up and serve on 127.0.0.1:$(PORT) with a Celery worker and beat beside it
 	$(PY) manage.py demo_login
 	@# Server, worker and beat side by side: Ctrl-C, or any one of them stopping, stops all three.
-	@trap 'kill $$pids 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
+	@# A SIGTERM sent to the whole group (timeout, an IDE's stop button) kills the worker's pool
+	@# under it, and Celery's warm shutdown then waits for it for ever: after 10 s, SIGKILL.
+	@trap 'kill $$pids 2>/dev/null; for _ in $$(seq 20); do ps -p "$${pids// /,}" >/dev/null || break; sleep 0.5; done; kill -9 $$pids 2>/dev/null; wait' EXIT; \
+	trap 'exit 130' INT TERM; \
 	$(CELERY) worker --loglevel INFO --concurrency 2 & pids=$$!; \
 	$(CELERY) beat --loglevel WARNING & pids="$$pids $$!"; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) & pids="$$pids $$!"; \
