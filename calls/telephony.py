@@ -21,6 +21,7 @@ from routing.geography import InvalidPhoneNumber, normalize_us_phone, state_for_
 from routing.models import Agent, Reservation, TransferNumber
 from routing.services import (
     agent_call_end,
+    agent_call_talked_after_all,
     agent_claim_for_call,
     agent_mark_unreachable,
     reservation_connect,
@@ -287,6 +288,8 @@ def dial_attempt_finish(
         if dial is None or dial.status in CALL_OVER:
             if dial is not None and dial.status == "completed" and status in TALKED:
                 _talk_time_known(inbound, dial, duration)
+            elif dial is not None and dial.status == CANCELED and status in TALKED:
+                _talked_after_all(inbound, dial, duration, now)
             return inbound_call_current_route(inbound=inbound)  # a repeat: answer as before
         dial.status = "completed" if status in TALKED else status
         dial.duration_seconds = duration if duration is not None else dial.duration_seconds
@@ -337,6 +340,35 @@ def _talk_time_known(inbound: InboundCall, dial: DialAttempt, duration: int | No
     ):
         record.duration_seconds = duration
         record.save(update_fields=["duration_seconds"])
+
+
+def _talked_after_all(
+    inbound: InboundCall, dial: DialAttempt, duration: int | None, now: datetime
+) -> None:
+    """A Dial action says the agent talked, after their leg was ended as canceled.
+
+    The leg's answered callback was late or lost, so when the caller's call ended (or the sweep
+    ended it) the leg still looked unanswered: settled as canceled, the record 0 s, the agent
+    freed without a wrap-up. The carrier's Dial action is the word on the leg: correct all three.
+    """
+    ended_at = inbound.ended_at or now
+    dial.status = "completed"
+    dial.duration_seconds = duration if duration is not None else dial.duration_seconds
+    dial.save(update_fields=["status", "duration_seconds"])
+    if inbound.answered_at is None:
+        inbound.answered_at = ended_at - timedelta(seconds=duration or 0)
+        inbound.save(update_fields=["answered_at"])
+    record = inbound.call_record
+    if (
+        record is not None
+        and inbound.match == InboundCall.Match.MATCHED
+        and record.outcome == CallRecord.Outcome.COMPLETED
+    ):
+        record.duration_seconds = dial.duration_seconds  # None: they talked, for how long unknown
+        record.call_status = "completed"
+        record.save(update_fields=["duration_seconds", "call_status"])
+    if dial.agent_id:
+        agent_call_talked_after_all(agent_id=dial.agent_id, ended_at=ended_at)
 
 
 def _complete_record(record: CallRecord, now: datetime, duration: int | None, status: str) -> None:

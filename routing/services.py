@@ -459,6 +459,32 @@ def agent_call_end(
 
 
 @transaction.atomic
+def agent_call_talked_after_all(*, agent_id: int, ended_at: datetime) -> bool:
+    """A call ended as one that never reached the agent turned out to be a conversation.
+
+    What a talked call gives, from when it ended: the idle clock restarts and the agent is held
+    for their wrap-up time. False, changing nothing, when they are on another call by now (its
+    own end restarts the clock). A hold placed since (a ping's reservation) is never shortened:
+    the agent is held until the later of that hold and the wrap-up's end. Repeating it changes
+    nothing more.
+    """
+    agent = (
+        Agent.objects.select_for_update(no_key=True)
+        .filter(pk=agent_id, on_call_since__isnull=True)
+        .first()
+    )
+    if agent is None:
+        return False
+    wrap_up_ends = ended_at + timedelta(seconds=agent.wrap_up_seconds)
+    agent.last_call_ended_at = max(agent.last_call_ended_at or ended_at, ended_at)
+    agent.idle_since = max(agent.idle_since, ended_at)
+    if agent.held_until is None or agent.held_until < wrap_up_ends:
+        agent.held_until = wrap_up_ends
+    agent.save(update_fields=["last_call_ended_at", "idle_since", "held_until"])
+    return True
+
+
+@transaction.atomic
 def agent_mark_unreachable(*, agent_id: int, now: datetime) -> None:
     """A call rang out (no answer, busy, failed): the agent walked away, so stop offering them."""
     Agent.objects.filter(pk=agent_id).update(status=Agent.Status.OFFLINE, on_call_since=None)

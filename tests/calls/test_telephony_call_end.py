@@ -6,6 +6,7 @@ counts the seconds the caller spent with someone, and a call nobody answered sta
 
 from datetime import timedelta
 
+import pytest
 from telephony_support import HANGUP_TWIML, message_twiml
 
 from calls.models import CallRecord, DialAttempt, InboundCall
@@ -118,3 +119,93 @@ def test_it_keeps_the_callers_call_ended_when_an_earlier_status_arrives_late(dem
 
     inbound = InboundCall.objects.get(call_sid="CA704")
     assert (inbound.status, inbound.duration_seconds) == ("completed", 35)
+
+
+def _talk_heard_only_from_the_dial_action(carrier, ping, sid, *, wrap_up_seconds=30):
+    """The agent answers, but the leg's answered callback is lost: the caller's call ends first
+    and is settled as canceled, 0 s. Returns the ping's answer and the reserved agent."""
+    first = ping(PING).json()["data"]
+    reserved = _record(first).agent
+    Agent.objects.filter(pk=reserved.pk).update(wrap_up_seconds=wrap_up_seconds)
+    carrier.voice(sid=sid, to=first["transferTarget"])
+    carrier.leg_status(parent=sid, attempt=1, status="ringing")
+    carrier.call_status(sid=sid, status="completed", duration=100)
+    assert _ended(_record(first)) == ("completed", "canceled", 0)
+    reserved.refresh_from_db()
+    assert reserved.on_call_since is None and reserved.last_call_ended_at is None
+    return first, reserved
+
+
+def _only_agent_in_az(reserved):
+    Agent.objects.filter(licenses__state="AZ").exclude(pk=reserved.pk).update(status="offline")
+
+
+def test_it_records_a_talk_whose_answered_callback_was_lost_when_the_dial_action_says_so_late(
+    demo, ping, carrier
+):
+    first, reserved = _talk_heard_only_from_the_dial_action(carrier, ping, "CA705")
+
+    late = carrier.dial_status(sid="CA705", attempt=1, status="completed", duration=95)
+
+    assert late.content.decode() == HANGUP_TWIML
+    record = _record(first)
+    assert _ended(record) == ("completed", "completed", 95)
+    attempt = DialAttempt.objects.get(inbound_call__call_sid="CA705")
+    assert (attempt.status, attempt.duration_seconds) == ("completed", 95)
+    inbound = InboundCall.objects.get(call_sid="CA705")
+    assert inbound.answered_at == inbound.ended_at - timedelta(seconds=95)
+    # What a talked call gives the agent, from when the call ended.
+    agent = Agent.objects.get(pk=reserved.pk)
+    assert agent.on_call_since is None
+    assert agent.last_call_ended_at == agent.idle_since == inbound.ended_at
+    assert agent.held_until == inbound.ended_at + timedelta(seconds=30)
+
+    again = carrier.dial_status(sid="CA705", attempt=1, status="completed", duration=95)
+
+    assert again.content.decode() == HANGUP_TWIML
+    assert _ended(_record(first)) == ("completed", "completed", 95)
+    assert Agent.objects.get(pk=reserved.pk).held_until == agent.held_until
+
+
+def test_it_leaves_an_agent_on_another_call_by_then_alone_when_a_late_dial_action_says_they_talked(
+    demo, ping, carrier
+):
+    first, reserved = _talk_heard_only_from_the_dial_action(carrier, ping, "CA706")
+    _only_agent_in_az(reserved)
+    second = ping({**PING, "phoneNumber": "+14805550123"}).json()["data"]
+    carrier.voice(sid="CA707", to=second["transferTarget"])
+    on_the_next_call = Agent.objects.get(pk=reserved.pk)
+    assert on_the_next_call.on_call_since is not None
+
+    carrier.dial_status(sid="CA706", attempt=1, status="completed", duration=95)
+
+    assert _ended(_record(first)) == ("completed", "completed", 95)
+    agent = Agent.objects.get(pk=reserved.pk)
+    assert (agent.on_call_since, agent.idle_since, agent.held_until, agent.last_call_ended_at) == (
+        on_the_next_call.on_call_since,
+        reserved.idle_since,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    "wrap_up_seconds", [10, 600], ids=["the-pings-hold-ends-later", "the-wrap-up-ends-later"]
+)
+def test_an_agent_a_ping_held_since_is_held_until_the_later_of_that_hold_and_the_wrap_up(
+    demo, ping, carrier, wrap_up_seconds
+):
+    _, reserved = _talk_heard_only_from_the_dial_action(
+        carrier, ping, "CA708", wrap_up_seconds=wrap_up_seconds
+    )
+    _only_agent_in_az(reserved)
+    second = ping({**PING, "phoneNumber": "+14805550123"}).json()["data"]
+    held = Agent.objects.get(pk=reserved.pk).held_until
+    assert _record(second).agent == reserved and held is not None
+
+    carrier.dial_status(sid="CA708", attempt=1, status="completed", duration=95)
+
+    ended_at = InboundCall.objects.get(call_sid="CA708").ended_at
+    agent = Agent.objects.get(pk=reserved.pk)
+    assert agent.held_until == max(held, ended_at + timedelta(seconds=wrap_up_seconds))
+    assert agent.idle_since == agent.last_call_ended_at == ended_at
