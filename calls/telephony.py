@@ -36,6 +36,9 @@ UNREACHED = {"busy", "no-answer", "failed"}
 CANCELED = "canceled"
 CALL_OVER = {"completed", "busy", "no-answer", "failed", "canceled"}
 LEG_UP = {"in-progress", "answered"}
+# Ours, not the carrier's: the status of a call the stale-call sweep ended because no callback
+# told us how it ended. The carrier's own final status, should it still arrive, replaces it.
+UNHEARD = "unheard"
 # Where a call or leg stands before it ends; callbacks can arrive out of order, and a status
 # never moves back (a late "ringing" after "in-progress" is old news). Final ones come last.
 PROGRESS = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
@@ -433,7 +436,13 @@ def _leg_status(
 
 def _call_status(inbound: InboundCall, status: str, duration: int | None, now: datetime) -> None:
     if inbound.ended_at is not None:
-        return  # the call is over: a late or repeated callback changes nothing
+        if inbound.status == UNHEARD and status in CALL_OVER:
+            # The carrier's end of a call the sweep ended for want of it: recorded as it says.
+            # The sweep already settled the attempts, the record and the agent; not again.
+            inbound.status = status
+            inbound.duration_seconds = duration
+            inbound.save(update_fields=["status", "duration_seconds"])
+        return  # the call is over: a late or repeated callback changes nothing else
     if status not in CALL_OVER and not _moves_forward(inbound.status, status):
         return
     inbound.status = status
@@ -551,7 +560,9 @@ def _end_unheard_call(inbound: InboundCall, agent_id: int, now: datetime) -> boo
     """End the agent's open attempts on this call, and the call if it is still going.
 
     True when the agent had answered. A talk time no callback reported stays unknown, never
-    guessed from the hours the call was left open.
+    guessed from the hours the call was left open. The call's status is then UNHEARD, not a
+    carrier status we cannot know: it says why the call ended, lets staff find such calls, and
+    gives way to the carrier's final status if that still arrives.
     """
     answered = None
     for dial in inbound.attempts.select_for_update().filter(agent_id=agent_id):
@@ -563,7 +574,8 @@ def _end_unheard_call(inbound: InboundCall, agent_id: int, now: datetime) -> boo
         dial.save(update_fields=["status"])
     if inbound.ended_at is None:
         inbound.ended_at = now
-        inbound.save(update_fields=["ended_at"])
+        inbound.status = UNHEARD
+        inbound.save(update_fields=["ended_at", "status"])
         record = inbound.call_record
         if (
             record is not None

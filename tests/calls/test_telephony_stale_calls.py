@@ -199,3 +199,43 @@ def test_the_sweep_task_frees_an_agent_whose_call_already_ended_on_a_real_worker
         celery_stack.run(end_stale_agent_calls)
 
         assert _snapshot() == after_first
+
+
+def test_a_call_the_sweep_ended_says_its_end_went_unheard_until_the_carrier_reports_it(
+    demo, ping, carrier, settings
+):
+    first = ping(PING).json()["data"]
+    reserved = _record(first).agent
+    carrier.voice(sid="CA806", to=first["transferTarget"])
+    carrier.leg_status(parent="CA806", attempt=1, status="in-progress")
+    reserved.refresh_from_db()
+    later = _longest_call_after(reserved, settings) + timedelta(seconds=1)
+    assert agent_calls_end_stale(now=later) == 1
+    inbound = InboundCall.objects.get(call_sid="CA806")
+    assert (inbound.status, inbound.ended_at, inbound.duration_seconds) == ("unheard", later, None)
+    # An earlier status arriving now is old news.
+    carrier.call_status(sid="CA806", status="in-progress")
+    assert InboundCall.objects.get(call_sid="CA806").status == "unheard"
+    settled = {key: value for key, value in _snapshot().items() if key != "inbound_calls"}
+
+    carrier.call_status(sid="CA806", status="completed", duration=14_500)
+
+    inbound = InboundCall.objects.get(call_sid="CA806")
+    assert (inbound.status, inbound.ended_at, inbound.duration_seconds) == (
+        "completed",
+        later,
+        14_500,
+    )
+    # Not settled twice: the attempt, the record and the agent stay as the sweep left them.
+    assert {key: value for key, value in _snapshot().items() if key != "inbound_calls"} == settled
+    record = _record(first)
+    assert (record.outcome, record.call_status, record.duration_seconds) == (
+        "completed",
+        "completed",
+        None,
+    )
+
+    carrier.call_status(sid="CA806", status="canceled", duration=3)
+
+    inbound = InboundCall.objects.get(call_sid="CA806")
+    assert (inbound.status, inbound.duration_seconds) == ("completed", 14_500)
