@@ -36,6 +36,12 @@ UNREACHED = {"busy", "no-answer", "failed"}
 CANCELED = "canceled"
 CALL_OVER = {"completed", "busy", "no-answer", "failed", "canceled"}
 LEG_UP = {"in-progress", "answered"}
+# A dial attempt's status from its creation until a leg callback moves it on (the leg's own
+# "initiated" callback leaves it so: a leg only initiated has not rung either).
+DIALLED = "initiated"
+# A leg the carrier dialled has rung, and rung out, within the dial timeout; with this margin
+# for late callbacks, an attempt still DIALLED was never dialled (see agent_calls_end_stale).
+RING_GRACE_SECONDS = 120
 # Ours, not the carrier's: the status of a call the stale-call sweep ended because no callback
 # told us how it ended. The carrier's own final status, should it still arrive, replaces it.
 UNHEARD = "unheard"
@@ -242,7 +248,7 @@ def _dial(
         destination=destination,
         attempt=attempt,
         started_at=now,
-        status="initiated",
+        status=DIALLED,
     )
     inbound.routed_to = destination
     inbound.save(update_fields=["routed_to"])
@@ -504,24 +510,43 @@ def agent_calls_end_stale(*, now: datetime | None = None) -> int:
     it found no call; or the carrier never sent it), nothing else would free them. Their call is
     over when none of their dial attempts is open on a call still going, or when it started more
     than TELEPHONY_MAX_CALL_SECONDS ago: its attempt and the call are then ended now, as the lost
-    callback would have ended them. Idempotent: an agent already freed, or on a newer call, is
-    left alone.
+    callback would have ended them. An attempt that has had no leg callback at all (still
+    DIALLED) more than TELEPHONY_DIAL_TIMEOUT_SECONDS + RING_GRACE_SECONDS after it started does
+    not keep the call going: a leg the carrier dialled would have rung by then, and in the race
+    above the carrier never dials the agent for a caller already gone. Idempotent: an agent
+    already freed, or on a newer call, is left alone.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.TELEPHONY_MAX_CALL_SECONDS)
-    live_attempts = DialAttempt.objects.filter(
-        agent=OuterRef("pk"), inbound_call__ended_at__isnull=True
-    ).exclude(status__in=CALL_OVER)
+    unrung_cutoff = now - timedelta(
+        seconds=settings.TELEPHONY_DIAL_TIMEOUT_SECONDS + RING_GRACE_SECONDS
+    )
+    live_attempts = _going(
+        DialAttempt.objects.filter(agent=OuterRef("pk"), inbound_call__ended_at__isnull=True),
+        unrung_cutoff,
+    )
     stuck = (
         Agent.objects.filter(on_call_since__isnull=False)
         .filter(~Exists(live_attempts) | Q(on_call_since__lte=cutoff))
         .order_by("pk")
         .values_list("pk", "on_call_since")
     )
-    return sum(_end_stale_call(agent_id, since, cutoff, now) for agent_id, since in list(stuck))
+    return sum(
+        _end_stale_call(agent_id, since, cutoff, unrung_cutoff, now)
+        for agent_id, since in list(stuck)
+    )
 
 
-def _end_stale_call(agent_id: int, since: datetime, cutoff: datetime, now: datetime) -> bool:
+def _going(attempts, unrung_cutoff: datetime):
+    """The attempts still open, less those never dialled (no leg callback by `unrung_cutoff`)."""
+    return attempts.exclude(status__in=CALL_OVER).exclude(
+        status=DIALLED, started_at__lt=unrung_cutoff
+    )
+
+
+def _end_stale_call(
+    agent_id: int, since: datetime, cutoff: datetime, unrung_cutoff: datetime, now: datetime
+) -> bool:
     with transaction.atomic():
         # Locked in the webhooks' order: the inbound calls first (their attempts follow them),
         # then the agent.
@@ -538,7 +563,15 @@ def _end_stale_call(agent_id: int, since: datetime, cutoff: datetime, now: datet
         )
         if agent is None:
             return False  # a callback freed them meanwhile, or they are on a newer call
-        if since > cutoff and any(inbound.ended_at is None for inbound in calls):
+        open_calls = [inbound.pk for inbound in calls if inbound.ended_at is None]
+        if (
+            since > cutoff
+            and open_calls
+            and _going(
+                DialAttempt.objects.filter(agent_id=agent_id, inbound_call_id__in=open_calls),
+                unrung_cutoff,
+            ).exists()
+        ):
             return False  # a callback arrived meanwhile: the call is going on
         talked = False
         for inbound in calls:

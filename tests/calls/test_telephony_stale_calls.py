@@ -49,6 +49,11 @@ def _snapshot():
     }
 
 
+def _ring_by(dial, settings):
+    """When a leg the carrier dialled would have rung (and rung out) by, with time to spare."""
+    return dial.started_at + timedelta(seconds=settings.TELEPHONY_DIAL_TIMEOUT_SECONDS + 120)
+
+
 def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_recorded(
     demo, ping, carrier, settings, caplog
 ):
@@ -59,10 +64,11 @@ def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_r
     answer = carrier.voice(sid="CA800", to=first["transferTarget"])
     assert answer.content.decode() == dial_twiml(reserved.destination, 1)
     reserved.refresh_from_db()
-    longest = _longest_call_after(reserved, settings)
-    assert agent_calls_end_stale(now=longest - timedelta(seconds=1)) == 0
+    # The carrier never dials the agent for a caller who is gone: no leg callback ever comes.
+    ring_by = _ring_by(DialAttempt.objects.get(inbound_call__call_sid="CA800"), settings)
+    assert agent_calls_end_stale(now=ring_by) == 0
     assert Agent.objects.get(pk=reserved.pk).on_call_since == reserved.on_call_since
-    later = longest + timedelta(seconds=1)
+    later = ring_by + timedelta(seconds=1)
 
     with caplog.at_level(logging.WARNING, logger="calls.telephony"):
         assert agent_calls_end_stale(now=later) == 1
@@ -83,6 +89,27 @@ def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_r
     assert record.ended_at == later
     assert f"Agent {reserved.pk} was still on a call" in caplog.text
     assert "CA800" in caplog.text
+
+
+def test_it_leaves_an_agent_whose_phone_rang_on_the_call_until_the_longest_call(
+    demo, ping, carrier, settings
+):
+    first = ping(PING).json()["data"]
+    reserved = _record(first).agent
+    carrier.voice(sid="CA807", to=first["transferTarget"])
+    carrier.leg_status(parent="CA807", attempt=1, status="ringing")
+    reserved.refresh_from_db()
+    before = _snapshot()
+
+    ring_by = _ring_by(DialAttempt.objects.get(inbound_call__call_sid="CA807"), settings)
+    assert agent_calls_end_stale(now=ring_by + timedelta(seconds=1)) == 0
+    longest = _longest_call_after(reserved, settings)
+    assert agent_calls_end_stale(now=longest - timedelta(seconds=1)) == 0
+
+    assert _snapshot() == before
+    later = longest + timedelta(seconds=1)
+    assert agent_calls_end_stale(now=later) == 1
+    assert DialAttempt.objects.get(inbound_call__call_sid="CA807").status == "canceled"
 
 
 def test_it_leaves_an_agent_talking_on_a_call_alone(demo, ping, carrier):
