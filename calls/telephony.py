@@ -341,14 +341,22 @@ def _talk_time_known(inbound: InboundCall, dial: DialAttempt, duration: int | No
         return
     dial.duration_seconds = duration
     dial.save(update_fields=["duration_seconds"])
+    record = _completed_record(inbound)
+    if record is not None:
+        record.duration_seconds = duration
+        record.save(update_fields=["duration_seconds"])
+
+
+def _completed_record(inbound: InboundCall) -> CallRecord | None:
+    """The call record this matched call completed, whose talk time a late callback corrects."""
     record = inbound.call_record
     if (
         record is not None
         and inbound.match == InboundCall.Match.MATCHED
         and record.outcome == CallRecord.Outcome.COMPLETED
     ):
-        record.duration_seconds = duration
-        record.save(update_fields=["duration_seconds"])
+        return record
+    return None
 
 
 def _talked_after_all(
@@ -367,12 +375,8 @@ def _talked_after_all(
     if inbound.answered_at is None:
         inbound.answered_at = ended_at - timedelta(seconds=duration or 0)
         inbound.save(update_fields=["answered_at"])
-    record = inbound.call_record
-    if (
-        record is not None
-        and inbound.match == InboundCall.Match.MATCHED
-        and record.outcome == CallRecord.Outcome.COMPLETED
-    ):
+    record = _completed_record(inbound)
+    if record is not None:
         record.duration_seconds = dial.duration_seconds  # None: they talked, for how long unknown
         record.call_status = "completed"
         record.save(update_fields=["duration_seconds", "call_status"])
