@@ -1,7 +1,7 @@
 """The ping endpoint's OpenAPI description: what `/api/schema/` and `/docs/` show vendors.
 
 Only metadata: drf-spectacular reads it when the schema is generated, never on a ping.
-The shapes and messages are the contract's (see the README); keep them in step with it.
+The shapes and messages are the contract's (docs/vendor-guide.md); keep them in step with it.
 """
 
 from drf_spectacular.types import OpenApiTypes

@@ -83,8 +83,8 @@ else:
     # A stopped database must fail a request quickly, never hang it.
     DATABASES["default"]["OPTIONS"]["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 2)
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, minimum=0)
-    # A connection (persistent or from the pool) is checked before a request uses it: one
-    # round trip, in exchange for no request failing on a connection the database dropped.
+    # A persistent connection is checked before a request uses it, so no request fails on a
+    # connection the database dropped: a poll of its socket, no round trip (config/postgresql).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
