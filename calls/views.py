@@ -10,7 +10,7 @@ from config.errors import FirstRendererNegotiation, envelope_data
 
 
 class VendorPingView(APIView):
-    """POST /functions/v1/vendors-ping: the vendor contract (docs/vendor-guide.md, calls/schema.py)."""
+    """POST /functions/v1/vendors-ping: the vendor contract (docs/vendor-guide.md)."""
 
     http_method_names = ["post"]
     authentication_classes = []
