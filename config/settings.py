@@ -245,7 +245,15 @@ CELERY_BROKER_FOLDER = Path(env_str("CELERY_BROKER_FOLDER") or BASE_DIR / "celer
 # on their own terms, by broker_connection_retry.)
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_TASK_PUBLISH_RETRY = False
-CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0,
+    # Redis's: one that accepts connections but never answers would hold a ping's thread for
+    # ever, so no answer within 2 s is a failure (above the workers' 1 s BRPOP wait).
+    "socket_connect_timeout": 1,
+    "socket_timeout": 2,
+}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),

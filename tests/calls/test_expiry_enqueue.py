@@ -1,6 +1,8 @@
 """The expiry task is queued after the ping commits, and a broker that is down fails no ping."""
 
 import logging
+import socket
+import time
 
 import pytest
 
@@ -19,6 +21,31 @@ def broker_down(monkeypatch):
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(app, "_pool", None)
     monkeypatch.setattr(app.amqp, "_producer_pool", None)
+
+
+@pytest.fixture
+def broker_hung(monkeypatch):
+    """A Redis that accepts connections and never answers (hung, or half dead)."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    monkeypatch.setenv("CELERY_BROKER_URL", f"redis://127.0.0.1:{listener.getsockname()[1]}/0")
+    monkeypatch.setattr(app, "_pool", None)
+    monkeypatch.setattr(app.amqp, "_producer_pool", None)
+    yield
+    listener.close()
+
+
+def test_a_ping_answers_promptly_when_the_broker_never_answers(
+    demo, ping, broker_hung, django_capture_on_commit_callbacks
+):
+    # Without socket timeouts, queuing the expiry task waited on the silent socket for ever.
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = ping(AZ_PING)
+
+    assert answer.status_code == 200
+    assert answer.json()["data"]["agentAvailable"] is True
+    assert time.monotonic() - started < 10
+    assert Reservation.objects.get().status == "active"
 
 
 def test_a_ping_answers_and_reserves_when_the_broker_is_down(
