@@ -81,7 +81,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
     # A stopped database must fail a request quickly, never hang it.
-    DATABASES["default"]["OPTIONS"]["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 2)
+    # (0 would mean "wait for ever" to libpq.)
+    DATABASES["default"]["OPTIONS"]["connect_timeout"] = env_int(
+        "DATABASE_CONNECT_TIMEOUT", 2, minimum=1
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, minimum=0)
     # A persistent connection is checked before a request uses it, so no request fails on a
     # connection the database dropped: a poll of its socket, no round trip (config/postgresql).
@@ -105,7 +108,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # --- The ping contract -----------------------------------------------------------------------
-RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 60, minimum=1)
+# A day at most: a hold is for a live caller on the line (and the column is a 32-bit integer).
+RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 60, minimum=1, maximum=86_400)
 # The contract's body limit; Django's own limit stays above it so our 413 answers first.
 PING_MAX_BODY_BYTES = 16 * 1024
 
@@ -130,6 +134,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT, or it never fires."
+    )
 
 # --- Security with DEBUG off -----------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -139,6 +147,11 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+LOG_LEVEL = (env_str("LOG_LEVEL") or "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}."
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -153,7 +166,7 @@ LOGGING = {
             "filters": ["request_id"],
         },
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
 
@@ -368,6 +381,12 @@ if DATABASE_POOL and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlit
         "max_size": env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=1),
         "timeout": env_int("DATABASE_POOL_TIMEOUT", 1, minimum=1),
     }
+    _pool = DATABASES["default"]["OPTIONS"]["pool"]
+    if _pool["min_size"] > _pool["max_size"]:
+        raise ImproperlyConfigured(
+            f"DATABASE_POOL_MIN_SIZE ({_pool['min_size']}) must not be above "
+            f"DATABASE_POOL_MAX_SIZE ({_pool['max_size']})."
+        )
 
 # Executions of one query on a connection before psycopg prepares it server-side, so PostgreSQL
 # plans the ping's statement once per connection instead of on every ping. 0 turns it off (needed

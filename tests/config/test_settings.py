@@ -1,0 +1,69 @@
+"""Settings that make no sense stop start-up with a message naming them, never a traceback
+that names nothing, and never a value that quietly means something else."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+POSTGRES = "postgres://postgres@127.0.0.1:5432/anything"
+
+
+def start_up(**environment: str) -> str:
+    """What loading the settings prints, under this environment (nothing is connected to)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_",))}
+    env.update(DEBUG="true", **environment)
+    result = subprocess.run(
+        [sys.executable, "-c", "from config import settings; print('loaded')"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=settings.BASE_DIR,
+    )
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        # libpq reads 0 as "wait for ever": a stopped database would hang every request.
+        (
+            {"DATABASE_URL": POSTGRES, "DATABASE_CONNECT_TIMEOUT": "0"},
+            "DATABASE_CONNECT_TIMEOUT must be at least 1, not 0.",
+        ),
+        # Past the column's range every reserving ping failed with a 500.
+        (
+            {"RESERVATION_TTL_SECONDS": "3000000000"},
+            "RESERVATION_TTL_SECONDS must be at most 86400, not 3000000000.",
+        ),
+        (
+            {"CELERY_TASK_TIME_LIMIT": "60", "CELERY_TASK_SOFT_TIME_LIMIT": "60"},
+            "CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT",
+        ),
+        (
+            {
+                "DATABASE_URL": POSTGRES,
+                "DATABASE_POOL": "true",
+                "DATABASE_POOL_MIN_SIZE": "9",
+                "DATABASE_POOL_MAX_SIZE": "4",
+            },
+            "DATABASE_POOL_MIN_SIZE (9) must not be above DATABASE_POOL_MAX_SIZE (4).",
+        ),
+        # Was a ValueError from logging that named no setting.
+        (
+            {"LOG_LEVEL": "verbose"},
+            "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not 'VERBOSE'.",
+        ),
+    ],
+)
+def test_it_refuses_a_setting_that_makes_no_sense_by_name(environment, message):
+    output = start_up(**environment)
+    assert message in output
+    assert "loaded" not in output
+
+
+def test_a_log_level_in_lower_case_is_read():
+    assert start_up(LOG_LEVEL="debug").strip().endswith("loaded")
