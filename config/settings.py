@@ -85,6 +85,16 @@ else:
     DATABASES["default"]["OPTIONS"]["connect_timeout"] = env_int(
         "DATABASE_CONNECT_TIMEOUT", 2, minimum=1
     )
+    # A path to the database that dies silently (a host gone, a firewall dropping packets) fails
+    # a request in seconds instead of the kernel's two hours: sent data unacknowledged for 10 s,
+    # or an idle wait for a reply with three unanswered probes after 10 s, closes the connection.
+    DATABASES["default"]["OPTIONS"] |= {
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,
+    }
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, minimum=0)
     # A persistent connection is checked before a request uses it, so no request fails on a
     # connection the database dropped: a poll of its socket, no round trip (config/postgresql).
