@@ -11,12 +11,22 @@ app.autodiscover_tasks()
 
 
 def make_broker_folders() -> None:
-    """The filesystem broker and beat's schedule file need folders they do not create."""
-    Path(app.conf.beat_schedule_filename).parent.mkdir(parents=True, exist_ok=True)
+    """The filesystem broker and beat's schedule file need folders they do not create.
+
+    Every process imports this, web processes too: where the folder cannot be made (a read-only
+    deploy, a Redis broker) the process starts anyway, and only beat or the filesystem broker,
+    which need it, fail, naming the path.
+    """
+    folders = [Path(app.conf.beat_schedule_filename).parent]
     options = app.conf.broker_transport_options or {}
     for key in ("data_folder_in", "data_folder_out", "control_folder"):
         if key in options:
-            Path(options[key]).mkdir(parents=True, exist_ok=True)
+            folders.append(Path(options[key]))
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
 
 
 make_broker_folders()

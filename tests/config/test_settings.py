@@ -11,12 +11,12 @@ from django.conf import settings
 POSTGRES = "postgres://postgres@127.0.0.1:5432/anything"
 
 
-def start_up(**environment: str) -> str:
+def start_up(code: str = "from config import settings", **environment: str) -> str:
     """What loading the settings prints, under this environment (nothing is connected to)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_",))}
     env.update(DEBUG="true", **environment)
     result = subprocess.run(
-        [sys.executable, "-c", "from config import settings; print('loaded')"],
+        [sys.executable, "-c", f"{code}; print('loaded')"],
         env=env,
         capture_output=True,
         text=True,
@@ -66,4 +66,15 @@ def test_it_refuses_a_setting_that_makes_no_sense_by_name(environment, message):
 
 
 def test_a_log_level_in_lower_case_is_read():
-    assert start_up(LOG_LEVEL="debug").strip().endswith("loaded")
+    assert "loaded" in start_up(LOG_LEVEL="debug").splitlines()
+
+
+def test_a_process_starts_where_the_broker_folder_cannot_be_made():
+    # A web process on a read-only deploy with a Redis broker needs no broker folder.
+    output = start_up(
+        "import django; django.setup(); import config.celery",
+        DJANGO_SETTINGS_MODULE="config.settings",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        CELERY_BROKER_FOLDER="/proc/no-such-folder/celery-broker",
+    )
+    assert "loaded" in output.splitlines()
