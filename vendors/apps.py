@@ -6,4 +6,4 @@ class VendorsConfig(AppConfig):
     verbose_name = "Vendors"
 
     def ready(self) -> None:
-        from vendors import signals  # noqa: F401  (connects the cache invalidation)
+        from vendors import checks, signals  # noqa: F401  (deploy checks, cache invalidation)

@@ -78,3 +78,23 @@ def test_a_process_starts_where_the_broker_folder_cannot_be_made():
         CELERY_BROKER_FOLDER="/proc/no-such-folder/celery-broker",
     )
     assert "loaded" in output.splitlines()
+
+
+def test_the_deploy_check_warns_of_unsigned_webhooks_and_unshared_limits():
+    output = start_up(
+        "import django; django.setup(); from django.core.management import call_command; "
+        "call_command('check', '--deploy')",
+        DJANGO_SETTINGS_MODULE="config.settings",
+        TWILIO_AUTH_TOKEN="",
+        CACHE_URL="",
+    )
+    assert "calls.W001" in output and "TWILIO_AUTH_TOKEN is empty" in output
+    assert "vendors.W001" in output and "CACHE_URL is empty" in output
+    configured = start_up(
+        "import django; django.setup(); from django.core.management import call_command; "
+        "call_command('check', '--deploy')",
+        DJANGO_SETTINGS_MODULE="config.settings",
+        TWILIO_AUTH_TOKEN="a-token",
+        CACHE_URL="redis://127.0.0.1:6379/0",
+    )
+    assert "calls.W001" not in configured and "vendors.W001" not in configured
