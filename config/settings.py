@@ -70,7 +70,18 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+except ValueError as exc:  # an unknown scheme, or a URL that does not parse
+    raise ImproperlyConfigured(f"DATABASE_URL cannot be read: {exc}") from None
+if DATABASES["default"]["ENGINE"] not in (
+    "django.db.backends.postgresql",
+    "django.db.backends.sqlite3",
+):
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be a postgres:// or sqlite:// URL: the allocation relies on "
+        "PostgreSQL's row locks (SQLite for one machine only)."
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's, with a cheaper check of pooled connections (config/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "config.postgresql"

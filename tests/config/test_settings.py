@@ -52,6 +52,9 @@ def start_up(code: str = "from config import settings", **environment: str) -> s
             },
             "DATABASE_POOL_MIN_SIZE (9) must not be above DATABASE_POOL_MAX_SIZE (4).",
         ),
+        # A traceback from the URL parser, or a database whose every ping would fail.
+        ({"DATABASE_URL": "postgres://u@h:notaport/db"}, "DATABASE_URL cannot be read"),
+        ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL must be a postgres:// or sqlite://"),
         # Was a ValueError from logging that named no setting.
         (
             {"LOG_LEVEL": "verbose"},
