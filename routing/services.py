@@ -348,11 +348,12 @@ def reservation_release(
     """End a live reservation early and free its agent and number at once.
 
     For staff releasing a hold and for an agent going offline. Returns False (and changes nothing)
-    when the reservation had already ended, so a repeated or late call is harmless.
+    when the reservation had already ended, its TTL included (the sweep records that one as
+    expired, when it ended), so a repeated or late call is harmless.
     """
     reservation = (
         Reservation.objects.select_for_update(no_key=True)
-        .filter(pk=reservation_id, status=Reservation.Status.ACTIVE)
+        .filter(pk=reservation_id, status=Reservation.Status.ACTIVE, expires_at__gt=now)
         .first()
     )
     if reservation is None:

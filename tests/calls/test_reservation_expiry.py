@@ -97,6 +97,25 @@ def test_the_sweep_expires_the_call_record_of_a_released_reservation(start):
     assert CallRecord.objects.get().outcome == "expired"
 
 
+def test_releasing_a_reservation_past_its_ttl_changes_nothing_and_the_sweep_expires_it(start):
+    # Released after its TTL but before the sweep, it was recorded as released, later than it
+    # had in fact ended.
+    _ping(start)
+    reservation = Reservation.objects.get()
+
+    assert not reservation_release(reservation_id=reservation.pk, now=start + TTL)
+
+    reservation.refresh_from_db()
+    assert (reservation.status, reservation.ended_at, reservation.released_by) == (
+        "active",
+        None,
+        None,
+    )
+    assert call_records_expire_due(now=start + TTL) == Expiry(reservations=1, call_records=1)
+    reservation.refresh_from_db()
+    assert (reservation.status, reservation.ended_at) == ("expired", reservation.expires_at)
+
+
 def test_the_sweep_expires_the_call_record_of_a_reservation_a_later_ping_marked_expired(start):
     # Three AZ agents: the fourth caller, after the TTL, takes the first caller's agent back, and
     # the ping itself marks that stale reservation expired before any sweep ran.
