@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Min, Q
 from phonenumber_field.phonenumber import PhoneNumber, to_python
 
@@ -595,8 +595,14 @@ def transfer_numbers_add(*, text: str) -> list[TransferNumber]:
     problems += [f"{number} is already in the pool" for number in numbers if number in existing]
     if problems:
         raise TransferNumbersInvalid(problems)
-    with transaction.atomic():
-        return [TransferNumber.objects.create(number=number) for number in numbers]
+    try:
+        with transaction.atomic():
+            return [TransferNumber.objects.create(number=number) for number in numbers]
+    except IntegrityError:
+        # Another paste added one of them since the check above: all or nothing still.
+        raise TransferNumbersInvalid(
+            ["Some of these numbers were added to the pool meanwhile; paste again."]
+        ) from None
 
 
 def transfer_number_set_active(*, number_ids: list[int], is_active: bool) -> int:

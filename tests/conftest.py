@@ -96,3 +96,13 @@ def _fresh_shared_cache():
     cache.clear()
     yield
     cache_reset_backoff()
+
+
+def backends_waiting_on_a_lock() -> int:
+    """PostgreSQL backends of this database waiting for a lock (concurrency tests)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]

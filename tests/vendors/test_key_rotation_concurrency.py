@@ -9,22 +9,14 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
+from tests.conftest import backends_waiting_on_a_lock
 from vendors.models import Vendor, VendorKey, VendorKeyEvent
 from vendors.services import VendorKeyNotRotatable, vendor_key_create, vendor_key_rotate
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def backends_waiting_on_a_lock() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
 
 
 def test_the_second_of_two_rotations_at_once_waits_for_the_first_and_is_refused():

@@ -1,0 +1,63 @@
+"""Two pastes of the same transfer number at once: one adds it, the other is told, never a 500.
+
+PostgreSQL only: there the second paste's check cannot see the first's uncommitted row, and its
+insert waits on the unique index until the first commits. Each thread has its own connection.
+"""
+
+import threading
+import time
+
+import pytest
+from django.db import connections, transaction
+
+from routing.models import TransferNumber
+from routing.services import TransferNumbersInvalid, transfer_numbers_add
+from tests.conftest import backends_waiting_on_a_lock
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+NUMBER = "+18775709999"
+
+
+def test_the_second_of_two_pastes_at_once_is_refused_as_all_or_nothing():
+    first_inserted = threading.Event()
+    first_may_commit = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def first_paste():
+        try:
+            with transaction.atomic():  # uncommitted until the test lets it go
+                TransferNumber.objects.create(number=NUMBER)
+                first_inserted.set()
+                first_may_commit.wait(10)
+        finally:
+            connections.close_all()
+
+    def second_paste():
+        try:
+            first_inserted.wait(10)
+            try:
+                transfer_numbers_add(text=f"+18775708888\n{NUMBER}")
+                outcome["second"] = "added"
+            except TransferNumbersInvalid as refusal:
+                outcome["second"] = refusal.problems
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first_paste), threading.Thread(target=second_paste)]
+    for thread in threads:
+        thread.start()
+    assert first_inserted.wait(10)
+    deadline = time.monotonic() + 10
+    while not backends_waiting_on_a_lock() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    waited = backends_waiting_on_a_lock() == 1
+    first_may_commit.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert waited  # the second paste's insert waited on the first's row
+    assert outcome["second"] == [
+        "Some of these numbers were added to the pool meanwhile; paste again."
+    ]
+    assert list(TransferNumber.objects.values_list("number", flat=True)) == [NUMBER]
