@@ -1,6 +1,8 @@
 import io
 import json
 import os
+import threading
+import time
 
 import pytest
 from django.core.management import call_command
@@ -106,3 +108,21 @@ def backends_waiting_on_a_lock() -> int:
             " WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
         return cursor.fetchone()[0]
+
+
+def second_waits_on_first(first, second, *, first_ready, first_may_finish) -> bool:
+    """Run `first` and `second` in threads of their own (each its own connection). Once
+    `first_ready` is set, wait until a backend waits on a lock (the second, on the first's
+    rows), then set `first_may_finish` and join both. Whether the second did wait."""
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    assert first_ready.wait(10)
+    deadline = time.monotonic() + 10
+    while not backends_waiting_on_a_lock() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    waited = backends_waiting_on_a_lock() == 1
+    first_may_finish.set()
+    for thread in threads:
+        thread.join(10)
+    return waited

@@ -5,14 +5,13 @@ insert waits on the unique index until the first commits. Each thread has its ow
 """
 
 import threading
-import time
 
 import pytest
 from django.db import connections, transaction
 
 from routing.models import TransferNumber
 from routing.services import TransferNumbersInvalid, transfer_numbers_add
-from tests.conftest import backends_waiting_on_a_lock
+from tests.conftest import second_waits_on_first
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -44,17 +43,9 @@ def test_the_second_of_two_pastes_at_once_is_refused_as_all_or_nothing():
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=first_paste), threading.Thread(target=second_paste)]
-    for thread in threads:
-        thread.start()
-    assert first_inserted.wait(10)
-    deadline = time.monotonic() + 10
-    while not backends_waiting_on_a_lock() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    waited = backends_waiting_on_a_lock() == 1
-    first_may_commit.set()
-    for thread in threads:
-        thread.join(10)
+    waited = second_waits_on_first(
+        first_paste, second_paste, first_ready=first_inserted, first_may_finish=first_may_commit
+    )
 
     assert waited  # the second paste's insert waited on the first's row
     assert outcome["second"] == [

@@ -5,14 +5,13 @@ web workers would.
 """
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
 from django.db import connections, transaction
 from django.utils import timezone
 
-from tests.conftest import backends_waiting_on_a_lock
+from tests.conftest import second_waits_on_first
 from vendors.models import Vendor, VendorKey, VendorKeyEvent
 from vendors.services import VendorKeyNotRotatable, vendor_key_create, vendor_key_rotate
 
@@ -49,17 +48,9 @@ def test_the_second_of_two_rotations_at_once_waits_for_the_first_and_is_refused(
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=first_click), threading.Thread(target=second_click)]
-    for thread in threads:
-        thread.start()
-    assert first_rotated.wait(10)
-    deadline = time.monotonic() + 10
-    while not backends_waiting_on_a_lock() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    waited = backends_waiting_on_a_lock() == 1
-    first_may_commit.set()
-    for thread in threads:
-        thread.join(10)
+    waited = second_waits_on_first(
+        first_click, second_click, first_ready=first_rotated, first_may_finish=first_may_commit
+    )
 
     assert waited  # the second ran while the first's transaction was open, not merely after it
     assert outcome["usable when read"] is True
