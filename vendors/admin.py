@@ -253,11 +253,12 @@ class VendorKeyAdmin(admin.ModelAdmin):
     def _refuse_if_revoked(self, request, vendor_key):
         if vendor_key.is_usable():
             return None
-        self.message_user(request, f"Key {vendor_key.prefix}… is already revoked.", messages.ERROR)
-        return HttpResponseRedirect(reverse("admin:vendors_vendorkey_change", args=[vendor_key.pk]))
+        refusal = f"Key {vendor_key.prefix}… is already revoked."
+        return self._back_to_key(request, vendor_key, refusal)
 
-    def _back_to_key(self, request, vendor_key, refusal):
-        self.message_user(request, refusal.message, messages.ERROR)
+    def _back_to_key(self, request, vendor_key, refusal: str):
+        """Back to the key's page, saying why nothing was done."""
+        self.message_user(request, refusal, messages.ERROR)
         return HttpResponseRedirect(reverse("admin:vendors_vendorkey_change", args=[vendor_key.pk]))
 
     def rotate_view(self, request, object_id):
@@ -265,7 +266,7 @@ class VendorKeyAdmin(admin.ModelAdmin):
         try:
             vendor_key_check_rotatable(vendor_key=vendor_key)
         except VendorKeyNotRotatable as refusal:
-            return self._back_to_key(request, vendor_key, refusal)
+            return self._back_to_key(request, vendor_key, refusal.message)
         now = timezone.now()
         form = RevokeWhenForm(
             request.POST or None,
@@ -282,7 +283,7 @@ class VendorKeyAdmin(admin.ModelAdmin):
                     revoke_old_at=form.cleaned_data["revoke_at"],
                 )
             except VendorKeyNotRotatable as refusal:  # another rotation committed meanwhile
-                return self._back_to_key(request, vendor_key, refusal)
+                return self._back_to_key(request, vendor_key, refusal.message)
             self.log_addition(request, new_key, f"Rotated from {vendor_key.prefix}…")
             self.log_change(
                 request,
