@@ -341,19 +341,19 @@ def _talk_time_known(inbound: InboundCall, dial: DialAttempt, duration: int | No
         return
     dial.duration_seconds = duration
     dial.save(update_fields=["duration_seconds"])
-    record = _completed_record(inbound)
+    record = _matched_record(inbound, CallRecord.Outcome.COMPLETED)
     if record is not None:
         record.duration_seconds = duration
         record.save(update_fields=["duration_seconds"])
 
 
-def _completed_record(inbound: InboundCall) -> CallRecord | None:
-    """The call record this matched call completed, whose talk time a late callback corrects."""
+def _matched_record(inbound: InboundCall, outcome: str) -> CallRecord | None:
+    """The call record of this matched call, if it has this outcome (or None)."""
     record = inbound.call_record
     if (
         record is not None
         and inbound.match == InboundCall.Match.MATCHED
-        and record.outcome == CallRecord.Outcome.COMPLETED
+        and record.outcome == outcome
     ):
         return record
     return None
@@ -375,7 +375,7 @@ def _talked_after_all(
     if inbound.answered_at is None:
         inbound.answered_at = ended_at - timedelta(seconds=duration or 0)
         inbound.save(update_fields=["answered_at"])
-    record = _completed_record(inbound)
+    record = _matched_record(inbound, CallRecord.Outcome.COMPLETED)
     if record is not None:
         record.duration_seconds = dial.duration_seconds  # None: they talked, for how long unknown
         record.call_status = "completed"
@@ -613,12 +613,8 @@ def _end_unheard_call(inbound: InboundCall, agent_id: int, now: datetime) -> boo
         inbound.ended_at = now
         inbound.status = UNHEARD
         inbound.save(update_fields=["ended_at", "status"])
-        record = inbound.call_record
-        if (
-            record is not None
-            and inbound.match == InboundCall.Match.MATCHED
-            and record.outcome == CallRecord.Outcome.CONNECTED
-        ):
+        record = _matched_record(inbound, CallRecord.Outcome.CONNECTED)
+        if record is not None:
             if answered is not None:
                 _complete_record(record, now, answered.duration_seconds, "completed")
             else:
