@@ -457,7 +457,7 @@ def _call_status(inbound: InboundCall, status: str, duration: int | None, now: d
         return
     inbound.status = status
     fields = ["status"]
-    if status in CALL_OVER and inbound.ended_at is None:
+    if status in CALL_OVER:
         inbound.ended_at = now
         inbound.duration_seconds = duration
         fields += ["ended_at", "duration_seconds"]
