@@ -11,12 +11,7 @@ from telephony_support import HANGUP_TWIML, message_twiml
 
 from calls.models import CallRecord, DialAttempt, InboundCall
 from routing.models import Agent
-
-PING = {
-    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
-    "phoneNumber": "+14801234567",
-    "stateCode": "AZ",
-}
+from tests.conftest import AZ_PING
 
 
 def _record(first):
@@ -30,7 +25,7 @@ def _ended(record):
 def test_it_keeps_a_call_that_rang_out_everywhere_at_0_seconds_when_the_caller_hangs_up(
     demo, ping, carrier, settings
 ):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     carrier.voice(sid="CA700", to=first["transferTarget"])
     carrier.dial_status(sid="CA700", attempt=1, status="no-answer")
     carrier.dial_status(sid="CA700", attempt=2, status="no-answer")
@@ -48,7 +43,7 @@ def test_it_keeps_a_call_that_rang_out_everywhere_at_0_seconds_when_the_caller_h
 def test_it_keeps_a_call_the_caller_left_while_it_rang_at_0_seconds_when_the_dial_action_is_late(
     demo, ping, carrier
 ):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = _record(first).agent
     carrier.voice(sid="CA701", to=first["transferTarget"])
     carrier.leg_status(parent="CA701", attempt=1, status="ringing")
@@ -67,7 +62,7 @@ def test_it_keeps_a_call_the_caller_left_while_it_rang_at_0_seconds_when_the_dia
 def test_it_counts_the_talk_time_not_the_whole_call_when_the_dial_action_comes_after_the_call(
     demo, ping, carrier
 ):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = _record(first).agent
     carrier.voice(sid="CA702", to=first["transferTarget"])
     carrier.leg_status(parent="CA702", attempt=1, status="in-progress")
@@ -92,7 +87,7 @@ def test_it_counts_the_talk_time_not_the_whole_call_when_the_dial_action_comes_a
 
 
 def test_it_keeps_a_leg_answered_when_its_ringing_callback_arrives_late(demo, ping, carrier):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = _record(first).agent
     carrier.voice(sid="CA703", to=first["transferTarget"])
     carrier.leg_status(parent="CA703", attempt=1, status="in-progress")
@@ -110,7 +105,7 @@ def test_it_keeps_a_leg_answered_when_its_ringing_callback_arrives_late(demo, pi
 
 
 def test_it_keeps_the_callers_call_ended_when_an_earlier_status_arrives_late(demo, ping, carrier):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     carrier.voice(sid="CA704", to=first["transferTarget"])
     carrier.dial_status(sid="CA704", attempt=1, status="completed", duration=30)
     carrier.call_status(sid="CA704", status="completed", duration=35)
@@ -124,7 +119,7 @@ def test_it_keeps_the_callers_call_ended_when_an_earlier_status_arrives_late(dem
 def _talk_heard_only_from_the_dial_action(carrier, ping, sid, *, wrap_up_seconds=30):
     """The agent answers, but the leg's answered callback is lost: the caller's call ends first
     and is settled as canceled, 0 s. Returns the ping's answer and the reserved agent."""
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = _record(first).agent
     Agent.objects.filter(pk=reserved.pk).update(wrap_up_seconds=wrap_up_seconds)
     carrier.voice(sid=sid, to=first["transferTarget"])
@@ -172,7 +167,7 @@ def test_it_leaves_an_agent_on_another_call_by_then_alone_when_a_late_dial_actio
 ):
     first, reserved = _talk_heard_only_from_the_dial_action(carrier, ping, "CA706")
     _only_agent_in_az(reserved)
-    second = ping({**PING, "phoneNumber": "+14805550123"}).json()["data"]
+    second = ping({**AZ_PING, "phoneNumber": "+14805550123"}).json()["data"]
     carrier.voice(sid="CA707", to=second["transferTarget"])
     on_the_next_call = Agent.objects.get(pk=reserved.pk)
     assert on_the_next_call.on_call_since is not None
@@ -199,7 +194,7 @@ def test_an_agent_a_ping_held_since_is_held_until_the_later_of_that_hold_and_the
         carrier, ping, "CA708", wrap_up_seconds=wrap_up_seconds
     )
     _only_agent_in_az(reserved)
-    second = ping({**PING, "phoneNumber": "+14805550123"}).json()["data"]
+    second = ping({**AZ_PING, "phoneNumber": "+14805550123"}).json()["data"]
     held = Agent.objects.get(pk=reserved.pk).held_until
     assert _record(second).agent == reserved and held is not None
 

@@ -13,12 +13,8 @@ from telephony_support import Carrier, agent_with_token
 from calls.models import CallRecord, DialAttempt, InboundCall
 from routing.models import Agent, Reservation
 from routing.services import reservation_connect
+from tests.conftest import AZ_PING
 
-PING = {
-    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
-    "phoneNumber": "+14801234567",
-    "stateCode": "AZ",
-}
 ARRIVALS = 8
 
 
@@ -49,7 +45,7 @@ def test_concurrent_calls_on_one_number_never_connect_its_reservation_twice(
     demo, ping, carrier, settings
 ):
     for round_number in range(3):
-        first = ping({**PING, "phoneNumber": f"+1480555010{round_number}"}).json()["data"]
+        first = ping({**AZ_PING, "phoneNumber": f"+1480555010{round_number}"}).json()["data"]
         record = CallRecord.objects.get(request_id=first["requestId"])
         statuses = []
 
@@ -91,7 +87,7 @@ def test_without_the_locked_live_condition_two_arrivals_both_connect(demo, ping)
     """The control: read the live reservation, then mark it connected by id. Two arrivals that
     both read before either writes both "connect" it; reservation_connect's locked query with the
     live condition in it is what the test above shows connecting once."""
-    ping(PING)
+    ping(AZ_PING)
     number = Reservation.objects.get().transfer_number
     connected = []
     both_read = threading.Barrier(2)
@@ -116,7 +112,7 @@ def test_without_the_locked_live_condition_two_arrivals_both_connect(demo, ping)
 def test_the_connect_service_connects_a_live_reservation_once_however_often_it_is_called(
     demo, ping
 ):
-    ping(PING)
+    ping(AZ_PING)
     number = Reservation.objects.get().transfer_number
     results = []
 
@@ -136,7 +132,7 @@ def test_a_call_arriving_as_its_agent_goes_offline_is_either_connected_or_sent_e
     demo, ping, api
 ):
     for round_number in range(5):
-        first = ping({**PING, "phoneNumber": f"+1480555020{round_number}"}).json()["data"]
+        first = ping({**AZ_PING, "phoneNumber": f"+1480555020{round_number}"}).json()["data"]
         record = CallRecord.objects.get(request_id=first["requestId"])
         agent = record.agent
         if agent.user_id is None:

@@ -4,12 +4,7 @@ from telephony_support import HANGUP_TWIML, OVERFLOW, dial_twiml, message_twiml
 
 from calls.models import CallRecord, DialAttempt, InboundCall
 from routing.models import Agent
-
-PING = {
-    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
-    "phoneNumber": "+14801234567",
-    "stateCode": "AZ",
-}
+from tests.conftest import AZ_PING
 
 
 def _attempts(sid):
@@ -23,7 +18,7 @@ def _attempts(sid):
 def test_it_tries_the_next_agent_then_the_overflow_number(demo, ping, carrier, settings):
     settings.TELEPHONY_MAX_AGENT_TRIES = 2
     settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = CallRecord.objects.get(request_id=first["requestId"]).agent
     # Longest idle after the reserved agent: the next AZ agent in idle order.
     following = (
@@ -56,7 +51,7 @@ def test_it_tries_the_next_agent_then_the_overflow_number(demo, ping, carrier, s
 def test_it_says_sorry_when_every_try_rang_out_and_there_is_no_overflow(
     demo, ping, carrier, settings
 ):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     carrier.voice(sid="CA201", to=first["transferTarget"])
     carrier.dial_status(sid="CA201", attempt=1, status="no-answer")
     carrier.dial_status(sid="CA201", attempt=2, status="no-answer")
@@ -70,7 +65,7 @@ def test_it_says_sorry_when_every_try_rang_out_and_there_is_no_overflow(
 
 
 def test_it_answers_a_repeated_dial_status_without_moving_on_twice(demo, ping, carrier):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     carrier.voice(sid="CA202", to=first["transferTarget"])
     one = carrier.dial_status(sid="CA202", attempt=1, status="no-answer")
     two = carrier.dial_status(sid="CA202", attempt=1, status="no-answer")
@@ -82,7 +77,7 @@ def test_it_answers_a_repeated_dial_status_without_moving_on_twice(demo, ping, c
 def test_it_frees_the_ringing_agent_without_restarting_their_idle_clock_when_the_caller_hangs_up(
     demo, ping, carrier
 ):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = CallRecord.objects.get(request_id=first["requestId"]).agent
     carrier.voice(sid="CA203", to=first["transferTarget"])
 

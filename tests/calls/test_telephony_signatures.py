@@ -7,16 +7,11 @@ from twilio.request_validator import RequestValidator
 
 from calls.models import InboundCall
 from routing.models import Reservation
-
-PING = {
-    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
-    "phoneNumber": "+14801234567",
-    "stateCode": "AZ",
-}
+from tests.conftest import AZ_PING
 
 
 def test_it_refuses_a_forged_signature_with_403_and_changes_nothing(demo, ping, carrier, client):
-    ping(PING)
+    ping(AZ_PING)
     forger = Carrier(client, token="not-the-auth-token")
 
     answer = forger.voice(sid="CA400", to="+18775703926")

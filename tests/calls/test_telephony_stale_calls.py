@@ -19,12 +19,7 @@ from calls.tasks import end_stale_agent_calls
 from calls.telephony import agent_calls_end_stale
 from routing.models import Agent
 from routing.services import agent_call_end
-
-PING = {
-    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
-    "phoneNumber": "+14801234567",
-    "stateCode": "AZ",
-}
+from tests.conftest import AZ_PING
 
 
 def _record(first):
@@ -36,7 +31,7 @@ def _longest_call_after(agent, settings):
 
 
 def _free_az_agents(now):
-    ping = {**PING, "phoneNumber": "+14805550123"}
+    ping = {**AZ_PING, "phoneNumber": "+14805550123"}
     return vendor_ping(payload=ping, request_id=str(uuid.uuid4()), now=now)["agentCount"]
 
 
@@ -57,7 +52,7 @@ def _ring_by(dial, settings):
 def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_recorded(
     demo, ping, carrier, settings, caplog
 ):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = _record(first).agent
     # The caller hangs up while the voice webhook is still running: its status finds no call.
     assert carrier.call_status(sid="CA800", status="completed", duration=3).status_code == 200
@@ -94,7 +89,7 @@ def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_r
 def test_it_leaves_an_agent_whose_phone_rang_on_the_call_until_the_longest_call(
     demo, ping, carrier, settings
 ):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = _record(first).agent
     carrier.voice(sid="CA807", to=first["transferTarget"])
     carrier.leg_status(parent="CA807", attempt=1, status="ringing")
@@ -113,7 +108,7 @@ def test_it_leaves_an_agent_whose_phone_rang_on_the_call_until_the_longest_call(
 
 
 def test_it_leaves_an_agent_talking_on_a_call_alone(demo, ping, carrier):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     carrier.voice(sid="CA801", to=first["transferTarget"])
     carrier.leg_status(parent="CA801", attempt=1, status="in-progress")
     before = _snapshot()
@@ -130,7 +125,7 @@ def test_it_leaves_an_agent_talking_on_a_call_alone(demo, ping, carrier):
 def test_it_frees_an_agent_talking_past_the_longest_call_with_the_talk_time_unknown(
     demo, ping, carrier, settings
 ):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = _record(first).agent
     carrier.voice(sid="CA802", to=first["transferTarget"])
     carrier.leg_status(parent="CA802", attempt=1, status="in-progress")
@@ -157,7 +152,7 @@ def test_it_frees_an_agent_talking_past_the_longest_call_with_the_talk_time_unkn
 
 
 def test_it_frees_at_once_an_agent_whose_call_ended_without_freeing_them(demo, ping, carrier):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = _record(first).agent
     carrier.voice(sid="CA803", to=first["transferTarget"])
     carrier.dial_status(sid="CA803", attempt=1, status="completed", duration=30)
@@ -176,7 +171,7 @@ def test_it_frees_at_once_an_agent_whose_call_ended_without_freeing_them(demo, p
 
 
 def test_running_it_twice_changes_nothing_the_second_time(demo, ping, carrier, settings):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     carrier.voice(sid="CA804", to=first["transferTarget"])
     reserved = _record(first).agent
     later = _longest_call_after(reserved, settings) + timedelta(seconds=1)
@@ -212,7 +207,7 @@ def test_beat_runs_the_stale_call_sweep_every_minute():
 def test_the_sweep_task_frees_an_agent_whose_call_already_ended_on_a_real_worker(
     demo, ping, carrier, celery_stack
 ):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = _record(first).agent
     carrier.voice(sid="CA805", to=first["transferTarget"])
     carrier.call_status(sid="CA805", status="completed", duration=4)
@@ -231,7 +226,7 @@ def test_the_sweep_task_frees_an_agent_whose_call_already_ended_on_a_real_worker
 def test_a_call_the_sweep_ended_says_its_end_went_unheard_until_the_carrier_reports_it(
     demo, ping, carrier, settings
 ):
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     reserved = _record(first).agent
     carrier.voice(sid="CA806", to=first["transferTarget"])
     carrier.leg_status(parent="CA806", attempt=1, status="in-progress")

@@ -7,19 +7,14 @@ from telephony_support import OVERFLOW, agent_with_token, dial_twiml, message_tw
 
 from calls.models import CallRecord, DialAttempt, InboundCall
 from routing.models import Agent, Reservation
-
-PING = {
-    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
-    "phoneNumber": "+14801234567",
-    "stateCode": "AZ",
-}
+from tests.conftest import AZ_PING
 
 
 def test_it_routes_a_call_arriving_after_the_ttl_as_late_to_an_agent_of_the_state(
     demo, ping, carrier, settings
 ):
     settings.RESERVATION_TTL_SECONDS = 1
-    first = ping(PING).json()["data"]
+    first = ping(AZ_PING).json()["data"]
     record = CallRecord.objects.get(request_id=first["requestId"])
     time.sleep(1.2)  # the real clock: the webhook reads it, and the hold must be past its TTL
     expected = (
@@ -46,7 +41,7 @@ def test_it_routes_a_call_after_its_agent_went_offline_to_an_agent_of_the_reserv
 ):
     settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
     # An Arizona number, but the vendor says the caller is in California.
-    first = ping({**PING, "stateCode": "CA"}).json()["data"]
+    first = ping({**AZ_PING, "stateCode": "CA"}).json()["data"]
     record = CallRecord.objects.get(request_id=first["requestId"])
     reserved, token = agent_with_token(record.agent.name)
     offline = api.post(
