@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from twilio.request_validator import RequestValidator
 
+from calls.models import CallRecord
 from routing.models import Agent
 
 AUTH_TOKEN = "test-carrier-auth-token"
@@ -93,3 +94,8 @@ def agent_with_token(name: str) -> tuple[Agent, str]:
     agent.user = get_user_model().objects.create_user(username="-".join(name.lower().split()))
     agent.save(update_fields=["user"])
     return agent, Token.objects.create(user=agent.user).key
+
+
+def record_of(answer: dict) -> CallRecord:
+    """The call record of a ping, from the `data` of its answer."""
+    return CallRecord.objects.get(request_id=answer["requestId"])

@@ -7,15 +7,11 @@ counts the seconds the caller spent with someone, and a call nobody answered sta
 from datetime import timedelta
 
 import pytest
-from telephony_support import HANGUP_TWIML, message_twiml
+from telephony_support import HANGUP_TWIML, message_twiml, record_of
 
-from calls.models import CallRecord, DialAttempt, InboundCall
+from calls.models import DialAttempt, InboundCall
 from routing.models import Agent
 from tests.conftest import AZ_PING
-
-
-def _record(first):
-    return CallRecord.objects.get(request_id=first["requestId"])
 
 
 def _ended(record):
@@ -34,7 +30,7 @@ def test_it_keeps_a_call_that_rang_out_everywhere_at_0_seconds_when_the_caller_h
 
     carrier.call_status(sid="CA700", status="completed", duration=70)
 
-    record = _record(first)
+    record = record_of(first)
     assert _ended(record) == ("completed", "failed", 0)
     assert record.ended_at is not None
     assert InboundCall.objects.get(call_sid="CA700").duration_seconds == 70
@@ -44,7 +40,7 @@ def test_it_keeps_a_call_the_caller_left_while_it_rang_at_0_seconds_when_the_dia
     demo, ping, carrier
 ):
     first = ping(AZ_PING).json()["data"]
-    reserved = _record(first).agent
+    reserved = record_of(first).agent
     carrier.voice(sid="CA701", to=first["transferTarget"])
     carrier.leg_status(parent="CA701", attempt=1, status="ringing")
 
@@ -52,7 +48,7 @@ def test_it_keeps_a_call_the_caller_left_while_it_rang_at_0_seconds_when_the_dia
     late = carrier.dial_status(sid="CA701", attempt=1, status="canceled")
 
     assert late.content.decode() == HANGUP_TWIML
-    assert _ended(_record(first)) == ("completed", "canceled", 0)
+    assert _ended(record_of(first)) == ("completed", "canceled", 0)
     assert DialAttempt.objects.get(inbound_call__call_sid="CA701").status == "canceled"
     idle_before = reserved.idle_since
     reserved.refresh_from_db()
@@ -63,7 +59,7 @@ def test_it_counts_the_talk_time_not_the_whole_call_when_the_dial_action_comes_a
     demo, ping, carrier
 ):
     first = ping(AZ_PING).json()["data"]
-    reserved = _record(first).agent
+    reserved = record_of(first).agent
     carrier.voice(sid="CA702", to=first["transferTarget"])
     carrier.leg_status(parent="CA702", attempt=1, status="in-progress")
     # The agent answered 40 s before the caller hung up; the whole call lasted 47 s.
@@ -73,14 +69,14 @@ def test_it_counts_the_talk_time_not_the_whole_call_when_the_dial_action_comes_a
 
     carrier.call_status(sid="CA702", status="completed", duration=47)
 
-    assert _ended(_record(first)) == ("completed", "completed", 40)
+    assert _ended(record_of(first)) == ("completed", "completed", 40)
     reserved.refresh_from_db()
     assert reserved.on_call_since is None and reserved.last_call_ended_at is not None
 
     late = carrier.dial_status(sid="CA702", attempt=1, status="completed", duration=38)
 
     assert late.content.decode() == HANGUP_TWIML
-    assert _ended(_record(first)) == ("completed", "completed", 38)
+    assert _ended(record_of(first)) == ("completed", "completed", 38)
     attempt = DialAttempt.objects.get(inbound_call__call_sid="CA702")
     assert (attempt.status, attempt.duration_seconds) == ("completed", 38)
     assert Agent.objects.get(pk=reserved.pk).last_call_ended_at == reserved.last_call_ended_at
@@ -88,7 +84,7 @@ def test_it_counts_the_talk_time_not_the_whole_call_when_the_dial_action_comes_a
 
 def test_it_keeps_a_leg_answered_when_its_ringing_callback_arrives_late(demo, ping, carrier):
     first = ping(AZ_PING).json()["data"]
-    reserved = _record(first).agent
+    reserved = record_of(first).agent
     carrier.voice(sid="CA703", to=first["transferTarget"])
     carrier.leg_status(parent="CA703", attempt=1, status="in-progress")
 
@@ -98,7 +94,7 @@ def test_it_keeps_a_leg_answered_when_its_ringing_callback_arrives_late(demo, pi
     assert DialAttempt.objects.get(inbound_call__call_sid="CA703").status == "answered"
     carrier.call_status(sid="CA703", status="completed", duration=47)
     assert DialAttempt.objects.get(inbound_call__call_sid="CA703").status == "completed"
-    record = _record(first)
+    record = record_of(first)
     assert (record.outcome, record.call_status) == ("completed", "completed")
     reserved.refresh_from_db()
     assert reserved.last_call_ended_at == reserved.idle_since == record.ended_at
@@ -120,12 +116,12 @@ def _talk_heard_only_from_the_dial_action(carrier, ping, sid, *, wrap_up_seconds
     """The agent answers, but the leg's answered callback is lost: the caller's call ends first
     and is settled as canceled, 0 s. Returns the ping's answer and the reserved agent."""
     first = ping(AZ_PING).json()["data"]
-    reserved = _record(first).agent
+    reserved = record_of(first).agent
     Agent.objects.filter(pk=reserved.pk).update(wrap_up_seconds=wrap_up_seconds)
     carrier.voice(sid=sid, to=first["transferTarget"])
     carrier.leg_status(parent=sid, attempt=1, status="ringing")
     carrier.call_status(sid=sid, status="completed", duration=100)
-    assert _ended(_record(first)) == ("completed", "canceled", 0)
+    assert _ended(record_of(first)) == ("completed", "canceled", 0)
     reserved.refresh_from_db()
     assert reserved.on_call_since is None and reserved.last_call_ended_at is None
     return first, reserved
@@ -143,7 +139,7 @@ def test_it_records_a_talk_whose_answered_callback_was_lost_when_the_dial_action
     late = carrier.dial_status(sid="CA705", attempt=1, status="completed", duration=95)
 
     assert late.content.decode() == HANGUP_TWIML
-    record = _record(first)
+    record = record_of(first)
     assert _ended(record) == ("completed", "completed", 95)
     attempt = DialAttempt.objects.get(inbound_call__call_sid="CA705")
     assert (attempt.status, attempt.duration_seconds) == ("completed", 95)
@@ -158,7 +154,7 @@ def test_it_records_a_talk_whose_answered_callback_was_lost_when_the_dial_action
     again = carrier.dial_status(sid="CA705", attempt=1, status="completed", duration=95)
 
     assert again.content.decode() == HANGUP_TWIML
-    assert _ended(_record(first)) == ("completed", "completed", 95)
+    assert _ended(record_of(first)) == ("completed", "completed", 95)
     assert Agent.objects.get(pk=reserved.pk).held_until == agent.held_until
 
 
@@ -174,7 +170,7 @@ def test_it_leaves_an_agent_on_another_call_by_then_alone_when_a_late_dial_actio
 
     carrier.dial_status(sid="CA706", attempt=1, status="completed", duration=95)
 
-    assert _ended(_record(first)) == ("completed", "completed", 95)
+    assert _ended(record_of(first)) == ("completed", "completed", 95)
     agent = Agent.objects.get(pk=reserved.pk)
     assert (agent.on_call_since, agent.idle_since, agent.held_until, agent.last_call_ended_at) == (
         on_the_next_call.on_call_since,
@@ -196,7 +192,7 @@ def test_an_agent_a_ping_held_since_is_held_until_the_later_of_that_hold_and_the
     _only_agent_in_az(reserved)
     second = ping({**AZ_PING, "phoneNumber": "+14805550123"}).json()["data"]
     held = Agent.objects.get(pk=reserved.pk).held_until
-    assert _record(second).agent == reserved and held is not None
+    assert record_of(second).agent == reserved and held is not None
 
     carrier.dial_status(sid="CA708", attempt=1, status="completed", duration=95)
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
-from telephony_support import HANGUP_TWIML, dial_twiml
+from telephony_support import HANGUP_TWIML, dial_twiml, record_of
 
 from calls.models import CallRecord, DialAttempt, InboundCall
 from calls.services import vendor_ping
@@ -20,10 +20,6 @@ from calls.telephony import agent_calls_end_stale
 from routing.models import Agent
 from routing.services import agent_call_end
 from tests.conftest import AZ_PING
-
-
-def _record(first):
-    return CallRecord.objects.get(request_id=first["requestId"])
 
 
 def _longest_call_after(agent, settings):
@@ -53,7 +49,7 @@ def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_r
     demo, ping, carrier, settings, caplog
 ):
     first = ping(AZ_PING).json()["data"]
-    reserved = _record(first).agent
+    reserved = record_of(first).agent
     # The caller hangs up while the voice webhook is still running: its status finds no call.
     assert carrier.call_status(sid="CA800", status="completed", duration=3).status_code == 200
     answer = carrier.voice(sid="CA800", to=first["transferTarget"])
@@ -75,7 +71,7 @@ def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_r
     assert DialAttempt.objects.get(inbound_call__call_sid="CA800").status == "canceled"
     inbound = InboundCall.objects.get(call_sid="CA800")
     assert (inbound.ended_at, inbound.duration_seconds) == (later, None)
-    record = _record(first)
+    record = record_of(first)
     assert (record.outcome, record.call_status, record.duration_seconds) == (
         "completed",
         "canceled",
@@ -90,7 +86,7 @@ def test_it_leaves_an_agent_whose_phone_rang_on_the_call_until_the_longest_call(
     demo, ping, carrier, settings
 ):
     first = ping(AZ_PING).json()["data"]
-    reserved = _record(first).agent
+    reserved = record_of(first).agent
     carrier.voice(sid="CA807", to=first["transferTarget"])
     carrier.leg_status(parent="CA807", attempt=1, status="ringing")
     reserved.refresh_from_db()
@@ -116,7 +112,7 @@ def test_it_leaves_an_agent_talking_on_a_call_alone(demo, ping, carrier):
     assert agent_calls_end_stale(now=timezone.now() + timedelta(hours=1)) == 0
 
     assert _snapshot() == before
-    agent = _record(first).agent
+    agent = record_of(first).agent
     assert agent.on_call_since is not None
     assert DialAttempt.objects.get(inbound_call__call_sid="CA801").status == "answered"
     assert InboundCall.objects.get(call_sid="CA801").ended_at is None
@@ -126,7 +122,7 @@ def test_it_frees_an_agent_talking_past_the_longest_call_with_the_talk_time_unkn
     demo, ping, carrier, settings
 ):
     first = ping(AZ_PING).json()["data"]
-    reserved = _record(first).agent
+    reserved = record_of(first).agent
     carrier.voice(sid="CA802", to=first["transferTarget"])
     carrier.leg_status(parent="CA802", attempt=1, status="in-progress")
     reserved.refresh_from_db()
@@ -139,7 +135,7 @@ def test_it_frees_an_agent_talking_past_the_longest_call_with_the_talk_time_unkn
     assert freed.last_call_ended_at == freed.idle_since == later
     assert freed.held_until == later + timedelta(seconds=freed.wrap_up_seconds)
     assert DialAttempt.objects.get(inbound_call__call_sid="CA802").status == "completed"
-    record = _record(first)
+    record = record_of(first)
     assert (record.outcome, record.call_status, record.duration_seconds) == (
         "completed",
         "completed",
@@ -148,12 +144,12 @@ def test_it_frees_an_agent_talking_past_the_longest_call_with_the_talk_time_unkn
     # Should the Dial's action still arrive, it says how long they talked.
     late = carrier.dial_status(sid="CA802", attempt=1, status="completed", duration=1800)
     assert late.content.decode() == HANGUP_TWIML
-    assert _record(first).duration_seconds == 1800
+    assert record_of(first).duration_seconds == 1800
 
 
 def test_it_frees_at_once_an_agent_whose_call_ended_without_freeing_them(demo, ping, carrier):
     first = ping(AZ_PING).json()["data"]
-    reserved = _record(first).agent
+    reserved = record_of(first).agent
     carrier.voice(sid="CA803", to=first["transferTarget"])
     carrier.dial_status(sid="CA803", attempt=1, status="completed", duration=30)
     carrier.call_status(sid="CA803", status="completed", duration=35)
@@ -173,7 +169,7 @@ def test_it_frees_at_once_an_agent_whose_call_ended_without_freeing_them(demo, p
 def test_running_it_twice_changes_nothing_the_second_time(demo, ping, carrier, settings):
     first = ping(AZ_PING).json()["data"]
     carrier.voice(sid="CA804", to=first["transferTarget"])
-    reserved = _record(first).agent
+    reserved = record_of(first).agent
     later = _longest_call_after(reserved, settings) + timedelta(seconds=1)
     assert agent_calls_end_stale(now=later) == 1
     after_first = _snapshot()
@@ -208,7 +204,7 @@ def test_the_sweep_task_frees_an_agent_whose_call_already_ended_on_a_real_worker
     demo, ping, carrier, celery_stack
 ):
     first = ping(AZ_PING).json()["data"]
-    reserved = _record(first).agent
+    reserved = record_of(first).agent
     carrier.voice(sid="CA805", to=first["transferTarget"])
     carrier.call_status(sid="CA805", status="completed", duration=4)
     Agent.objects.filter(pk=reserved.pk).update(on_call_since=timezone.now())
@@ -227,7 +223,7 @@ def test_a_call_the_sweep_ended_says_its_end_went_unheard_until_the_carrier_repo
     demo, ping, carrier, settings
 ):
     first = ping(AZ_PING).json()["data"]
-    reserved = _record(first).agent
+    reserved = record_of(first).agent
     carrier.voice(sid="CA806", to=first["transferTarget"])
     carrier.leg_status(parent="CA806", attempt=1, status="in-progress")
     reserved.refresh_from_db()
@@ -250,7 +246,7 @@ def test_a_call_the_sweep_ended_says_its_end_went_unheard_until_the_carrier_repo
     )
     # Not settled twice: the attempt, the record and the agent stay as the sweep left them.
     assert {key: value for key, value in _snapshot().items() if key != "inbound_calls"} == settled
-    record = _record(first)
+    record = record_of(first)
     assert (record.outcome, record.call_status, record.duration_seconds) == (
         "completed",
         "completed",
