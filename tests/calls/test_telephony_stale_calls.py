@@ -22,6 +22,16 @@ from routing.services import agent_call_end
 from tests.conftest import AZ_PING
 
 
+def _agent_on_a_call(ping, carrier, sid: str, leg: str | None = None):
+    """A ping, its call arriving as `sid` and ringing the reserved agent, and (if given) the
+    leg's status; the ping's answer and the agent as they are now."""
+    first = ping(AZ_PING).json()["data"]
+    carrier.voice(sid=sid, to=first["transferTarget"])
+    if leg is not None:
+        carrier.leg_status(parent=sid, attempt=1, status=leg)
+    return first, Agent.objects.get(pk=record_of(first).agent_id)
+
+
 def _longest_call_after(agent, settings):
     return agent.on_call_since + timedelta(seconds=settings.TELEPHONY_MAX_CALL_SECONDS)
 
@@ -85,11 +95,7 @@ def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_r
 def test_it_leaves_an_agent_whose_phone_rang_on_the_call_until_the_longest_call(
     demo, ping, carrier, settings
 ):
-    first = ping(AZ_PING).json()["data"]
-    reserved = record_of(first).agent
-    carrier.voice(sid="CA807", to=first["transferTarget"])
-    carrier.leg_status(parent="CA807", attempt=1, status="ringing")
-    reserved.refresh_from_db()
+    _, reserved = _agent_on_a_call(ping, carrier, "CA807", leg="ringing")
     before = _snapshot()
 
     ring_by = _ring_by(DialAttempt.objects.get(inbound_call__call_sid="CA807"), settings)
@@ -104,9 +110,7 @@ def test_it_leaves_an_agent_whose_phone_rang_on_the_call_until_the_longest_call(
 
 
 def test_it_leaves_an_agent_talking_on_a_call_alone(demo, ping, carrier):
-    first = ping(AZ_PING).json()["data"]
-    carrier.voice(sid="CA801", to=first["transferTarget"])
-    carrier.leg_status(parent="CA801", attempt=1, status="in-progress")
+    first, _ = _agent_on_a_call(ping, carrier, "CA801", leg="in-progress")
     before = _snapshot()
 
     assert agent_calls_end_stale(now=timezone.now() + timedelta(hours=1)) == 0
@@ -121,11 +125,7 @@ def test_it_leaves_an_agent_talking_on_a_call_alone(demo, ping, carrier):
 def test_it_frees_an_agent_talking_past_the_longest_call_with_the_talk_time_unknown(
     demo, ping, carrier, settings
 ):
-    first = ping(AZ_PING).json()["data"]
-    reserved = record_of(first).agent
-    carrier.voice(sid="CA802", to=first["transferTarget"])
-    carrier.leg_status(parent="CA802", attempt=1, status="in-progress")
-    reserved.refresh_from_db()
+    first, reserved = _agent_on_a_call(ping, carrier, "CA802", leg="in-progress")
     later = _longest_call_after(reserved, settings) + timedelta(seconds=1)
 
     assert agent_calls_end_stale(now=later) == 1
@@ -167,9 +167,7 @@ def test_it_frees_at_once_an_agent_whose_call_ended_without_freeing_them(demo, p
 
 
 def test_running_it_twice_changes_nothing_the_second_time(demo, ping, carrier, settings):
-    first = ping(AZ_PING).json()["data"]
-    carrier.voice(sid="CA804", to=first["transferTarget"])
-    reserved = record_of(first).agent
+    _, reserved = _agent_on_a_call(ping, carrier, "CA804")
     later = _longest_call_after(reserved, settings) + timedelta(seconds=1)
     assert agent_calls_end_stale(now=later) == 1
     after_first = _snapshot()
@@ -222,11 +220,7 @@ def test_the_sweep_task_frees_an_agent_whose_call_already_ended_on_a_real_worker
 def test_a_call_the_sweep_ended_says_its_end_went_unheard_until_the_carrier_reports_it(
     demo, ping, carrier, settings
 ):
-    first = ping(AZ_PING).json()["data"]
-    reserved = record_of(first).agent
-    carrier.voice(sid="CA806", to=first["transferTarget"])
-    carrier.leg_status(parent="CA806", attempt=1, status="in-progress")
-    reserved.refresh_from_db()
+    first, reserved = _agent_on_a_call(ping, carrier, "CA806", leg="in-progress")
     later = _longest_call_after(reserved, settings) + timedelta(seconds=1)
     assert agent_calls_end_stale(now=later) == 1
     inbound = InboundCall.objects.get(call_sid="CA806")
