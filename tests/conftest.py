@@ -6,7 +6,7 @@ import time
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from rest_framework.test import APIClient
 
 PING_URL = "/functions/v1/vendors-ping"
@@ -111,10 +111,17 @@ def backends_waiting_on_a_lock() -> int:
 
 
 def second_waits_on_first(first, second, *, first_ready, first_may_finish) -> bool:
-    """Run `first` and `second` in threads of their own (each its own connection). Once
-    `first_ready` is set, wait until a backend waits on a lock (the second, on the first's
-    rows), then set `first_may_finish` and join both. Whether the second did wait."""
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    """Run `first` and `second` in threads of their own (each its own connection, closed when
+    it ends). Once `first_ready` is set, wait until a backend waits on a lock (the second, on
+    the first's rows), then set `first_may_finish` and join both. Whether the second waited."""
+
+    def in_own_connection(work):
+        try:
+            work()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=in_own_connection, args=(work,)) for work in (first, second)]
     for thread in threads:
         thread.start()
     assert first_ready.wait(10)

@@ -7,7 +7,7 @@ insert waits on the unique index until the first commits. Each thread has its ow
 import threading
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 
 from routing.models import TransferNumber
 from routing.services import TransferNumbersInvalid, transfer_numbers_add
@@ -24,24 +24,18 @@ def test_the_second_of_two_pastes_at_once_is_refused_as_all_or_nothing():
     outcome: dict[str, object] = {}
 
     def first_paste():
-        try:
-            with transaction.atomic():  # uncommitted until the test lets it go
-                TransferNumber.objects.create(number=NUMBER)
-                first_inserted.set()
-                first_may_commit.wait(10)
-        finally:
-            connections.close_all()
+        with transaction.atomic():  # uncommitted until the test lets it go
+            TransferNumber.objects.create(number=NUMBER)
+            first_inserted.set()
+            first_may_commit.wait(10)
 
     def second_paste():
+        first_inserted.wait(10)
         try:
-            first_inserted.wait(10)
-            try:
-                transfer_numbers_add(text=f"+18775708888\n{NUMBER}")
-                outcome["second"] = "added"
-            except TransferNumbersInvalid as refusal:
-                outcome["second"] = refusal.problems
-        finally:
-            connections.close_all()
+            transfer_numbers_add(text=f"+18775708888\n{NUMBER}")
+            outcome["second"] = "added"
+        except TransferNumbersInvalid as refusal:
+            outcome["second"] = refusal.problems
 
     waited = second_waits_on_first(
         first_paste, second_paste, first_ready=first_inserted, first_may_finish=first_may_commit
