@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from calls import agent_views, telephony_views
 from calls.api import CallRecordListView
-from calls.views import BenchNoopView, VendorPingView
+from calls.views import BenchNoopView, BenchRoundTripsView, VendorPingView
 from config.metrics import observe_ping
 
 urlpatterns = [
@@ -40,4 +40,11 @@ urlpatterns = [
 ]
 
 if settings.BENCH_ENDPOINTS:
-    urlpatterns.append(path("functions/v1/bench-noop", BenchNoopView.as_view(), name="bench-noop"))
+    urlpatterns += [
+        path("functions/v1/bench-noop", BenchNoopView.as_view(), name="bench-noop"),
+        path(
+            "functions/v1/bench-round-trips",
+            BenchRoundTripsView.as_view(),
+            name="bench-round-trips",
+        ),
+    ]
