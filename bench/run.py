@@ -5,12 +5,14 @@ as the shared cache) on a database of its own, seeded with the demo data plus ag
 state and a short TTL so the agents never run out. Then wrk drives, on the same server: a trivial
 endpoint with no database, and pings spread over every state, at each connection count. Prints
 pings/s, p50, p99, the ratio of pings/s to the trivial endpoint, the CPU per request of the web
-processes and of PostgreSQL, then what PostgreSQL alone does with the ping's statement under
-pgbench, and, after the run, the count of overlapping reservations (must be 0).
+processes and of PostgreSQL, the same for two requests that do only part of a ping's work (the
+references, at the first connection count), then what PostgreSQL alone does with the ping's
+statement under pgbench, and, after the run, the count of overlapping reservations (must be 0).
 
 Everything is read from BENCH_* environment variables (see `make help` and the README).
 """
 
+import json
 import os
 import re
 import shutil
@@ -47,6 +49,13 @@ AGENTS_PER_STATE = int(os.environ.get("BENCH_AGENTS_PER_STATE", "80"))
 STATEMENT_CLIENTS = THREADS * WORKERS
 STATEMENT_SECONDS = int(os.environ.get("BENCH_STATEMENT_SECONDS", "10"))
 ALL_STATES_KEY = "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"
+# Requests that do part of a ping's work, measured beside it at the first connection count
+# (BENCH_REFERENCES=false to skip): a key validation (the guide's body without a phone number: the
+# key checked on the shared cache, no database), and the bench's round-trips endpoint (the ping's
+# own bodies read and keys checked, then one statement that reads nothing): the round trips every
+# ping makes, and nothing else, so no ping can be faster on this server.
+REFERENCES = os.environ.get("BENCH_REFERENCES", "true") == "true"
+KEY_VALIDATION_BODY = json.dumps({"vendorKey": ALL_STATES_KEY})
 PYTHON = sys.executable
 
 
@@ -116,6 +125,15 @@ def lua_script(directory: Path) -> Path:
         .replace("--VENDOR_KEY--", ALL_STATES_KEY)
     )
     return script
+
+
+def static_script(path: Path, body: str) -> Path:
+    """A wrk script that posts the same JSON body every time."""
+    path.write_text(
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return path
 
 
 def run_wrk(url: str, connections: int, script: Path | None, seconds: int) -> dict:
@@ -284,11 +302,14 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}/functions/v1"
         with tempfile.TemporaryDirectory() as directory:
             script = lua_script(Path(directory))
-            noop_script = Path(directory) / "noop.lua"
-            noop_script.write_text(
-                'wrk.method = "POST"\nwrk.body = "{}"\n'
-                'wrk.headers["Content-Type"] = "application/json"\n'
-            )
+            noop_script = static_script(Path(directory) / "noop.lua", "{}")
+            references = {
+                "key validation": (
+                    f"{base}/vendors-ping",
+                    static_script(Path(directory) / "key.lua", KEY_VALIDATION_BODY),
+                ),
+                "round trips only": (f"{base}/bench-round-trips", script),
+            }
             # Warm up: every worker opens its connections and fills its caches.
             run_wrk(f"{base}/vendors-ping", 8, script, 3)
             run_wrk(f"{base}/bench-noop", 8, noop_script, 2)
@@ -313,20 +334,22 @@ def main() -> None:
             for connections in CONNECTIONS:
                 # Alternating rounds, medians: other load on the machine comes and goes, and
                 # should weigh on both endpoints alike.
-                rounds = {"trivial": [], "pings": []}
+                runs = {"trivial": (f"{base}/bench-noop", noop_script)}
+                runs["pings"] = (f"{base}/vendors-ping", script)
+                if REFERENCES and connections == CONNECTIONS[0]:
+                    runs |= references
+                rounds = {name: [] for name in runs}
                 for _ in range(ROUNDS):
-                    seconds = DURATION // ROUNDS
-                    rounds["trivial"].append(
-                        measured_wrk(
-                            f"{base}/bench-noop", connections, noop_script, seconds, server.pid
+                    for name, (url, wrk_script) in runs.items():
+                        rounds[name].append(
+                            measured_wrk(
+                                url, connections, wrk_script, DURATION // ROUNDS, server.pid
+                            )
                         )
-                    )
-                    rounds["pings"].append(
-                        measured_wrk(
-                            f"{base}/vendors-ping", connections, script, seconds, server.pid
-                        )
-                    )
                 trivial, pings = median_run(rounds["trivial"]), median_run(rounds["pings"])
+                measured_references = {
+                    name: median_run(rounds[name]) for name in references if name in rounds
+                }
                 ratio = pings["rate"] / trivial["rate"]
                 results.append((connections, trivial, pings, ratio))
                 print(
@@ -337,6 +360,13 @@ def main() -> None:
                 for run in (trivial, pings):
                     if run["socket_errors"]:
                         print(f"      {run['socket_errors']}")
+                for name, run in measured_references.items():
+                    print(
+                        f"      {name}: {run['rate']:.0f}/s, "
+                        f"ratio {run['rate'] / trivial['rate']:.2f}, "
+                        f"p50 {run['p50']:.2f}, p99 {run['p99']:.2f}, "
+                        f"CPU web {run['web_ms']:.2f} database {run['database_ms']:.2f} ms"
+                    )
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
