@@ -68,9 +68,18 @@ def shared_cache_delete_many(keys: list[str]) -> bool:
         return False
 
 
-def shared_cache_batch(*, get: list[str], read: list[str], increment: list[str], timeout: int):
+def shared_cache_batch(
+    *,
+    get: list[str],
+    read: list[str],
+    increment: list[str],
+    timeout: int,
+    increment_read_on_miss: bool = False,
+):
     """In one round trip on Redis: the values at `get`, the counters at `read`, and the counters
-    at `increment` after adding 1 (a new counter lives `timeout` seconds).
+    at `increment` after adding 1 (a new counter lives `timeout` seconds). With
+    `increment_read_on_miss`, the counters at `read` are incremented too when the first of
+    `get` holds nothing (or `get` is empty), in the same atomic step as reading it.
 
     Returns (values, counters), counters being `read`'s then `increment`'s; None when the cache
     is unavailable.
@@ -80,10 +89,11 @@ def shared_cache_batch(*, get: list[str], read: list[str], increment: list[str],
     try:
         script = _redis_batch_script()
         if script is not None:
-            return _redis_batch(script, get, read, increment, timeout)
+            return _redis_batch(script, get, read, increment, timeout, increment_read_on_miss)
         values = [cache.get(key) for key in get]
-        counters = [cache.get(key) or 0 for key in read]
-        for key in increment:
+        missed = increment_read_on_miss and (not values or values[0] is None)
+        counters = [] if missed else [cache.get(key) or 0 for key in read]
+        for key in [*read, *increment] if missed else increment:
             cache.add(key, 0, timeout)
             counters.append(cache.incr(key))
         return values, counters
@@ -96,13 +106,29 @@ def shared_cache_increment(key: str, timeout: int) -> None:
     shared_cache_batch(get=[], read=[], increment=[key], timeout=timeout)
 
 
+def shared_cache_decrement(key: str) -> None:
+    """Take one off a counter that exists (rare: two round trips on Redis)."""
+    if cache_is_skipped():
+        return
+    try:
+        cache.decr(key)
+    except ValueError:
+        pass  # gone with its window
+    except Exception as exc:
+        _failed("decrement", exc)
+
+
 # The batch as one Redis command: a pipeline of GETs, INCRs and EXPIREs cost several times the
 # Python of one script call. Its keys may hash to different slots: one Redis, not a cluster.
 _BATCH_SCRIPT = """
-local reads, timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
+local gets, reads, timeout = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local reads_increment = ARGV[4] == '1'
 local replies = {}
 for i, key in ipairs(KEYS) do
-    if i <= reads then
+    if i == gets + 1 and reads_increment and gets > 0 and replies[1] then
+        reads_increment = false  -- the first value is there: the counters are only read
+    end
+    if i <= gets or (i <= gets + reads and not reads_increment) then
         replies[i] = redis.call('GET', key)
     else
         replies[i] = redis.call('INCR', key)
@@ -134,9 +160,9 @@ def _redis_batch_script():
     return _script_for_backend[1]
 
 
-def _redis_batch(script, get, read, increment, timeout):
+def _redis_batch(script, get, read, increment, timeout, increment_read_on_miss):
     keys = [cache.make_key(key) for key in [*get, *read, *increment]]
-    replies = script(keys=keys, args=[len(get) + len(read), timeout])
+    replies = script(keys=keys, args=[len(get), len(read), timeout, int(increment_read_on_miss)])
     loads = cache._cache._serializer.loads
     values = [loads(reply) if reply is not None else None for reply in replies[: len(get)]]
     counters = [int(reply or 0) for reply in replies[len(get) :]]

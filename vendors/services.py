@@ -28,6 +28,7 @@ from vendors.ratelimit import (
     ratelimit_check_client,
     ratelimit_check_key,
     ratelimit_counters,
+    ratelimit_forgive_key_failure,
     ratelimit_record_key_failure,
 )
 
@@ -56,7 +57,8 @@ def vendor_key_admit(*, key: object, client: str | None, now=None) -> Vendor:
     """`vendor_key_authenticate` behind the rate limits: 429 (RateLimited) for a client that has
     sent too many bad keys this minute (before any lookup) or a key over its vendor's limit.
 
-    The cached key and both rate counters come from the shared cache in one round trip.
+    The cached key and both rate counters come from the shared cache in one round trip. A key
+    not in the cache counts as a failure in that same step, and is forgiven if it is good.
     """
     well_formed = isinstance(key, str) and _CANONICAL_UUID.fullmatch(key)
     digest = vendor_key_digest(key) if well_formed else None
@@ -66,21 +68,26 @@ def vendor_key_admit(*, key: object, client: str | None, now=None) -> Vendor:
         read=read,
         increment=increment,
         timeout=COUNTER_SECONDS,
+        increment_read_on_miss=True,
     )
-    cached, failures, uses = None, None, None
+    cached, failures, uses, counted = None, None, None, False
     if batch is not None:
         values, counters = batch
         cached = values[0] if values else None
         failures = counters[0] if read else None
         uses = counters[-1] if increment else None
-    ratelimit_check_client(failures=failures)
+        counted = bool(read) and cached is None
+    ratelimit_check_client(failures=failures, counted=counted)
     try:
         if digest is None:
             raise VendorKeyInvalid()
         vendor = _vendor_for_digest(digest, now or timezone.now(), cached=cached)
     except VendorKeyInvalid:
-        ratelimit_record_key_failure(client=client)
+        if not counted:
+            ratelimit_record_key_failure(client=client)
         raise
+    if counted:
+        ratelimit_forgive_key_failure(counter=read[0])
     ratelimit_check_key(count=uses, limit_per_minute=vendor.rate_limit_per_minute)
     return vendor
 
