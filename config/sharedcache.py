@@ -68,18 +68,9 @@ def shared_cache_delete_many(keys: list[str]) -> bool:
         return False
 
 
-def shared_cache_batch(
-    *,
-    get: list[str],
-    read: list[str],
-    increment: list[str],
-    timeout: int,
-    increment_read_on_miss: bool = False,
-):
+def shared_cache_batch(*, get: list[str], read: list[str], increment: list[str], timeout: int):
     """In one round trip on Redis: the values at `get`, the counters at `read`, and the counters
-    at `increment` after adding 1 (a new counter lives `timeout` seconds). With
-    `increment_read_on_miss`, the counters at `read` are incremented too when the first of
-    `get` holds nothing (or `get` is empty), in the same atomic step as reading it.
+    at `increment` after adding 1 (a new counter lives `timeout` seconds).
 
     Returns (values, counters), counters being `read`'s then `increment`'s; None when the cache
     is unavailable.
@@ -89,11 +80,10 @@ def shared_cache_batch(
     try:
         script = _redis_batch_script()
         if script is not None:
-            return _redis_batch(script, get, read, increment, timeout, increment_read_on_miss)
+            return _redis_batch(script, get, read, increment, timeout)
         values = [cache.get(key) for key in get]
-        missed = increment_read_on_miss and (not values or values[0] is None)
-        counters = [] if missed else [cache.get(key) or 0 for key in read]
-        for key in [*read, *increment] if missed else increment:
+        counters = [cache.get(key) or 0 for key in read]
+        for key in increment:
             cache.add(key, 0, timeout)
             counters.append(cache.incr(key))
         return values, counters
@@ -106,29 +96,13 @@ def shared_cache_increment(key: str, timeout: int) -> None:
     shared_cache_batch(get=[], read=[], increment=[key], timeout=timeout)
 
 
-def shared_cache_decrement(key: str) -> None:
-    """Take one off a counter that exists (rare: two round trips on Redis)."""
-    if cache_is_skipped():
-        return
-    try:
-        cache.decr(key)
-    except ValueError:
-        pass  # gone with its window
-    except Exception as exc:
-        _failed("decrement", exc)
-
-
 # The batch as one Redis command: a pipeline of GETs, INCRs and EXPIREs cost several times the
 # Python of one script call. Its keys may hash to different slots: one Redis, not a cluster.
 _BATCH_SCRIPT = """
-local gets, reads, timeout = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local reads_increment = ARGV[4] == '1'
+local reads, timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
 local replies = {}
 for i, key in ipairs(KEYS) do
-    if i == gets + 1 and reads_increment and gets > 0 and replies[1] then
-        reads_increment = false  -- the first value is there: the counters are only read
-    end
-    if i <= gets or (i <= gets + reads and not reads_increment) then
+    if i <= reads then
         replies[i] = redis.call('GET', key)
     else
         replies[i] = redis.call('INCR', key)
@@ -160,9 +134,9 @@ def _redis_batch_script():
     return _script_for_backend[1]
 
 
-def _redis_batch(script, get, read, increment, timeout, increment_read_on_miss):
+def _redis_batch(script, get, read, increment, timeout):
     keys = [cache.make_key(key) for key in [*get, *read, *increment]]
-    replies = script(keys=keys, args=[len(get), len(read), timeout, int(increment_read_on_miss)])
+    replies = script(keys=keys, args=[len(get) + len(read), timeout])
     loads = cache._cache._serializer.loads
     values = [loads(reply) if reply is not None else None for reply in replies[: len(get)]]
     counters = [int(reply or 0) for reply in replies[len(get) :]]

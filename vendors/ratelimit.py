@@ -9,7 +9,7 @@ import time
 from django.conf import settings
 
 from config.errors import MESSAGE_TOO_MANY, ApplicationError
-from config.sharedcache import shared_cache_decrement, shared_cache_increment
+from config.sharedcache import shared_cache_increment
 
 WINDOW_SECONDS = 60
 COUNTER_SECONDS = WINDOW_SECONDS + 5  # a counter outlives its window a little, never by much
@@ -46,18 +46,9 @@ def ratelimit_counters(*, client: str | None, key_digest: str | None) -> tuple[l
     return read, increment
 
 
-def ratelimit_check_client(*, failures: int | None, counted: bool) -> None:
-    """Refuse a client that has sent too many bad keys this minute (before any key lookup).
-
-    `counted`: this request's key was not in the cache, so the request was counted as a failure
-    up front, in the same atomic step that read the count. Concurrent guesses then see
-    different counts, and no burst in flight passes the limit; a key that turns out good is
-    forgiven (`ratelimit_forgive_key_failure`).
-    """
-    if failures is None:
-        return
-    limit = settings.PING_KEY_FAILURES_PER_MINUTE
-    if failures > limit or (not counted and failures >= limit):
+def ratelimit_check_client(*, failures: int | None) -> None:
+    """Refuse a client that has sent too many bad keys this minute (before any key lookup)."""
+    if failures is not None and failures >= settings.PING_KEY_FAILURES_PER_MINUTE:
         raise RateLimited(retry_after=_window(time.time())[1])
 
 
@@ -65,11 +56,6 @@ def ratelimit_record_key_failure(*, client: str | None) -> None:
     if client:
         window, _ = _window(time.time())
         shared_cache_increment(_client_failures_key(client, window), COUNTER_SECONDS)
-
-
-def ratelimit_forgive_key_failure(*, counter: str) -> None:
-    """Take back the failure counted up front for a key that was good after all."""
-    shared_cache_decrement(counter)
 
 
 def ratelimit_check_key(*, count: int | None, limit_per_minute: int | None) -> None:

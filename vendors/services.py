@@ -28,7 +28,6 @@ from vendors.ratelimit import (
     ratelimit_check_client,
     ratelimit_check_key,
     ratelimit_counters,
-    ratelimit_forgive_key_failure,
     ratelimit_record_key_failure,
 )
 
@@ -57,8 +56,7 @@ def vendor_key_admit(*, key: object, client: str | None, now=None) -> Vendor:
     """`vendor_key_authenticate` behind the rate limits: 429 (RateLimited) for a client that has
     sent too many bad keys this minute (before any lookup) or a key over its vendor's limit.
 
-    The cached key and both rate counters come from the shared cache in one round trip. A key
-    not in the cache counts as a failure in that same step, and is forgiven if it is good.
+    The cached key and both rate counters come from the shared cache in one round trip.
     """
     well_formed = isinstance(key, str) and _CANONICAL_UUID.fullmatch(key)
     digest = vendor_key_digest(key) if well_formed else None
@@ -68,26 +66,21 @@ def vendor_key_admit(*, key: object, client: str | None, now=None) -> Vendor:
         read=read,
         increment=increment,
         timeout=COUNTER_SECONDS,
-        increment_read_on_miss=True,
     )
-    cached, failures, uses, counted = None, None, None, False
+    cached, failures, uses = None, None, None
     if batch is not None:
         values, counters = batch
         cached = values[0] if values else None
         failures = counters[0] if read else None
         uses = counters[-1] if increment else None
-        counted = bool(read) and cached is None
-    ratelimit_check_client(failures=failures, counted=counted)
+    ratelimit_check_client(failures=failures)
     try:
         if digest is None:
             raise VendorKeyInvalid()
         vendor = _vendor_for_digest(digest, now or timezone.now(), cached=cached)
     except VendorKeyInvalid:
-        if not counted:
-            ratelimit_record_key_failure(client=client)
+        ratelimit_record_key_failure(client=client)
         raise
-    if counted:
-        ratelimit_forgive_key_failure(counter=read[0])
     ratelimit_check_key(count=uses, limit_per_minute=vendor.rate_limit_per_minute)
     return vendor
 

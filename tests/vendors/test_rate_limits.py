@@ -1,25 +1,19 @@
 """Rate limits: per vendor key (the vendor's own limit or the default), and on clients that send
 bad keys. Counted in the shared cache: the local memory cache and a real Redis alike."""
 
-import contextlib
 import logging
 import socket
-import threading
 import time
 
 import pytest
 import redis
 from django.core.cache import cache
-from django.db import connections
 
 from calls.models import CallRecord
 from config import sharedcache
 from tests.conftest import DEMO_KEY
 from tests.servers import closed_port, redis_cache_settings
-from vendors import services
 from vendors.models import Vendor
-from vendors.ratelimit import RateLimited
-from vendors.services import VendorKeyInvalid
 
 pytestmark = pytest.mark.usefixtures("demo", "whole_window")
 
@@ -127,54 +121,6 @@ def test_behind_a_trusted_proxy_the_address_it_forwarded_is_limited(ping, shared
 
     assert_too_many(guesser)
     assert neighbour.status_code == 200
-
-
-def test_guesses_in_flight_together_do_not_pass_the_limit(
-    shared_cache, settings, monkeypatch, transactional_db
-):
-    settings.PING_KEY_FAILURES_PER_MINUTE = 2
-    guesses = 5
-    all_guesses_in_flight = threading.Barrier(guesses)
-    look_up = services._vendor_for_digest
-
-    def look_up_once_every_guess_is_in_flight(*args, **kwargs):
-        # Were the count read before the lookup and raised after it, every guess would get here
-        # before any failure was counted, and all five would be looked up.
-        with contextlib.suppress(threading.BrokenBarrierError):
-            all_guesses_in_flight.wait(timeout=1)
-        return look_up(*args, **kwargs)
-
-    monkeypatch.setattr(services, "_vendor_for_digest", look_up_once_every_guess_is_in_flight)
-    refusals = []
-
-    def guess(number: int) -> None:
-        try:
-            services.vendor_key_admit(key=f"{UNKNOWN_KEY[:-2]}{number:02d}", client="203.0.113.7")
-        except (VendorKeyInvalid, RateLimited) as refusal:
-            refusals.append(refusal.status)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=guess, args=(number,)) for number in range(guesses)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-
-    assert sorted(refusals) == [401, 401, 429, 429, 429]
-
-
-def test_a_good_key_not_yet_in_the_cache_is_not_left_counted_as_a_failure(
-    ping, shared_cache, settings
-):
-    settings.PING_KEY_FAILURES_PER_MINUTE = 2
-    assert ping({"vendorKey": UNKNOWN_KEY}).status_code == 401
-
-    # Counted as a failure up front (its key was not cached), then forgiven.
-    assert ping({"vendorKey": DEMO_KEY}).status_code == 200
-
-    assert ping({"vendorKey": UNKNOWN_KEY}).status_code == 401
-    assert_too_many(ping({"vendorKey": UNKNOWN_KEY}))
 
 
 def test_the_counters_live_in_redis_where_every_server_process_sees_them(
