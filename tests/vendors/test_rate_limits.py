@@ -3,16 +3,19 @@ bad keys. Counted in the shared cache: the local memory cache and a real Redis a
 
 import logging
 import socket
+import threading
 import time
 
 import pytest
 import redis
 from django.core.cache import cache
+from django.db import connections
 
 from calls.models import CallRecord
 from config import sharedcache
 from tests.conftest import DEMO_KEY
 from tests.servers import closed_port, redis_cache_settings
+from vendors import services
 from vendors.models import Vendor
 
 pytestmark = pytest.mark.usefixtures("demo", "whole_window")
@@ -84,6 +87,41 @@ def test_a_client_guessing_keys_is_slowed_before_any_key_lookup(
 
     assert guesses == [401, 401, 401]
     assert_too_many(refused)
+
+
+def test_good_pings_in_flight_together_at_a_cache_miss_are_not_taken_for_guesses(
+    shared_cache, settings, monkeypatch, transactional_db
+):
+    # A vendor's burst at the moment its cached key has expired: every ping looks the key up.
+    # Counting them as failures until the lookup says otherwise would refuse the burst.
+    settings.PING_KEY_FAILURES_PER_MINUTE = 2
+    pings = 5
+    all_pings_in_flight = threading.Barrier(pings)
+    look_up = services._vendor_for_digest
+
+    def look_up_once_every_ping_is_in_flight(*args, **kwargs):
+        all_pings_in_flight.wait(timeout=5)
+        return look_up(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_vendor_for_digest", look_up_once_every_ping_is_in_flight)
+    admitted, refused = [], []
+
+    def admit() -> None:
+        try:
+            admitted.append(services.vendor_key_admit(key=DEMO_KEY, client="203.0.113.7").name)
+        except Exception as refusal:
+            refused.append(refusal)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=admit) for _ in range(pings)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert refused == []
+    assert admitted == ["Demo Vendor"] * pings
 
 
 def test_another_client_address_is_not_slowed_by_a_guessers_failures(ping, shared_cache, settings):
