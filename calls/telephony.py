@@ -295,10 +295,11 @@ def dial_attempt_finish(
             return Route(hang_up=True)
         dial = _attempt_of(inbound, attempt)
         if dial is None or dial.status in CALL_OVER:
-            if dial is not None and dial.status == "completed" and status in TALKED:
-                _talk_time_known(inbound, dial, duration)
-            elif dial is not None and dial.status == CANCELED and status in TALKED:
-                _talked_after_all(inbound, dial, duration, now)
+            if dial is not None and status in TALKED:
+                if dial.status == "completed":
+                    _talk_time_known(inbound, dial, duration)
+                elif dial.status == CANCELED:
+                    _talked_after_all(inbound, dial, duration, now)
             return inbound_call_current_route(inbound=inbound)  # a repeat: answer as before
         dial.status = "completed" if status in TALKED else status
         dial.duration_seconds = duration if duration is not None else dial.duration_seconds
@@ -479,12 +480,19 @@ def _settle_open_attempt(inbound: InboundCall, now: datetime) -> DialAttempt | N
     dial = inbound.attempts.select_for_update().order_by("-attempt").first()
     if dial is None or dial.status in CALL_OVER:
         return dial
-    talked = dial.status == "answered"
-    dial.status = "completed" if talked else CANCELED
-    dial.save(update_fields=["status"])
+    talked = _close_open_attempt(dial)
     if dial.agent_id:
         agent_call_end(agent_id=dial.agent_id, now=now, talked=talked)
     return dial
+
+
+def _close_open_attempt(dial: DialAttempt) -> bool:
+    """End an attempt still open when its call ended: completed if its leg was answered, else
+    canceled. Whether it was answered."""
+    answered = dial.status == "answered"
+    dial.status = "completed" if answered else CANCELED
+    dial.save(update_fields=["status"])
+    return answered
 
 
 def _talk_seconds(
@@ -603,12 +611,8 @@ def _end_unheard_call(inbound: InboundCall, agent_id: int, now: datetime) -> boo
     """
     answered = None
     for dial in inbound.attempts.select_for_update().filter(agent_id=agent_id):
-        if dial.status in CALL_OVER:
-            continue
-        if dial.status in LEG_UP:
+        if dial.status not in CALL_OVER and _close_open_attempt(dial):
             answered = dial
-        dial.status = "completed" if dial.status in LEG_UP else CANCELED
-        dial.save(update_fields=["status"])
     if inbound.ended_at is None:
         inbound.ended_at = now
         inbound.status = UNHEARD
