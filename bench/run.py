@@ -334,8 +334,10 @@ def main() -> None:
             for connections in CONNECTIONS:
                 # Alternating rounds, medians: other load on the machine comes and goes, and
                 # should weigh on both endpoints alike.
-                runs = {"trivial": (f"{base}/bench-noop", noop_script)}
-                runs["pings"] = (f"{base}/vendors-ping", script)
+                runs = {
+                    "trivial": (f"{base}/bench-noop", noop_script),
+                    "pings": (f"{base}/vendors-ping", script),
+                }
                 if REFERENCES and connections == CONNECTIONS[0]:
                     runs |= references
                 rounds = {name: [] for name in runs}
