@@ -8,6 +8,7 @@ its TTL holds nothing even before any background job has run.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 
@@ -70,6 +71,42 @@ class Agent(models.Model):
     @property
     def licensed_state_codes(self) -> list[str]:
         return sorted(license.state for license in self.licenses.all())
+
+
+class AgentStatusChange(models.Model):
+    """One change of an agent's status: from what to what, when, by whom and through what.
+
+    Written only by `routing.services.agent_set_status`, in the transaction that makes the change.
+    """
+
+    class Source(models.TextChoices):
+        PAGE = "page", "agent page"
+        API = "api", "status API"
+        ADMIN = "admin", "staff admin"
+        TELEPHONY = "telephony", "telephony (rang out)"
+        SYSTEM = "system", "system"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=16, choices=Agent.Status.choices)
+    to_status = models.CharField(max_length=16, choices=Agent.Status.choices)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The login that made the change; empty for telephony and the system.",
+    )
+    source = models.CharField(max_length=16, choices=Source.choices)
+    # The database's clock, so every web machine records changes on one time line.
+    at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["agent", "-at"], name="agentstatuschange_agent_at")]
+
+    def __str__(self) -> str:
+        return f"{self.agent}: {self.from_status} → {self.to_status}"
 
 
 class AgentLicense(models.Model):
