@@ -6,12 +6,14 @@ its TTL holds nothing even before any background job has run.
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 
+from routing.destinations import DESTINATION_HELP, InvalidDestination, normalize_destination
 from vendors.models import Vendor
 from vendors.states import STATE_CHOICES
 
@@ -43,10 +45,7 @@ class Agent(models.Model):
         help_text="The login an agent uses for the agent page.",
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.AVAILABLE)
-    destination = models.CharField(
-        max_length=255,
-        help_text="Where a call is connected: an E.164 number or a sip: address.",
-    )
+    destination = models.CharField(max_length=255, help_text=DESTINATION_HELP)
     # The ACD's longest-idle order: restarts when a call ends or the agent comes available,
     # never when an unused reservation expires.
     idle_since = models.DateTimeField(default=timezone.now, db_index=True)
@@ -67,6 +66,14 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        # Model validation, so the admin and anything else that validates an agent agree.
+        if self.destination:
+            try:
+                self.destination = normalize_destination(self.destination)
+            except InvalidDestination as refused:
+                raise ValidationError({"destination": str(refused)}) from None
 
     @property
     def licensed_state_codes(self) -> list[str]:
