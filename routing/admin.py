@@ -129,6 +129,13 @@ class AgentAdmin(admin.ModelAdmin):
             obj.pk,
         )
 
+    def get_deleted_objects(self, objs, request):
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # An agent's status history goes with the agent: whoever may delete agents may delete it,
+        # though nobody may delete history rows one by one.
+        perms_needed.discard(AgentStatusChange._meta.verbose_name)
+        return deleted, model_count, perms_needed, protected
+
     def save_model(self, request, obj, form, change):
         if not change:
             return super().save_model(request, obj, form, change)

@@ -103,3 +103,16 @@ def test_an_analyst_sees_no_agent_history(analyst_client):
 
     assert analyst_client.get("/admin/routing/agentstatuschange/").status_code == 403
     assert "agentstatuschange" not in analyst_client.get("/admin/").content.decode()
+
+
+def test_operations_can_still_delete_an_agent_that_has_a_history(operations_client):
+    agent = Agent.objects.create(name="Ada", destination="sip:a@example.com")
+    agent_set_status(agent_id=agent.pk, status="offline", now=timezone.now(), source="system")
+
+    confirm = operations_client.get(f"/admin/routing/agent/{agent.pk}/delete/")
+    deleted = operations_client.post(f"/admin/routing/agent/{agent.pk}/delete/", {"post": "yes"})
+
+    assert "permission to delete" not in confirm.content.decode()
+    assert deleted.status_code == 302
+    assert not Agent.objects.filter(pk=agent.pk).exists()
+    assert not AgentStatusChange.objects.exists()
