@@ -538,7 +538,7 @@ def agent_set_status(
                 agent=agent,
                 from_status=before,
                 to_status=agent.status,
-                changed_by=actor if getattr(actor, "pk", None) else None,
+                changed_by=actor,
                 source=source,
             )
     released: list[int] = []
