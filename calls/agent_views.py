@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from calls.telephony import agent_screen_pop
 from config.errors import FirstRendererNegotiation, envelope_data, request_id_of
-from routing.models import Agent
+from routing.models import Agent, AgentStatusChange
 from routing.services import InvalidAgentStatus, agent_set_status
 
 # The page refreshes itself this often, so a reservation pops up without a click.
@@ -56,6 +56,7 @@ def agent_status_form(request):
             status=request.POST.get("status"),
             now=timezone.now(),
             actor=request.user,
+            source=AgentStatusChange.Source.PAGE,
         )
     return redirect("agent-home")
 
@@ -67,7 +68,8 @@ class StatusInput(serializers.Serializer):
 class AgentStatusView(APIView):
     """POST /api/v1/agents/<id>/status {"status": "available"|"offline"}, token auth.
 
-    The token's user must be that agent's login, or staff.
+    The token's user must be that agent's login, a superuser, or allowed to change agents
+    (Operations). A staff flag alone is not enough: Analysts' tokens feed BI tools.
     """
 
     http_method_names = ["post"]
@@ -78,14 +80,20 @@ class AgentStatusView(APIView):
     def post(self, request, agent_id: int):
         user = request.user
         agent = Agent.objects.filter(pk=agent_id).first()
-        if not user.is_staff and (agent is None or agent.user_id != user.pk):
+        own = agent is not None and agent.user_id == user.pk
+        # Checked before the agent's existence, so those who may not act cannot probe for ids.
+        if not (own or user.has_perm("routing.change_agent")):
             raise PermissionDenied("This token may not change that agent's status.")
         if agent is None:
             raise NotFound("Agent not found.")
         data = StatusInput(data=request.data)
         data.is_valid(raise_exception=True)
         change = agent_set_status(
-            agent_id=agent.pk, status=data.validated_data["status"], now=timezone.now(), actor=user
+            agent_id=agent.pk,
+            status=data.validated_data["status"],
+            now=timezone.now(),
+            actor=user,
+            source=AgentStatusChange.Source.API,
         )
         return Response(
             envelope_data(

@@ -8,9 +8,11 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
 
 from config.admin_site import NoCountAdminMixin
-from routing.models import Agent, AgentLicense, Reservation, TransferNumber
+from routing.models import Agent, AgentLicense, AgentStatusChange, Reservation, TransferNumber
 from routing.services import (
     TransferNumbersInvalid,
     agent_set_licenses,
@@ -39,6 +41,10 @@ class AgentForm(forms.ModelForm):
             self.fields["licensed_states"].initial = self.instance.licensed_state_codes
 
 
+# The agent page shows this many of the latest status changes and links to the rest.
+STATUS_HISTORY_ON_AGENT_PAGE = 20
+
+
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
     form = AgentForm
@@ -52,8 +58,15 @@ class AgentAdmin(admin.ModelAdmin):
             "Right now",
             {"fields": ["idle_since", "held_until", "on_call_since", "last_call_ended_at"]},
         ),
+        ("Status history", {"fields": ["status_history"]}),
     ]
-    readonly_fields = ["idle_since", "held_until", "on_call_since", "last_call_ended_at"]
+    readonly_fields = [
+        "idle_since",
+        "held_until",
+        "on_call_since",
+        "last_call_ended_at",
+        "status_history",
+    ]
     raw_id_fields = ["user"]
     actions = ["set_available", "set_offline"]
 
@@ -82,6 +95,46 @@ class AgentAdmin(admin.ModelAdmin):
         if obj.held_until and obj.held_until > timezone.now():
             return f"wrap-up until {obj.held_until:%H:%M:%S}"
         return "free" if obj.status == Agent.Status.AVAILABLE else "—"
+
+    @admin.display(description="Latest changes")
+    def status_history(self, obj):
+        if obj.pk is None:
+            return "—"
+        changes = list(
+            obj.status_changes.select_related("changed_by")[:STATUS_HISTORY_ON_AGENT_PAGE]
+        )
+        if not changes:
+            return "No change of status yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    date_format(timezone.localtime(change.at), "DATETIME_FORMAT"),
+                    change.get_from_status_display(),
+                    change.get_to_status_display(),
+                    change.changed_by or "—",
+                    change.get_source_display(),
+                )
+                for change in changes
+            ),
+        )
+        url = reverse("admin:routing_agentstatuschange_changelist")
+        return format_html(
+            "<table><thead><tr><th>When</th><th>Status</th><th>By</th><th>Through</th></tr>"
+            '</thead><tbody>{}</tbody></table><p><a href="{}?agent__id__exact={}">'
+            "All status changes of this agent</a></p>",
+            rows,
+            url,
+            obj.pk,
+        )
+
+    def get_deleted_objects(self, objs, request):
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # An agent's status history goes with the agent: whoever may delete agents may delete it,
+        # though nobody may delete history rows one by one.
+        perms_needed.discard(AgentStatusChange._meta.verbose_name)
+        return deleted, model_count, perms_needed, protected
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -114,7 +167,13 @@ class AgentAdmin(admin.ModelAdmin):
         changed = released = 0
         for agent in queryset:
             before = agent.status
-            change = agent_set_status(agent_id=agent.pk, status=status, now=now, actor=request.user)
+            change = agent_set_status(
+                agent_id=agent.pk,
+                status=status,
+                now=now,
+                actor=request.user,
+                source=AgentStatusChange.Source.ADMIN,
+            )
             released += len(change.released_reservation_ids)
             if before != status or change.released_reservation_ids:
                 changed += 1
@@ -134,6 +193,35 @@ class AgentAdmin(admin.ModelAdmin):
     @admin.action(description="Set the selected agents offline", permissions=["change"])
     def set_offline(self, request, queryset):
         self._set_status(request, queryset, Agent.Status.OFFLINE)
+
+
+@admin.register(AgentStatusChange)
+class AgentStatusChangeAdmin(NoCountAdminMixin, admin.ModelAdmin):
+    """Every change of an agent's status, read-only: agent_set_status alone writes them."""
+
+    list_display = ["at", "agent", "from_status", "to_status", "changed_by", "source"]
+    list_filter = ["source", "to_status"]
+    list_select_related = ["agent", "changed_by"]
+    search_fields = ["agent__name", "changed_by__username"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.opts.fields]
+
+    # Whoever may view agents may read their history (no permission of its own to hand out).
+    def has_module_permission(self, request):
+        return request.user.has_perm("routing.view_agent")
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("routing.view_agent")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class TransferNumbersAddForm(forms.Form):

@@ -6,11 +6,14 @@ its TTL holds nothing even before any background job has run.
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 
+from routing.destinations import DESTINATION_HELP, InvalidDestination, normalize_destination
 from vendors.models import Vendor
 from vendors.states import STATE_CHOICES
 
@@ -42,10 +45,7 @@ class Agent(models.Model):
         help_text="The login an agent uses for the agent page.",
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.AVAILABLE)
-    destination = models.CharField(
-        max_length=255,
-        help_text="Where a call is connected: an E.164 number or a sip: address.",
-    )
+    destination = models.CharField(max_length=255, help_text=DESTINATION_HELP)
     # The ACD's longest-idle order: restarts when a call ends or the agent comes available,
     # never when an unused reservation expires.
     idle_since = models.DateTimeField(default=timezone.now, db_index=True)
@@ -67,9 +67,53 @@ class Agent(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self):
+        # Model validation, so the admin and anything else that validates an agent agree.
+        if self.destination:
+            try:
+                self.destination = normalize_destination(self.destination)
+            except InvalidDestination as refused:
+                raise ValidationError({"destination": str(refused)}) from None
+
     @property
     def licensed_state_codes(self) -> list[str]:
         return sorted(license.state for license in self.licenses.all())
+
+
+class AgentStatusChange(models.Model):
+    """One change of an agent's status: from what to what, when, by whom and through what.
+
+    Written only by `routing.services.agent_set_status`, in the transaction that makes the change.
+    """
+
+    class Source(models.TextChoices):
+        PAGE = "page", "agent page"
+        API = "api", "status API"
+        ADMIN = "admin", "staff admin"
+        TELEPHONY = "telephony", "telephony (rang out)"
+        SYSTEM = "system", "system"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=16, choices=Agent.Status.choices)
+    to_status = models.CharField(max_length=16, choices=Agent.Status.choices)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The login that made the change; empty for telephony and the system.",
+    )
+    source = models.CharField(max_length=16, choices=Source.choices)
+    # The database's clock, so every web machine records changes on one time line.
+    at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["agent", "-at"], name="agentstatuschange_agent_at")]
+
+    def __str__(self) -> str:
+        return f"{self.agent}: {self.from_status} → {self.to_status}"
 
 
 class AgentLicense(models.Model):

@@ -18,7 +18,7 @@ from django.db.models import F, Max, Min, Q
 from phonenumber_field.phonenumber import PhoneNumber, to_python
 
 from config.errors import ApplicationError
-from routing.models import Agent, AgentLicense, Reservation, TransferNumber
+from routing.models import Agent, AgentLicense, AgentStatusChange, Reservation, TransferNumber
 from vendors.models import Vendor
 
 # The number handed out is the one released longest ago (never held first) among this many free
@@ -487,20 +487,34 @@ def agent_call_talked_after_all(*, agent_id: int, ended_at: datetime) -> bool:
 
 @transaction.atomic
 def agent_mark_unreachable(*, agent_id: int, now: datetime) -> None:
-    """A call rang out (no answer, busy, failed): the agent walked away, so stop offering them."""
-    Agent.objects.filter(pk=agent_id).update(status=Agent.Status.OFFLINE, on_call_since=None)
+    """A call rang out (no answer, busy, failed): the agent walked away, so stop offering them.
+
+    Call inside the call's transaction. The agent is on that call, so no ping holds them and going
+    offline has no reservation to release.
+    """
+    agent_set_status(
+        agent_id=agent_id,
+        status=Agent.Status.OFFLINE,
+        now=now,
+        source=AgentStatusChange.Source.TELEPHONY,
+    )
+    Agent.objects.filter(pk=agent_id).update(on_call_since=None)
 
 
 @dataclass(frozen=True)
-class AgentStatusChange:
+class AgentStatusResult:
     agent: Agent
     released_reservation_ids: list[int]
 
 
 def agent_set_status(
-    *, agent_id: int, status: object, now: datetime, actor=None
-) -> AgentStatusChange:
-    """Go available or offline. Going offline releases a live reservation at once.
+    *, agent_id: int, status: object, now: datetime, source: str, actor=None
+) -> AgentStatusResult:
+    """Go available or offline: every change of an agent's status goes through here.
+
+    Going offline releases a live reservation at once. A change (not a repeat of the status the
+    agent has) is recorded as an AgentStatusChange, with `actor` (None for telephony and the
+    system) and `source`, in the transaction that makes it.
 
     Two steps, so locks are always taken reservation before agent, as a call arriving takes them:
     first the agent goes offline under its row lock (a ping allocating them right now commits
@@ -510,6 +524,7 @@ def agent_set_status(
         raise InvalidAgentStatus()
     with transaction.atomic():
         agent = Agent.objects.select_for_update(no_key=True).get(pk=agent_id)
+        before = agent.status
         if status == Agent.Status.OFFLINE:
             agent.status = Agent.Status.OFFLINE
             agent.save(update_fields=["status"])
@@ -518,6 +533,14 @@ def agent_set_status(
             agent.status = Agent.Status.AVAILABLE
             agent.idle_since = now
             agent.save(update_fields=["status", "idle_since"])
+        if agent.status != before:
+            AgentStatusChange.objects.create(
+                agent=agent,
+                from_status=before,
+                to_status=agent.status,
+                changed_by=actor,
+                source=source,
+            )
     released: list[int] = []
     if status == Agent.Status.OFFLINE:
         live = Reservation.objects.filter(
@@ -527,7 +550,7 @@ def agent_set_status(
             if reservation_release(reservation_id=reservation_id, now=now, actor=actor):
                 released.append(reservation_id)
         agent.refresh_from_db()
-    return AgentStatusChange(agent=agent, released_reservation_ids=released)
+    return AgentStatusResult(agent=agent, released_reservation_ids=released)
 
 
 # --- Expiry ------------------------------------------------------------------------------------

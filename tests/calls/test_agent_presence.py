@@ -91,9 +91,10 @@ def test_it_refuses_a_missing_token_another_agents_token_and_a_bad_status(demo, 
     assert not Agent.objects.filter(status="offline").exists()
 
 
-def test_it_lets_staff_change_any_agent_and_tells_them_of_an_unknown_one(demo, api):
-    staff = get_user_model().objects.create_user(username="supervisor", is_staff=True)
-    token = Token.objects.create(user=staff).key
+def test_it_lets_operations_change_any_agent_and_tells_them_of_an_unknown_one(
+    demo, api, make_staff
+):
+    token = Token.objects.create(user=make_staff("olivia.ops", "Operations")).key
     agent = Agent.objects.get(name="Demo Agent CA 1")
 
     changed = _status(api, agent.pk, {"status": "offline"}, token)
