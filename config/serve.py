@@ -189,7 +189,12 @@ def main() -> int:
         ready = supervisor.wait_until(lambda: connectable(gunicorn_socket), "gunicorn")
         if ready:
             supervisor.start("nginx", nginx_command(nginx_config))
-            ready = supervisor.wait_until(lambda: connectable(("127.0.0.1", port)), "nginx")
+            # The pid file is written once the port is bound: a port taken by another server
+            # answers too, but then nginx exits and everything stops.
+            pid_file = directory / "nginx.pid"
+            ready = supervisor.wait_until(
+                lambda: pid_file.exists() and connectable(("127.0.0.1", port)), "nginx"
+            )
         if ready and os.environ.get("SERVE_CELERY", "true").lower() not in ("0", "false", "no"):
             supervisor.start("worker", [*celery, "worker", "--loglevel", "INFO"])
             supervisor.start("beat", [*celery, "beat", "--loglevel", "WARNING"])
