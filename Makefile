@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 CELERY := $(VENV)/bin/celery -A config
 
-.PHONY: help install migrate demo run test lint format bench bench-python bench-export worker beat browser
+.PHONY: help install migrate demo run serve nginx test lint format bench bench-python bench-export worker beat browser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,17 @@ run: demo ## Set up and serve on 127.0.0.1:$(PORT) with a Celery worker and beat
 	$(CELERY) beat --loglevel WARNING & pids="$$pids $$!"; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) & pids="$$pids $$!"; \
 	wait -n
+
+# Production settings from the environment (SECRET_KEY at least; DATABASE_URL, CACHE_URL,
+# CELERY_BROKER_URL, WEB_CONCURRENCY...), no demo data: docs/operations.md.
+serve: export DJANGO_SETTINGS_MODULE ?= config.settings
+serve: nginx migrate ## Production on 127.0.0.1:$(PORT): nginx, gunicorn, a worker and beat (Ctrl-C stops all)
+	PORT=$(PORT) exec $(PY) -m config.serve
+
+NGINX ?= /usr/sbin/nginx
+
+nginx: ## Install Debian's nginx for `make serve` and its tests, when it is missing
+	@test -x $(NGINX) || command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
 test: export DJANGO_SETTINGS_MODULE = config.settings_test
 test: demo ## Set up and run the whole test suite

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from config.env import env_int, env_str
+from config.env import env_bool, env_int, env_str
 
 wsgi_app = "config.wsgi:application"
 bind = env_str("GUNICORN_BIND", "127.0.0.1:8000")
@@ -28,6 +28,15 @@ threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 # A worker stuck longer than this is killed and replaced.
 timeout = env_int("GUNICORN_TIMEOUT", 30, minimum=1)
 graceful_timeout = 20
+# Behind config/nginx (as `make serve` runs it), nginx refuses malformed and oversized requests
+# itself, in the contract's envelope; gunicorn's own refusals, stricter in places (a header count,
+# a two-letter method), would answer in HTML. nginx bounds every line at 8 KiB and the headers at
+# 32 KiB, so nothing unbounded reaches gunicorn. Alone in front, gunicorn keeps its limits.
+if env_bool("GUNICORN_BEHIND_NGINX", False):
+    limit_request_line = 0
+    limit_request_fields = 32768
+    limit_request_field_size = 0
+    permit_unconventional_http_method = True
 # Access logs belong to the load balancer; our own log lines carry the request id.
 accesslog = None
 errorlog = "-"

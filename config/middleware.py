@@ -14,6 +14,7 @@ from config.errors import (
     MESSAGE_UNEXPECTED,
     envelope_json_response,
 )
+from config.proxy import PROXY_REQUEST_ID
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request.request_id = str(uuid.uuid4())
+        # nginx's id when it is in front (config/proxy.py), so its log lines and ours agree.
+        request.request_id = request.META.get(PROXY_REQUEST_ID) or str(uuid.uuid4())
         token = current_request_id.set(request.request_id)
         try:
             try:
