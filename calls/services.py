@@ -19,6 +19,7 @@ from routing.models import Reservation
 from routing.services import (
     allocation_params,
     allocation_sql,
+    caller_lock_key,
     reservation_create,
     reservation_expire,
     reservation_expire_due,
@@ -102,7 +103,7 @@ def _reserve_in_one_statement(
         ttl_seconds=ttl_seconds,
         now=now,
     )
-    params["caller"] = f"caller:{vendor.pk}:{fields.phone_number}:{fields.state}"
+    params["caller"] = caller_lock_key(vendor_id=vendor.pk, phone_number=fields.phone_number)
     params.update(_record_params(vendor, fields, request_id, now))
     try:
         # One statement is atomic by itself: no BEGIN/COMMIT round trips unless a caller has
@@ -266,7 +267,9 @@ def _ping_statement() -> str:
     ),
     live AS (
         SELECT r.id FROM routing_reservation r
-        WHERE r.vendor_id = %(vendor)s AND r.phone_number = %(phone)s AND r.state = %(state)s
+        -- The vendor's live hold for the caller, whatever its state: a ping in another
+        -- state is a repeat all the same.
+        WHERE r.vendor_id = %(vendor)s AND r.phone_number = %(phone)s
           AND r.status = 'active' AND r.expires_at > %(now)s
         LIMIT 1
     ),
@@ -302,11 +305,9 @@ def _reserve_in_transaction(
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                reservation_lock_caller(
-                    vendor=vendor, phone_number=fields.phone_number, state=fields.state
-                )
+                reservation_lock_caller(vendor=vendor, phone_number=fields.phone_number)
                 live = reservation_find_live(
-                    vendor=vendor, phone_number=fields.phone_number, state=fields.state, now=now
+                    vendor=vendor, phone_number=fields.phone_number, now=now
                 )
                 if live is not None:
                     return _answer_repeat(vendor, fields, request_id, now, live)

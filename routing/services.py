@@ -44,31 +44,37 @@ class Allocation:
     agent_count: int
 
 
-def reservation_lock_caller(*, vendor: Vendor, phone_number: str, state: str) -> None:
-    """Serialize pings for one caller until the transaction ends (PostgreSQL; SQLite already
-    serializes writers).
+def reservation_lock_caller(*, vendor: Vendor, phone_number: str) -> None:
+    """Serialize pings of one vendor for one caller until the transaction ends (PostgreSQL;
+    SQLite already serializes writers).
 
     Without it, concurrent repeats of one ping would each skip the agent rows the others hold and
-    answer "no agent" instead of the first one's reservation. Only pings for the same vendor, number
-    and state ever wait here.
+    answer "no agent" instead of the first one's reservation. Per vendor and caller, whatever the
+    state: a caller held by a vendor is one caller, not one per state. Only pings of the same
+    vendor for the same number ever wait here.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                [f"caller:{vendor.pk}:{phone_number}:{state}"],
+                [caller_lock_key(vendor_id=vendor.pk, phone_number=phone_number)],
             )
 
 
+def caller_lock_key(*, vendor_id: int, phone_number: str) -> str:
+    """The advisory lock's name for a vendor's caller: the same in both ping paths."""
+    return f"caller:{vendor_id}:{phone_number}"
+
+
 def reservation_find_live(
-    *, vendor: Vendor, phone_number: str, state: str, now: datetime
+    *, vendor: Vendor, phone_number: str, now: datetime
 ) -> Reservation | None:
+    """The vendor's live reservation for the caller, in whatever state it was made."""
     return (
         Reservation.objects.select_related("transfer_number")
         .filter(
             vendor=vendor,
             phone_number=phone_number,
-            state=state,
             status=Reservation.Status.ACTIVE,
             expires_at__gt=now,
         )
@@ -159,7 +165,7 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
              WHERE s.status = 'active' AND s.transfer_number_id = (SELECT id FROM free_number)),
             (SELECT s.id FROM routing_reservation s
              WHERE s.status = 'active' AND s.vendor_id = %(vendor)s
-               AND s.phone_number = %(phone)s AND s.state = %(state)s)
+               AND s.phone_number = %(phone)s)
         )
           AND r.status = 'active' AND r.expires_at <= %(now)s
           AND EXISTS (SELECT 1 FROM free_number)
@@ -290,9 +296,7 @@ def _reservation_create_with_the_orm(
     # A reservation past its TTL still says "active" until the sweep marks it; mark the ones in
     # the way first, or the partial unique indexes would refuse the new hold.
     Reservation.objects.filter(status=Reservation.Status.ACTIVE, expires_at__lte=now).filter(
-        Q(agent=agent)
-        | Q(transfer_number=number)
-        | Q(vendor=vendor, phone_number=phone_number, state=state)
+        Q(agent=agent) | Q(transfer_number=number) | Q(vendor=vendor, phone_number=phone_number)
     ).update(status=Reservation.Status.EXPIRED, ended_at=F("expires_at"))
     Agent.objects.filter(pk=agent.pk).update(held_until=expires_at)
     TransferNumber.objects.filter(pk=number.pk).update(held_until=expires_at)
