@@ -15,7 +15,7 @@ from django.utils import timezone
 from calls import services as calls_services
 from calls.models import CallRecord
 from routing.models import Agent, Reservation, TransferNumber
-from routing.services import reservation_release
+from routing.services import database_now, reservation_release
 from tests.conftest import ALL_STATES_KEY, DEMO_KEY, PING_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -64,7 +64,8 @@ def _ping_rounds():
 def test_without_the_caller_lock_a_racing_repeat_is_told_no_agent_is_free(demo, monkeypatch):
     # The control: proves the race is real, so the lock is what prevents it. Eight pings for one
     # caller race for AZ's three agents; one try that shows it is enough.
-    monkeypatch.setattr("calls.services.reservation_lock_caller", lambda **caller: None)
+    # No lock, only the clock it reads.
+    monkeypatch.setattr("calls.services.reservation_lock_caller", lambda **caller: database_now())
     # On PostgreSQL a ping first tries the one-statement path, whose own try-lock for the caller
     # sends racing twins to the transactional path: skip it, so the control has no lock at all.
     monkeypatch.setattr("calls.services._reserve_in_one_statement", lambda *args: None)
