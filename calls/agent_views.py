@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from calls.telephony import agent_screen_pop
 from config.errors import FirstRendererNegotiation, envelope_data, request_id_of
 from routing.models import Agent, AgentStatusChange
-from routing.services import InvalidAgentStatus, agent_set_status
+from routing.services import InvalidAgentStatus, agent_set_status, database_now
 
 # The page refreshes itself this often, so a reservation pops up without a click.
 REFRESH_SECONDS = 3
@@ -54,7 +54,7 @@ def agent_status_form(request):
         agent_set_status(
             agent_id=agent.pk,
             status=request.POST.get("status"),
-            now=timezone.now(),
+            now=database_now(),
             actor=request.user,
             source=AgentStatusChange.Source.PAGE,
         )
@@ -91,7 +91,7 @@ class AgentStatusView(APIView):
         change = agent_set_status(
             agent_id=agent.pk,
             status=data.validated_data["status"],
-            now=timezone.now(),
+            now=database_now(),
             actor=user,
             source=AgentStatusChange.Source.API,
         )

@@ -4,7 +4,7 @@ import functools
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from django.conf import settings
@@ -17,8 +17,10 @@ from config.errors import ApplicationError
 from config.metrics import ping_outcome_note
 from routing.models import Reservation
 from routing.services import (
+    NOW,
     allocation_params,
     allocation_sql,
+    caller_lock_key,
     reservation_create,
     reservation_expire,
     reservation_expire_due,
@@ -49,9 +51,10 @@ def vendor_ping(
     """Answer a ping (or a key validation) with the `data` of the contract's envelope.
 
     `client` is the caller's address, for the rate limit on failed keys; the per-key rate limit
-    applies to every ping.
+    applies to every ping. `now` is for tests (a fake clock): without it, holds are decided by
+    the database's clock, so web machines whose clocks disagree never cut each other's holds
+    short.
     """
-    now = now or timezone.now()
     vendor = vendor_key_admit(key=payload.get("vendorKey"), client=client, now=now)
     if "phoneNumber" not in payload:
         ping_outcome_note("key_validation")
@@ -63,8 +66,8 @@ def vendor_ping(
     fields = read_ping_fields(payload)
     refusal = _refusal(vendor, fields.state)
     if refusal is not None:
-        _record(vendor, fields, request_id, now, outcome=CallRecord.Outcome.REJECTED,
-                rejected_reason=refusal)  # fmt: skip
+        _record(vendor, fields, request_id, now or timezone.now(),
+                outcome=CallRecord.Outcome.REJECTED, rejected_reason=refusal)  # fmt: skip
         raise VendorRefused(refusal)
     return _reserve(vendor, fields, request_id, now)
 
@@ -77,7 +80,7 @@ def _refusal(vendor: Vendor, state: str) -> str | None:
     return None
 
 
-def _reserve(vendor: Vendor, fields: PingFields, request_id: str, now: datetime) -> dict:
+def _reserve(vendor: Vendor, fields: PingFields, request_id: str, now: datetime | None) -> dict:
     if connection.vendor == "postgresql":
         answer = _reserve_in_one_statement(vendor, fields, request_id, now)
         if answer is not None:
@@ -86,13 +89,14 @@ def _reserve(vendor: Vendor, fields: PingFields, request_id: str, now: datetime)
 
 
 def _reserve_in_one_statement(
-    vendor: Vendor, fields: PingFields, request_id: str, now: datetime
+    vendor: Vendor, fields: PingFields, request_id: str, now: datetime | None
 ) -> dict | None:
     """The common ping on PostgreSQL in one statement: reserve (or not) and write the call record.
 
     None when this ping is not the common case (a live reservation for the caller, another ping
     for the same caller in flight, or a lost race for the caller's one live hold): the
-    transactional path below then answers it, as a repeat.
+    transactional path below then answers it, as a repeat. `now` None: the statement decides by
+    the database's clock, and returns it.
     """
     ttl_seconds = settings.RESERVATION_TTL_SECONDS
     params = allocation_params(
@@ -102,8 +106,8 @@ def _reserve_in_one_statement(
         ttl_seconds=ttl_seconds,
         now=now,
     )
-    params["caller"] = f"caller:{vendor.pk}:{fields.phone_number}:{fields.state}"
-    params.update(_record_params(vendor, fields, request_id, now))
+    params["caller"] = caller_lock_key(vendor_id=vendor.pk, phone_number=fields.phone_number)
+    params.update(_record_params(vendor, fields, request_id))
     try:
         # One statement is atomic by itself: no BEGIN/COMMIT round trips unless a caller has
         # a transaction open (then a savepoint, so a lost race does not spoil it).
@@ -115,7 +119,7 @@ def _reserve_in_one_statement(
     except IntegrityError:
         logger.info("Concurrent ping for the same caller; answering as a repeat")
         return None
-    acquired, live_id, reservation_id, number, agent_count = row
+    acquired, live_id, reservation_id, number, agent_count, now = row
     if not acquired or live_id is not None:
         return None
     if reservation_id is None:
@@ -123,7 +127,7 @@ def _reserve_in_one_statement(
         return _unavailable(request_id, now)
     ping_outcome_note(CallRecord.Outcome.RESERVED)
     # Plain values from here on: model instances would parse the phone numbers again.
-    _enqueue_expiry(reservation_id, params["expires"])
+    _enqueue_expiry(reservation_id, now + timedelta(seconds=ttl_seconds))
     return _available(number, ttl_seconds, agent_count, request_id, now)
 
 
@@ -157,8 +161,10 @@ def _ping_statement_positional() -> tuple[str, tuple[str, ...]]:
     return re.sub(r"%\((\w+)\)s", placeholder, _ping_statement()), tuple(names)
 
 
-# Columns of the call record the statement fills from the reservation it made (or did not).
-_RECORD_FROM_RESERVATION = {
+# Columns of the call record the statement fills itself: from the reservation it made (or did
+# not), and the moment it decided by.
+_RECORD_FROM_STATEMENT = {
+    "received_at": NOW,
     "outcome": "CASE WHEN r.id IS NULL THEN 'no_agent' ELSE 'reserved' END",
     "reservation_id": "r.id",
     "agent_id": "r.agent_id",
@@ -174,11 +180,11 @@ def _record_fields() -> list:
     return [
         field
         for field in CallRecord._meta.concrete_fields
-        if not field.primary_key and field.column not in _RECORD_FROM_RESERVATION
+        if not field.primary_key and field.column not in _RECORD_FROM_STATEMENT
     ]
 
 
-def _record_params(vendor: Vendor, fields: PingFields, request_id: str, now: datetime) -> dict:
+def _record_params(vendor: Vendor, fields: PingFields, request_id: str) -> dict:
     values = {
         "request_id": request_id,
         "vendor_id": vendor.pk,
@@ -190,7 +196,6 @@ def _record_params(vendor: Vendor, fields: PingFields, request_id: str, now: dat
             else CallRecord.StateSource.AREA_CODE
         ),
         "tracking": _tracking_field().get_db_prep_save(fields.tracking, connection),
-        "received_at": now,
     }
     params = _record_default_params()
     params.update((f"c_{column}", value) for column, value in values.items())
@@ -199,7 +204,7 @@ def _record_params(vendor: Vendor, fields: PingFields, request_id: str, now: dat
 
 # The call record's columns `_record_params` fills from the ping itself.
 _RECORD_FROM_PING = frozenset(
-    {"request_id", "vendor_id", "phone_number", "state", "state_source", "tracking", "received_at"}
+    {"request_id", "vendor_id", "phone_number", "state", "state_source", "tracking"}
 )
 
 
@@ -255,8 +260,8 @@ def _ping_statement() -> str:
         )
         for field in _record_fields()
     ]
-    columns += list(_RECORD_FROM_RESERVATION)
-    expressions += list(_RECORD_FROM_RESERVATION.values())
+    columns += list(_RECORD_FROM_STATEMENT)
+    expressions += list(_RECORD_FROM_STATEMENT.values())
     gate = "(SELECT ok FROM go)"
     return _minified(f"""
     WITH caller_lock AS (
@@ -266,8 +271,10 @@ def _ping_statement() -> str:
     ),
     live AS (
         SELECT r.id FROM routing_reservation r
-        WHERE r.vendor_id = %(vendor)s AND r.phone_number = %(phone)s AND r.state = %(state)s
-          AND r.status = 'active' AND r.expires_at > %(now)s
+        -- The vendor's live hold for the caller, whatever its state: a ping in another
+        -- state is a repeat all the same.
+        WHERE r.vendor_id = %(vendor)s AND r.phone_number = %(phone)s
+          AND r.status = 'active' AND r.expires_at > {NOW}
         LIMIT 1
     ),
     go AS (
@@ -285,7 +292,7 @@ def _ping_statement() -> str:
         RETURNING id
     )
     SELECT (SELECT acquired FROM caller_lock), (SELECT id FROM live),
-           r.id, n.number, r.agent_count
+           r.id, n.number, r.agent_count, {NOW}
     FROM (SELECT 1) AS one
     LEFT JOIN reservation r ON TRUE
     LEFT JOIN free_number n ON r.id IS NOT NULL
@@ -293,8 +300,9 @@ def _ping_statement() -> str:
 
 
 def _reserve_in_transaction(
-    vendor: Vendor, fields: PingFields, request_id: str, now: datetime
+    vendor: Vendor, fields: PingFields, request_id: str, now: datetime | None
 ) -> dict:
+    given_now = now
     ttl_seconds = settings.RESERVATION_TTL_SECONDS
     # Two pings for one caller can race: the caller lock makes the second wait for the first and
     # answer as a repeat. Should that ever fail, its insert hits the one-live-hold-per-caller
@@ -302,11 +310,11 @@ def _reserve_in_transaction(
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                reservation_lock_caller(
-                    vendor=vendor, phone_number=fields.phone_number, state=fields.state
-                )
+                clock = reservation_lock_caller(vendor=vendor, phone_number=fields.phone_number)
+                # Decided by the database's clock, read once the caller's lock is held.
+                now = given_now or clock
                 live = reservation_find_live(
-                    vendor=vendor, phone_number=fields.phone_number, state=fields.state, now=now
+                    vendor=vendor, phone_number=fields.phone_number, now=now
                 )
                 if live is not None:
                     return _answer_repeat(vendor, fields, request_id, now, live)

@@ -3,12 +3,12 @@
 import logging
 
 from django.conf import settings
-from django.utils import timezone
 
 from calls.exports import call_export_run
 from calls.services import call_record_expire, call_records_expire_due
 from calls.telephony import agent_calls_end_stale
 from config.celery import app
+from routing.services import database_now
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def call_export_xlsx(export_id: int) -> None:
 @app.task(name="calls.expire_reservation", ignore_result=True)
 def expire_reservation(reservation_id: int) -> None:
     """Queued for the moment a reservation's TTL passes."""
-    expiry = call_record_expire(reservation_id=reservation_id, now=timezone.now())
+    expiry = call_record_expire(reservation_id=reservation_id, now=database_now())
     if expiry.reservations or expiry.call_records:
         logger.info("Reservation %s expired", reservation_id)
 
@@ -38,7 +38,7 @@ def expire_reservation(reservation_id: int) -> None:
 @app.task(name="calls.expire_due_reservations", ignore_result=True)
 def expire_due_reservations() -> None:
     """Beat's sweep: catches whatever a lost, late or never-run task missed."""
-    expiry = call_records_expire_due(now=timezone.now())
+    expiry = call_records_expire_due(now=database_now())
     if expiry.reservations or expiry.call_records:
         logger.info(
             "Sweep expired %s reservations and %s call records",
@@ -53,6 +53,6 @@ def expire_due_reservations() -> None:
 @app.task(name="calls.end_stale_agent_calls", ignore_result=True)
 def end_stale_agent_calls() -> None:
     """Beat's sweep for agents left on a call that no carrier callback will ever end."""
-    ended = agent_calls_end_stale(now=timezone.now())
+    ended = agent_calls_end_stale(now=database_now())
     if ended:
         logger.info("Freed %s agents left on calls no callback ended", ended)

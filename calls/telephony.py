@@ -24,6 +24,7 @@ from routing.services import (
     agent_call_talked_after_all,
     agent_claim_for_call,
     agent_mark_unreachable,
+    database_now,
     reservation_connect,
 )
 
@@ -127,7 +128,7 @@ def inbound_call_receive(
     *, call_sid: object, to_number: object, from_number: object, now: datetime | None = None
 ) -> Route:
     """A call reached one of our numbers: match it to the live reservation, or route it anyway."""
-    now = now or timezone.now()
+    now = now or database_now()
     # A call the carrier did not name is still answered and recorded, under a name of our own.
     sid = carrier_text(call_sid, 64) or f"missing-{uuid.uuid4()}"
     existing = InboundCall.objects.filter(call_sid=sid).first()
@@ -279,7 +280,7 @@ def dial_attempt_finish(
     now: datetime | None = None,
 ) -> Route:
     """The carrier's Dial ended (its `action`): talked, rang out, or the caller hung up."""
-    now = now or timezone.now()
+    now = now or database_now()
     status = carrier_text(dial_status, 32).lower()
     if status not in CALL_OVER and status not in TALKED:
         status = "failed"  # missing or unknown: treat as not reached, so the caller moves on
@@ -404,7 +405,7 @@ def inbound_call_status(
     now: datetime | None = None,
 ) -> None:
     """A status callback: of one dialled leg (it has a parent call) or of the caller's call."""
-    now = now or timezone.now()
+    now = now or database_now()
     status = carrier_text(call_status, 32).lower()
     duration = carrier_seconds(call_duration)
     parent = carrier_text(parent_call_sid, 64)
@@ -528,7 +529,7 @@ def agent_calls_end_stale(*, now: datetime | None = None) -> int:
     above the carrier never dials the agent for a caller already gone. Idempotent: an agent
     already freed, or on a newer call, is left alone.
     """
-    now = now or timezone.now()
+    now = now or database_now()
     cutoff = now - timedelta(seconds=settings.TELEPHONY_MAX_CALL_SECONDS)
     unrung_cutoff = now - timedelta(
         seconds=settings.TELEPHONY_DIAL_TIMEOUT_SECONDS + RING_GRACE_SECONDS

@@ -378,8 +378,9 @@ else:
 
 # Pings a minute per vendor key, unless the vendor has its own `rate_limit_per_minute`.
 PING_RATE_LIMIT_PER_MINUTE = env_int("PING_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
-# Unknown or malformed keys a minute from one client address before it is answered 429
-# without a key lookup (key guessing).
+# Keys that do not exist (unknown or malformed) a minute from one client address before its
+# next such key is answered 429 instead of 401 (key guessing). Revoked keys do not count, and a
+# valid key from that address is still admitted.
 PING_KEY_FAILURES_PER_MINUTE = env_int("PING_KEY_FAILURES_PER_MINUTE", 20, minimum=1)
 # Proxies in front of the server whose X-Forwarded-For is trusted for the client address;
 # 0 uses the socket's address, so a client cannot pick its own address.

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models.functions import Now
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -17,6 +18,7 @@ from routing.services import (
     TransferNumbersInvalid,
     agent_set_licenses,
     agent_set_status,
+    database_now,
     reservation_release,
     transfer_number_set_active,
     transfer_numbers_add,
@@ -25,6 +27,7 @@ from vendors.forms import StateMultipleChoiceField
 
 
 def _live_reservations(now):
+    """Live at `now`: a moment, or Now() for the database's clock."""
     return Reservation.objects.filter(status=Reservation.Status.ACTIVE, expires_at__gt=now)
 
 
@@ -76,9 +79,7 @@ class AgentAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .prefetch_related(Prefetch("licenses", queryset=AgentLicense.objects.order_by("state")))
             .annotate(
-                has_live_reservation=Exists(
-                    _live_reservations(timezone.now()).filter(agent=OuterRef("pk"))
-                )
+                has_live_reservation=Exists(_live_reservations(Now()).filter(agent=OuterRef("pk")))
             )
         )
 
@@ -163,7 +164,7 @@ class AgentAdmin(admin.ModelAdmin):
         agent_set_licenses(agent=form.instance, states=form.cleaned_data["licensed_states"])
 
     def _set_status(self, request, queryset, status):
-        now = timezone.now()
+        now = database_now()
         changed = released = 0
         for agent in queryset:
             before = agent.status
@@ -247,7 +248,7 @@ class TransferNumberAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 held_by_reservation=Exists(
-                    _live_reservations(timezone.now()).filter(transfer_number=OuterRef("pk"))
+                    _live_reservations(Now()).filter(transfer_number=OuterRef("pk"))
                 )
             )
         )
@@ -328,7 +329,8 @@ class HeldNowFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() == "all":
             return queryset
-        return queryset.filter(status=Reservation.Status.ACTIVE, expires_at__gt=timezone.now())
+        # The database's clock, as the ping's: the release action acts on what this lists.
+        return queryset.filter(status=Reservation.Status.ACTIVE, expires_at__gt=Now())
 
 
 @admin.register(Reservation)
@@ -366,7 +368,7 @@ class ReservationAdmin(NoCountAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Release the selected reservations now", permissions=["change"])
     def release(self, request, queryset):
-        now = timezone.now()
+        now = database_now()
         released = 0
         for reservation in queryset:
             if reservation_release(reservation_id=reservation.pk, now=now, actor=request.user):

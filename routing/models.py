@@ -207,7 +207,8 @@ class Reservation(models.Model):
             ),
         ]
         # The last line of defence: even if the code were wrong, the database refuses a second
-        # live hold of one agent, one number, or one vendor's caller (a repeat must not reserve).
+        # live hold of one agent, one number, or one vendor's caller in any state (a repeat must
+        # not reserve).
         constraints = [
             models.UniqueConstraint(
                 fields=["agent"],
@@ -220,9 +221,9 @@ class Reservation(models.Model):
                 name="reservation_one_live_per_number",
             ),
             models.UniqueConstraint(
-                fields=["vendor", "phone_number", "state"],
+                fields=["vendor", "phone_number"],
                 condition=Q(status="active"),
-                name="reservation_one_live_per_caller",
+                name="reservation_one_live_per_vendor_caller",
             ),
         ]
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Min, Q
+from django.utils import timezone
 from phonenumber_field.phonenumber import PhoneNumber, to_python
 
 from config.errors import ApplicationError
@@ -30,12 +31,31 @@ from vendors.models import Vendor
 # others rested longer, and spreads the holds over the pool.
 NUMBER_WINDOW = 32
 
+# The moment a statement decides holds by: `now` when the caller gives one (a test's fake clock,
+# or the database's clock read earlier in the transaction), else the database's own clock, so
+# web machines whose clocks disagree never cut each other's holds short.
+NOW = "COALESCE(%(now)s::timestamptz, statement_timestamp())"
+EXPIRES = f"({NOW} + make_interval(secs => %(ttl)s))"
+
 # `Agent.objects.free(now)` and `TransferNumber.objects.free(now)` in SQL, for the rows `a` and `t`.
 AGENT_IS_FREE = (
     "a.status = 'available' AND a.on_call_since IS NULL "
-    "AND (a.held_until IS NULL OR a.held_until <= %(now)s)"
+    f"AND (a.held_until IS NULL OR a.held_until <= {NOW})"
 )
-NUMBER_IS_FREE = "t.is_active AND (t.held_until IS NULL OR t.held_until <= %(now)s)"
+NUMBER_IS_FREE = f"t.is_active AND (t.held_until IS NULL OR t.held_until <= {NOW})"
+
+
+def database_now() -> datetime:
+    """The database's clock: what holds are created, judged live and expired by.
+
+    Every web machine and worker shares it, whatever their own clocks say. On SQLite the database
+    runs in this process, on this machine's clock: the same as Python's.
+    """
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement_timestamp()")
+        return cursor.fetchone()[0]
 
 
 @dataclass(frozen=True)
@@ -44,31 +64,44 @@ class Allocation:
     agent_count: int
 
 
-def reservation_lock_caller(*, vendor: Vendor, phone_number: str, state: str) -> None:
-    """Serialize pings for one caller until the transaction ends (PostgreSQL; SQLite already
-    serializes writers).
+def reservation_lock_caller(*, vendor: Vendor, phone_number: str) -> datetime:
+    """Serialize pings of one vendor for one caller until the transaction ends (PostgreSQL;
+    SQLite already serializes writers).
 
     Without it, concurrent repeats of one ping would each skip the agent rows the others hold and
-    answer "no agent" instead of the first one's reservation. Only pings for the same vendor, number
-    and state ever wait here.
+    answer "no agent" instead of the first one's reservation. Per vendor and caller, whatever the
+    state: a caller held by a vendor is one caller, not one per state. Only pings of the same
+    vendor for the same number ever wait here.
+
+    Returns the database's clock once the lock is held (see `database_now`): the moment the
+    ping's transaction decides by.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                [f"caller:{vendor.pk}:{phone_number}:{state}"],
-            )
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        # clock_timestamp(), not now(): the time after any wait for the lock.
+        cursor.execute(
+            "SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock(hashtextextended(%s, 0)))"
+            " AS locked",
+            [caller_lock_key(vendor_id=vendor.pk, phone_number=phone_number)],
+        )
+        return cursor.fetchone()[0]
+
+
+def caller_lock_key(*, vendor_id: int, phone_number: str) -> str:
+    """The advisory lock's name for a vendor's caller: the same in both ping paths."""
+    return f"caller:{vendor_id}:{phone_number}"
 
 
 def reservation_find_live(
-    *, vendor: Vendor, phone_number: str, state: str, now: datetime
+    *, vendor: Vendor, phone_number: str, now: datetime
 ) -> Reservation | None:
+    """The vendor's live reservation for the caller, in whatever state it was made."""
     return (
         Reservation.objects.select_related("transfer_number")
         .filter(
             vendor=vendor,
             phone_number=phone_number,
-            state=state,
             status=Reservation.Status.ACTIVE,
             expires_at__gt=now,
         )
@@ -83,10 +116,11 @@ def agent_count_free(*, state: str, now: datetime) -> int:
 def allocation_sql(*, gate: str = "TRUE") -> str:
     """The CTEs (for a WITH clause) that reserve an agent and a number in one statement.
 
-    Parameters: vendor, phone, state, now, expires, ttl. `gate` is an SQL condition that must hold
-    for anything to be reserved. The CTE `reservation` returns the new row (none when no agent or
-    no number is free), `free_number` the number's id and E.164 `number`. Every step of the ORM
-    path below, in one round trip: a ping spent most of its time in Python building queries.
+    Parameters: vendor, phone, state, now (None: the database's clock), ttl. `gate` is an SQL
+    condition that must hold for anything to be reserved. The CTE `reservation` returns the new
+    row (none when no agent or no number is free), `free_number` the number's id and E.164
+    `number`. Every step of the ORM path below, in one round trip: a ping spent most of its time
+    in Python building queries.
     """
     return f"""
     licensed AS (
@@ -159,19 +193,19 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
              WHERE s.status = 'active' AND s.transfer_number_id = (SELECT id FROM free_number)),
             (SELECT s.id FROM routing_reservation s
              WHERE s.status = 'active' AND s.vendor_id = %(vendor)s
-               AND s.phone_number = %(phone)s AND s.state = %(state)s)
+               AND s.phone_number = %(phone)s)
         )
-          AND r.status = 'active' AND r.expires_at <= %(now)s
+          AND r.status = 'active' AND r.expires_at <= {NOW}
           AND EXISTS (SELECT 1 FROM free_number)
         RETURNING r.id
     ),
     hold_agent AS (
-        UPDATE routing_agent a SET held_until = %(expires)s
+        UPDATE routing_agent a SET held_until = {EXPIRES}
         FROM free_agent, free_number WHERE a.id = free_agent.id
         RETURNING a.id
     ),
     hold_number AS (
-        UPDATE routing_transfernumber t SET held_until = %(expires)s
+        UPDATE routing_transfernumber t SET held_until = {EXPIRES}
         FROM free_agent, free_number WHERE t.id = free_number.id
         RETURNING t.id
     ),
@@ -181,7 +215,7 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
             ttl_seconds, created_at, expires_at, status, ended_at, released_by_id
         )
         SELECT %(vendor)s, free_agent.id, free_number.id, %(phone)s, %(state)s,
-               GREATEST((SELECT n FROM free_count), 1), %(ttl)s, %(now)s, %(expires)s,
+               GREATEST((SELECT n FROM free_count), 1), %(ttl)s, {NOW}, {EXPIRES},
                'active', NULL, NULL
         FROM free_agent, free_number
         -- The stale reservations in the way must be marked before the partial unique indexes
@@ -192,14 +226,14 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
 
 
 def allocation_params(
-    *, vendor_id: int, phone_number: str, state: str, ttl_seconds: int, now: datetime
+    *, vendor_id: int, phone_number: str, state: str, ttl_seconds: int, now: datetime | None
 ) -> dict:
+    """`now` None: the statement decides by the database's clock (see NOW)."""
     return {
         "vendor": vendor_id,
         "phone": phone_number,
         "state": state,
         "now": now,
-        "expires": now + timedelta(seconds=ttl_seconds),
         "ttl": ttl_seconds,
     }
 
@@ -290,9 +324,7 @@ def _reservation_create_with_the_orm(
     # A reservation past its TTL still says "active" until the sweep marks it; mark the ones in
     # the way first, or the partial unique indexes would refuse the new hold.
     Reservation.objects.filter(status=Reservation.Status.ACTIVE, expires_at__lte=now).filter(
-        Q(agent=agent)
-        | Q(transfer_number=number)
-        | Q(vendor=vendor, phone_number=phone_number, state=state)
+        Q(agent=agent) | Q(transfer_number=number) | Q(vendor=vendor, phone_number=phone_number)
     ).update(status=Reservation.Status.EXPIRED, ended_at=F("expires_at"))
     Agent.objects.filter(pk=agent.pk).update(held_until=expires_at)
     TransferNumber.objects.filter(pk=number.pk).update(held_until=expires_at)

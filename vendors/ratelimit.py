@@ -1,4 +1,5 @@
-"""Rate limits on pings: per vendor key, and on failed keys per client address (key guessing).
+"""Rate limits on pings: per vendor key, and on keys that do not exist per client address (key
+guessing; a revoked key is not a guess, and a valid key is never refused by it).
 
 Fixed one-minute windows counted in the shared cache, so every server process counts together.
 When the cache is unavailable the limits fail open: pings are answered, and the log says so.
@@ -47,7 +48,7 @@ def ratelimit_counters(*, client: str | None, key_digest: str | None) -> tuple[l
 
 
 def ratelimit_check_client(*, failures: int | None) -> None:
-    """Refuse a client that has sent too many bad keys this minute (before any key lookup)."""
+    """Refuse a key that does not exist from a client that sent too many such keys this minute."""
     if failures is not None and failures >= settings.PING_KEY_FAILURES_PER_MINUTE:
         raise RateLimited(retry_after=_window(time.time())[1])
 

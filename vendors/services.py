@@ -45,6 +45,11 @@ class VendorKeyInvalid(ApplicationError):
     message = MESSAGE_BAD_KEY
 
 
+class VendorKeyRevoked(VendorKeyInvalid):
+    """A key that exists but no longer works: the same 401, but not a guess (a vendor mid-rotation
+    may still send it), so the key-guessing limit does not count it."""
+
+
 def vendor_key_authenticate(*, key: object, now=None) -> Vendor:
     """The vendor a usable key belongs to; anything else raises VendorKeyInvalid (401)."""
     if not isinstance(key, str) or not _CANONICAL_UUID.fullmatch(key):
@@ -53,10 +58,15 @@ def vendor_key_authenticate(*, key: object, now=None) -> Vendor:
 
 
 def vendor_key_admit(*, key: object, client: str | None, now=None) -> Vendor:
-    """`vendor_key_authenticate` behind the rate limits: 429 (RateLimited) for a client that has
-    sent too many bad keys this minute (before any lookup) or a key over its vendor's limit.
+    """`vendor_key_authenticate` behind the rate limits (429, RateLimited): a key over its
+    vendor's limit, and a client that sent too many keys that do not exist this minute, guessing.
 
-    The cached key and both rate counters come from the shared cache in one round trip.
+    The guessing limit refuses only keys that do not exist: a valid key is admitted whatever its
+    client's failures (a vendor shares an address with whoever guesses), and a revoked one
+    answers 401 and counts for nothing (a vendor mid-rotation). So it is decided after the key
+    is looked up, and a failure is counted only once the lookup says the key never existed: never
+    for good pings in flight together at a cache miss. The cached key and both rate counters come
+    from the shared cache in one round trip.
     """
     well_formed = isinstance(key, str) and _CANONICAL_UUID.fullmatch(key)
     digest = vendor_key_digest(key) if well_formed else None
@@ -73,12 +83,14 @@ def vendor_key_admit(*, key: object, client: str | None, now=None) -> Vendor:
         cached = values[0] if values else None
         failures = counters[0] if read else None
         uses = counters[-1] if increment else None
-    ratelimit_check_client(failures=failures)
     try:
         if digest is None:
             raise VendorKeyInvalid()
         vendor = _vendor_for_digest(digest, now or timezone.now(), cached=cached)
+    except VendorKeyRevoked:
+        raise
     except VendorKeyInvalid:
+        ratelimit_check_client(failures=failures)
         ratelimit_record_key_failure(client=client)
         raise
     ratelimit_check_key(count=uses, limit_per_minute=vendor.rate_limit_per_minute)
@@ -131,7 +143,7 @@ def _vendor_for_digest(digest: str, now: datetime, *, cached=_UNREAD) -> Vendor:
         shared_cache_set(cache_key, cached, settings.VENDOR_KEY_CACHE_SECONDS)
         _last_used_written[cached.key_id] = vendor_key.last_used_at
     if not cached.is_usable(now):
-        raise VendorKeyInvalid()
+        raise VendorKeyRevoked()
     _touch_last_used(cached.key_id, now)
     return Vendor.from_db("default", list(cached.vendor), list(cached.vendor.values()))
 

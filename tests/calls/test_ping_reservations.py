@@ -264,13 +264,34 @@ def test_a_repeat_in_the_last_instant_answers_at_least_one_second():
     assert repeat["ttlSeconds"] == 1
 
 
-def test_the_same_caller_in_another_state_is_not_a_repeat():
+def test_the_same_caller_in_another_state_is_a_repeat_of_the_first():
+    # One caller of one vendor is one caller, whatever state each ping names: the vendor
+    # authorized everywhere, pinging for AZ, then CA, then TX.
     now = timezone.now()
-    ping_at(now, phoneNumber="+14805550100", stateCode="AZ")
+    first = ping_at(now, vendorKey=ALL_STATES_KEY, phoneNumber="+14805550100", stateCode="AZ")
 
-    ping_at(now, phoneNumber="+14805550100", stateCode="CA")
+    answers = [
+        ping_at(now + timedelta(seconds=10), vendorKey=ALL_STATES_KEY,
+                phoneNumber="+14805550100", stateCode="CA"),
+        ping_at(now + timedelta(seconds=20), vendorKey=ALL_STATES_KEY,
+                phoneNumber="4805550100", stateCode="TX"),
+    ]  # fmt: skip
 
-    assert Reservation.objects.count() == 2
+    assert first["agentAvailable"] is True
+    assert [answer["transferTarget"] for answer in answers] == [first["transferTarget"]] * 2
+    assert [answer["ttlSeconds"] for answer in answers] == [50, 40]
+    assert [answer["agentCount"] for answer in answers] == [first["agentCount"]] * 2
+    reservation = Reservation.objects.get()
+    assert reservation.state == "AZ"
+    assert Agent.objects.exclude(held_until=None).count() == 1
+    original, *repeats = CallRecord.objects.order_by("received_at")
+    assert original.outcome == "reserved"
+    assert [(record.outcome, record.state) for record in repeats] == [
+        ("repeat", "CA"), ("repeat", "TX")
+    ]  # fmt: skip
+    assert {(record.repeat_of, record.reservation) for record in repeats} == {
+        (original, reservation)
+    }
 
 
 def test_a_reservation_past_its_ttl_holds_nothing_with_no_worker_running():

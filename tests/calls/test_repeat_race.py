@@ -15,7 +15,7 @@ from django.utils import timezone
 from calls import services as calls_services
 from calls.models import CallRecord
 from routing.models import Agent, Reservation, TransferNumber
-from routing.services import reservation_release
+from routing.services import database_now, reservation_release
 from tests.conftest import ALL_STATES_KEY, DEMO_KEY, PING_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -29,20 +29,24 @@ ROUNDS = 5
 
 
 def _ping_at_once(body: dict, count: int) -> list:
-    barrier = threading.Barrier(count)
-    answers = [None] * count
+    return _ping_bodies_at_once([body] * count)
+
+
+def _ping_bodies_at_once(bodies: list[dict]) -> list:
+    barrier = threading.Barrier(len(bodies))
+    answers = [None] * len(bodies)
 
     def send(index: int) -> None:
         client = Client()
         try:
             barrier.wait(timeout=10)
             answers[index] = client.post(
-                PING_URL, data=json.dumps(body), content_type="application/json"
+                PING_URL, data=json.dumps(bodies[index]), content_type="application/json"
             )
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=send, args=(index,)) for index in range(count)]
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(len(bodies))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -60,7 +64,8 @@ def _ping_rounds():
 def test_without_the_caller_lock_a_racing_repeat_is_told_no_agent_is_free(demo, monkeypatch):
     # The control: proves the race is real, so the lock is what prevents it. Eight pings for one
     # caller race for AZ's three agents; one try that shows it is enough.
-    monkeypatch.setattr("calls.services.reservation_lock_caller", lambda **caller: None)
+    # No lock, only the clock it reads.
+    monkeypatch.setattr("calls.services.reservation_lock_caller", lambda **caller: database_now())
     # On PostgreSQL a ping first tries the one-statement path, whose own try-lock for the caller
     # sends racing twins to the transactional path: skip it, so the control has no lock at all.
     monkeypatch.setattr("calls.services._reserve_in_one_statement", lambda *args: None)
@@ -102,6 +107,34 @@ def test_racing_repeats_leave_scarce_agents_alone_and_answer_at_most_the_ttl(dem
         assert set(repeats.values_list("repeat_of", "reservation")) == {(first.pk, reservation.pk)}
 
     # One agent and one number held per caller, no more.
+    assert Reservation.objects.filter(status="active").count() == ROUNDS
+    assert Agent.objects.exclude(held_until=None).count() == ROUNDS
+    assert TransferNumber.objects.exclude(held_until=None).count() == ROUNDS
+
+
+def test_one_caller_pinged_at_once_in_three_states_holds_one_agent(demo):
+    # The vendor authorized everywhere names AZ, CA and TX for one caller, two pings each, all
+    # at once: the first to reserve holds the caller's one agent, every other ping is its repeat.
+    for round_ in range(ROUNDS):
+        phone = f"+1512556{round_:04d}"
+        bodies = [
+            {"vendorKey": ALL_STATES_KEY, "phoneNumber": phone, "stateCode": state}
+            for state in ("AZ", "CA", "TX") * 2
+        ]
+        answers = _ping_bodies_at_once(bodies)
+
+        assert [answer.status_code for answer in answers] == [200] * len(bodies)
+        data = [answer.json()["data"] for answer in answers]
+        assert all(item["agentAvailable"] for item in data)
+        reservation = Reservation.objects.get(phone_number=phone)
+        assert {item["transferTarget"] for item in data} == {str(reservation.transfer_number)}
+        records = CallRecord.objects.filter(phone_number=phone)
+        first = records.get(outcome="reserved")
+        assert first.state == reservation.state
+        repeats = records.filter(outcome="repeat")
+        assert repeats.count() == len(bodies) - 1
+        assert set(repeats.values_list("repeat_of", "reservation")) == {(first.pk, reservation.pk)}
+
     assert Reservation.objects.filter(status="active").count() == ROUNDS
     assert Agent.objects.exclude(held_until=None).count() == ROUNDS
     assert TransferNumber.objects.exclude(held_until=None).count() == ROUNDS

@@ -12,7 +12,9 @@ from routing.models import Agent, Reservation, TransferNumber
 from tests.conftest import AZ_PING
 
 
-@pytest.mark.parametrize("shared", ["agent", "transfer number", "caller"])
+@pytest.mark.parametrize(
+    "shared", ["agent", "transfer number", "caller", "caller in another state"]
+)
 def test_the_database_refuses_a_second_live_hold(demo, ping, shared):
     assert ping(AZ_PING).json()["data"]["agentAvailable"] is True
     held = Reservation.objects.get()
@@ -23,8 +25,8 @@ def test_the_database_refuses_a_second_live_hold(demo, ping, shared):
         vendor=held.vendor,
         agent=held.agent if shared == "agent" else other_agent,
         transfer_number=held.transfer_number if shared == "transfer number" else other_number,
-        phone_number=held.phone_number if shared == "caller" else "+14805550999",
-        state=held.state,
+        phone_number=held.phone_number if shared.startswith("caller") else "+14805550999",
+        state="CA" if shared == "caller in another state" else held.state,
         agent_count=1,
         ttl_seconds=60,
         created_at=now,

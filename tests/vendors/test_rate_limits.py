@@ -75,18 +75,52 @@ def test_one_keys_limit_does_not_touch_another_vendors_key(ping, shared_cache, s
     assert other.status_code == 200
 
 
-def test_a_client_guessing_keys_is_slowed_before_any_key_lookup(
-    ping, shared_cache, settings, django_assert_num_queries
-):
+def test_a_client_guessing_keys_gets_429_for_its_next_unknown_key(ping, shared_cache, settings):
     settings.PING_KEY_FAILURES_PER_MINUTE = 3
     guesses = [ping({"vendorKey": UNKNOWN_KEY}).status_code for _ in range(3)]
-    assert ping({"vendorKey": "not-a-key"}).status_code == 429
-
-    with django_assert_num_queries(0):
-        refused = ping({"vendorKey": DEMO_KEY})
 
     assert guesses == [401, 401, 401]
-    assert_too_many(refused)
+    assert_too_many(ping({"vendorKey": "not-a-key"}))
+    assert_too_many(ping({"vendorKey": "00000000-0000-4000-8000-000000000001"}))
+
+
+def test_a_valid_key_is_admitted_from_an_address_past_the_guessing_limit(
+    ping, shared_cache, settings
+):
+    # The guessing limit refuses keys that do not exist, never a vendor's own: a vendor may
+    # share its address (a NAT, a proxy) with whoever guesses.
+    settings.PING_KEY_FAILURES_PER_MINUTE = 3
+    for _ in range(5):
+        ping({"vendorKey": UNKNOWN_KEY})
+    assert_too_many(ping({"vendorKey": UNKNOWN_KEY}))
+
+    validation = ping({"vendorKey": DEMO_KEY})
+    reserved = ping(a_ping(1))
+
+    assert validation.status_code == 200
+    assert validation.json()["data"]["vendorActive"] is True
+    assert reserved.status_code == 200
+    assert reserved.json()["data"]["agentAvailable"] is True
+
+
+def test_a_vendor_mid_rotation_sending_its_revoked_key_is_not_locked_out(ping, shared_cache):
+    # The default limit (PING_KEY_FAILURES_PER_MINUTE = 20) and more revoked pings than that.
+    vendor = Vendor.objects.get(name="Demo Vendor")
+    old_key, old_plain = services.vendor_key_create(vendor=vendor, label="before rotation")
+    services.vendor_key_revoke(vendor_key=old_key)
+
+    revoked = [ping({"vendorKey": old_plain}, REMOTE_ADDR="203.0.113.5") for _ in range(25)]
+    validation = ping({"vendorKey": DEMO_KEY}, REMOTE_ADDR="203.0.113.5")
+    reserved = ping(a_ping(1), REMOTE_ADDR="203.0.113.5")
+    unknown = ping({"vendorKey": UNKNOWN_KEY}, REMOTE_ADDR="203.0.113.5")
+
+    # A revoked key is still refused, as before, and counts for nothing toward the limit.
+    assert {answer.status_code for answer in revoked} == {401}
+    assert revoked[-1].json()["data"]["message"] == services.MESSAGE_BAD_KEY
+    assert validation.status_code == 200
+    assert reserved.status_code == 200
+    assert reserved.json()["data"]["agentAvailable"] is True
+    assert unknown.status_code == 401
 
 
 def test_good_pings_in_flight_together_at_a_cache_miss_are_not_taken_for_guesses(
@@ -128,11 +162,11 @@ def test_another_client_address_is_not_slowed_by_a_guessers_failures(ping, share
     settings.PING_KEY_FAILURES_PER_MINUTE = 2
     for _ in range(2):
         ping({"vendorKey": UNKNOWN_KEY}, REMOTE_ADDR="203.0.113.9")
-    assert ping({"vendorKey": DEMO_KEY}, REMOTE_ADDR="203.0.113.9").status_code == 429
+    assert ping({"vendorKey": UNKNOWN_KEY}, REMOTE_ADDR="203.0.113.9").status_code == 429
 
-    answer = ping({"vendorKey": DEMO_KEY}, REMOTE_ADDR="198.51.100.7")
+    answer = ping({"vendorKey": UNKNOWN_KEY}, REMOTE_ADDR="198.51.100.7")
 
-    assert answer.status_code == 200
+    assert answer.status_code == 401
 
 
 def test_a_forged_forwarded_for_header_does_not_dodge_the_guessing_limit(
@@ -142,7 +176,7 @@ def test_a_forged_forwarded_for_header_does_not_dodge_the_guessing_limit(
     for number in range(2):
         ping({"vendorKey": UNKNOWN_KEY}, HTTP_X_FORWARDED_FOR=f"192.0.2.{number}")
 
-    answer = ping({"vendorKey": DEMO_KEY}, HTTP_X_FORWARDED_FOR="192.0.2.200")
+    answer = ping({"vendorKey": UNKNOWN_KEY}, HTTP_X_FORWARDED_FOR="192.0.2.200")
 
     assert_too_many(answer)
 
@@ -154,11 +188,11 @@ def test_behind_a_trusted_proxy_the_address_it_forwarded_is_limited(ping, shared
     for forged in ("10.0.0.1", "10.0.0.2"):
         ping({"vendorKey": UNKNOWN_KEY}, HTTP_X_FORWARDED_FOR=f"{forged}, 192.0.2.9")
 
-    guesser = ping({"vendorKey": DEMO_KEY}, HTTP_X_FORWARDED_FOR="10.0.0.3,192.0.2.9")
-    neighbour = ping({"vendorKey": DEMO_KEY}, HTTP_X_FORWARDED_FOR="192.0.2.9, 192.0.2.10")
+    guesser = ping({"vendorKey": UNKNOWN_KEY}, HTTP_X_FORWARDED_FOR="10.0.0.3,192.0.2.9")
+    neighbour = ping({"vendorKey": UNKNOWN_KEY}, HTTP_X_FORWARDED_FOR="192.0.2.9, 192.0.2.10")
 
     assert_too_many(guesser)
-    assert neighbour.status_code == 200
+    assert neighbour.status_code == 401
 
 
 def test_the_counters_live_in_redis_where_every_server_process_sees_them(
@@ -226,3 +260,13 @@ def test_after_the_backoff_the_cache_is_used_again(ping, settings, redis_server)
 
     assert ping(a_ping(2)).status_code == 200
     assert ping(a_ping(3)).status_code == 429
+
+
+def test_the_vendor_guide_states_both_limits_with_the_default_numbers():
+    from django.conf import settings
+
+    guide = (settings.BASE_DIR / "docs" / "vendor-guide.md").read_text(encoding="utf-8")
+
+    assert f"{settings.PING_RATE_LIMIT_PER_MINUTE} requests a minute per vendor key" in guide
+    assert f"{settings.PING_KEY_FAILURES_PER_MINUTE} keys that do not exist" in guide
+    assert "A revoked key is answered 401 and does not count" in guide
