@@ -149,6 +149,9 @@ PHONENUMBER_DEFAULT_REGION = "US"
 # No broker to install for a fresh clone: kombu's filesystem transport in a git-ignored folder.
 # Production sets a redis:// URL (see the README); the same code runs on either.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's, with a worker that survives a Redis restart (see the module).
+    CELERY_BROKER_TRANSPORT = "config.celery_transport:RedisTransport"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
