@@ -303,6 +303,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_BROKER_FOLDER / "beat-schedule")
 # How often beat sweeps for reservations past their TTL (exactly one beat must run).
 RESERVATION_SWEEP_SECONDS = env_int("RESERVATION_SWEEP_SECONDS", 1, minimum=1)
+# /readyz fails when no worker has run that sweep for this long (0: no worker is expected).
+READYZ_WORKER_SECONDS = env_int("READYZ_WORKER_SECONDS", 30, minimum=0)
+if 0 < READYZ_WORKER_SECONDS <= RESERVATION_SWEEP_SECONDS:
+    raise ImproperlyConfigured(
+        "READYZ_WORKER_SECONDS must be above RESERVATION_SWEEP_SECONDS (or 0), or /readyz fails "
+        "between two sweeps."
+    )
 CELERY_BEAT_SCHEDULE = {
     "expire-due-reservations": {
         "task": "calls.expire_due_reservations",
