@@ -217,3 +217,25 @@ def test_make_run_is_ready_with_its_worker_and_all_gone_within_10_s_of_a_sigterm
     assert seconds is not None, (
         "processes left 10 s after SIGTERM:\n" + local_stack["log"].read_text()
     )
+
+
+def test_make_run_stops_everything_when_its_worker_dies(local_stack):
+    _wait_until_serving(local_stack)
+    group = local_stack["process"].pid
+    listing = subprocess.run(
+        ["ps", "-eo", "pid=,pgid=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    workers = [
+        line.split()[0]
+        for line in listing.splitlines()
+        if line.split()[1] == str(group) and " worker " in line
+    ]
+    assert len(workers) == 1, listing
+
+    os.kill(int(workers[0]), signal.SIGKILL)  # a crash: no clean-up of its own
+
+    # The demo does not go on serving pings with nothing to expire their records.
+    assert _group_gone_within(local_stack["process"], 10) is not None, local_stack[
+        "log"
+    ].read_text()
+    assert local_stack["process"].returncode != 0
