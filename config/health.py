@@ -67,7 +67,7 @@ def readyz(request) -> JsonResponse:
     failed otherwise."""
     results = {}
     for name, check in enabled_checks().items():
-        if name == "worker" and results["database"] != "ok":
+        if name == "worker" and results.get("database", "ok") != "ok":
             results[name] = "failed: database"  # read from it: no second wait on a dead one
             continue
         started = time.monotonic()
