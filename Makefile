@@ -31,12 +31,14 @@ demo: migrate ## Load the demo vendors, agents and transfer numbers
 run: export DEBUG ?= true
 run: demo ## Set up and serve on 127.0.0.1:$(PORT) with a Celery worker and beat beside it
 	$(PY) manage.py demo_login
-	@# Server, worker and beat side by side: Ctrl-C, or any one of them stopping, stops all three.
-	@# A SIGTERM sent to the whole group (timeout, an IDE's stop button) kills the worker's pool
-	@# under it, and Celery's warm shutdown then waits for it for ever: after 10 s, SIGKILL.
-	@trap 'kill $$pids 2>/dev/null; for _ in $$(seq 20); do ps -p "$${pids// /,}" >/dev/null || break; sleep 0.5; done; kill -9 $$pids 2>/dev/null; wait' EXIT; \
+	@# Server, worker and beat side by side: Ctrl-C, or any one of them stopping, stops all three
+	@# (so the demo never runs on without its worker). A signal sent to the whole group (Ctrl-C,
+	@# a timeout, an IDE's stop button) also reaches a prefork worker's pool, whose warm shutdown
+	@# then waits for it for ever: the worker runs its tasks in threads. make passes a SIGTERM on
+	@# to this shell, which must not cut its clean-up short; what still runs 8 s later is killed.
+	@trap 'trap "" INT TERM; SECONDS=0; kill $$pids 2>/dev/null; until [ $$SECONDS -ge 8 ] || ! ps -p "$${pids// /,}" >/dev/null; do sleep 0.2; done; kill -9 $$pids 2>/dev/null; wait' EXIT; \
 	trap 'exit 130' INT TERM; \
-	$(CELERY) worker --loglevel INFO --concurrency 2 & pids=$$!; \
+	$(CELERY) worker --loglevel INFO --pool threads --concurrency 2 & pids=$$!; \
 	$(CELERY) beat --loglevel WARNING & pids="$$pids $$!"; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) & pids="$$pids $$!"; \
 	wait -n

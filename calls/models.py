@@ -197,3 +197,14 @@ class CallExport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.format} export of {self.requested_at:%Y-%m-%d %H:%M}"
+
+
+class WorkerHeartbeat(models.Model):
+    """When a Celery worker last ran beat's expiry sweep: /readyz reads it to notice that no
+    worker (or no beat) is running, since pings are answered all the same."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    seen_at = models.DateTimeField(help_text="The database's clock, so web and worker agree.")
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.seen_at:%Y-%m-%d %H:%M:%S}"

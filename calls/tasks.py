@@ -5,6 +5,7 @@ import logging
 from django.conf import settings
 
 from calls.exports import call_export_run
+from calls.heartbeat import worker_heartbeat_record
 from calls.services import call_record_expire, call_records_expire_due
 from calls.telephony import agent_calls_end_stale
 from config.celery import app
@@ -39,6 +40,7 @@ def expire_reservation(reservation_id: int) -> None:
 def expire_due_reservations() -> None:
     """Beat's sweep: catches whatever a lost, late or never-run task missed."""
     expiry = call_records_expire_due(now=database_now())
+    worker_heartbeat_record()
     if expiry.reservations or expiry.call_records:
         logger.info(
             "Sweep expired %s reservations and %s call records",

@@ -35,7 +35,26 @@ def check_broker() -> None:
         broker.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
 
 
-CHECKS = {"database": check_database, "broker": check_broker}
+class NoWorkerHeartbeat(Exception):
+    """No Celery worker has run beat's expiry sweep lately (or ever)."""
+
+
+def check_worker() -> None:
+    # Pings are answered without a worker, so nothing else would notice that none runs.
+    from calls.heartbeat import worker_heartbeat_age  # apps are not loaded at import time
+
+    age = worker_heartbeat_age()
+    if age is None:
+        raise NoWorkerHeartbeat("no expiry sweep has run yet")
+    if age.total_seconds() > settings.READYZ_WORKER_SECONDS:
+        raise NoWorkerHeartbeat(f"the last expiry sweep ran {age.total_seconds():.0f} s ago")
+
+
+def enabled_checks() -> dict:
+    checks = {"database": check_database, "broker": check_broker}
+    if settings.READYZ_WORKER_SECONDS:
+        checks["worker"] = check_worker
+    return checks
 
 
 def healthz(request) -> JsonResponse:
@@ -44,9 +63,13 @@ def healthz(request) -> JsonResponse:
 
 
 def readyz(request) -> JsonResponse:
-    """Ready: the database and the broker answer. 503 naming what failed otherwise."""
+    """Ready: the database and the broker answer, and a worker runs the sweep. 503 naming what
+    failed otherwise."""
     results = {}
-    for name, check in CHECKS.items():
+    for name, check in enabled_checks().items():
+        if name == "worker" and results.get("database", "ok") != "ok":
+            results[name] = "failed: database"  # read from it: no second wait on a dead one
+            continue
         started = time.monotonic()
         try:
             check()

@@ -34,6 +34,14 @@ def demo(db):
 
 
 @pytest.fixture
+def worker_alive(db):
+    """A Celery worker has just run beat's expiry sweep, as far as /readyz can tell."""
+    from calls.heartbeat import worker_heartbeat_record
+
+    worker_heartbeat_record()
+
+
+@pytest.fixture
 def api():
     return APIClient()
 

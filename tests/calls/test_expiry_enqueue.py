@@ -14,6 +14,12 @@ from tests.conftest import AZ_PING
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def expiry_tasks(settings):
+    """These tests are about the task per reservation, which is off by default."""
+    settings.RESERVATION_EXPIRY_TASKS = True
+
+
 @pytest.fixture
 def broker_down(monkeypatch):
     """Point Celery at a port nothing listens on, with fresh connection pools."""

@@ -13,6 +13,13 @@ from tests.conftest import AZ_PING
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+def expiry_tasks(settings):
+    """These tests are about the task per reservation, which is off by default."""
+    settings.RESERVATION_EXPIRY_TASKS = True
+
+
 # The guide's example ping.
 
 

@@ -1,7 +1,7 @@
 """`make run` as a person runs it: server, worker and beat, with no broker to install.
 
 A fresh SQLite file and an empty broker folder stand for a fresh clone; the test talks to the
-stack over HTTP only, and stops it with Ctrl-C's signal.
+stack over HTTP only, and stops it with Ctrl-C's signal, or with a SIGTERM to its whole group.
 """
 
 import http.cookiejar
@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -176,3 +177,65 @@ def test_make_run_expires_a_reservation_in_the_admin_within_5_seconds_of_its_ttl
         )
         time.sleep(0.2)
     assert reservation_link not in browser.get("/admin/routing/reservation/?status__exact=active")
+
+
+def _group_gone_within(process, seconds: float) -> float | None:
+    """Seconds until no process of make's group is left, or None if some outlive `seconds`."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        process.poll()  # make itself, once it exits, is gone when reaped
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    return None
+
+
+def test_make_run_is_ready_with_its_worker_and_all_gone_within_10_s_of_a_sigterm(local_stack):
+    base_url = _wait_until_serving(local_stack)
+    # /readyz is green only once the worker has run beat's sweep.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(base_url + "/readyz", timeout=5) as response:
+                ready = json.loads(response.read())
+                break
+        except urllib.error.HTTPError as error:
+            ready = json.loads(error.read())
+        assert time.monotonic() < deadline, f"not ready: {ready}\n" + local_stack["log"].read_text()
+        time.sleep(0.5)
+    assert ready == {
+        "status": "ready",
+        "checks": {"database": "ok", "broker": "ok", "worker": "ok"},
+    }
+
+    # What a timeout, an IDE's stop button or a container stop does.
+    os.killpg(local_stack["process"].pid, signal.SIGTERM)
+    seconds = _group_gone_within(local_stack["process"], 10)
+
+    assert seconds is not None, (
+        "processes left 10 s after SIGTERM:\n" + local_stack["log"].read_text()
+    )
+
+
+def test_make_run_stops_everything_when_its_worker_dies(local_stack):
+    _wait_until_serving(local_stack)
+    group = local_stack["process"].pid
+    listing = subprocess.run(
+        ["ps", "-eo", "pid=,pgid=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    workers = [
+        line.split()[0]
+        for line in listing.splitlines()
+        if line.split()[1] == str(group) and " worker " in line
+    ]
+    assert len(workers) == 1, listing
+
+    os.kill(int(workers[0]), signal.SIGKILL)  # a crash: no clean-up of its own
+
+    # The demo does not go on serving pings with nothing to expire their records.
+    assert _group_gone_within(local_stack["process"], 10) is not None, local_stack[
+        "log"
+    ].read_text()
+    assert local_stack["process"].returncode != 0

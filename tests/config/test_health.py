@@ -3,9 +3,14 @@
 import socket
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models.functions import Now
+
+from calls.heartbeat import SWEEP
+from calls.models import WorkerHeartbeat
 
 
 def test_it_says_alive_without_touching_the_database(client, django_assert_num_queries, db):
@@ -16,13 +21,45 @@ def test_it_says_alive_without_touching_the_database(client, django_assert_num_q
     assert response["Cache-Control"] == "no-store"
 
 
-def test_it_answers_a_load_balancer_that_uses_an_ip_as_host(client, db):
+def test_it_answers_a_load_balancer_that_uses_an_ip_as_host(client, worker_alive):
     # The host is not in ALLOWED_HOSTS: every other page would answer 400.
     response = client.get("/readyz", HTTP_HOST="10.0.0.5:8000")
     assert response.status_code == 200
 
 
-def test_it_is_ready_when_the_database_and_the_broker_answer(client, db):
+def test_it_is_ready_when_the_database_and_the_broker_answer_and_a_worker_runs_the_sweep(
+    client, worker_alive
+):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "broker": "ok", "worker": "ok"},
+    }
+
+
+def test_it_is_not_ready_when_no_worker_has_ever_run_the_sweep(client, db):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "checks": {"database": "ok", "broker": "ok", "worker": "failed: NoWorkerHeartbeat"},
+    }
+
+
+def test_it_is_not_ready_when_the_last_sweep_is_older_than_the_setting(client, db, settings):
+    settings.READYZ_WORKER_SECONDS = 30
+    WorkerHeartbeat.objects.create(name=SWEEP, seen_at=Now() - timedelta(seconds=31))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["worker"] == "failed: NoWorkerHeartbeat"
+
+    WorkerHeartbeat.objects.update(seen_at=Now() - timedelta(seconds=25))
+    assert client.get("/readyz").status_code == 200
+
+
+def test_it_expects_no_worker_when_the_setting_is_0(client, db, settings):
+    settings.READYZ_WORKER_SECONDS = 0
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
@@ -40,7 +77,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_it_is_not_ready_when_the_broker_refuses_connections(client, db, settings):
+def test_it_is_not_ready_when_the_broker_refuses_connections(client, worker_alive, settings):
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{_closed_port()}/0"
     started = time.monotonic()
     response = client.get("/readyz")
@@ -48,7 +85,7 @@ def test_it_is_not_ready_when_the_broker_refuses_connections(client, db, setting
     assert response.status_code == 503
     assert response.json() == {
         "status": "unavailable",
-        "checks": {"database": "ok", "broker": "failed: OperationalError"},
+        "checks": {"database": "ok", "broker": "failed: OperationalError", "worker": "ok"},
     }
 
 
@@ -94,7 +131,7 @@ def test_it_gives_up_on_a_broker_that_never_answers_within_its_timeout(
 
 @pytest.mark.postgres  # a database server that is gone; SQLite's test database is in memory
 @pytest.mark.django_db(transaction=True)
-def test_it_is_not_ready_when_the_database_is_unreachable(client):
+def test_it_is_not_ready_when_the_database_is_unreachable(client, worker_alive):
     saved = dict(connection.settings_dict)
     connection.close()
     connection.settings_dict.update(HOST="127.0.0.1", PORT=str(_closed_port()))
@@ -107,7 +144,11 @@ def test_it_is_not_ready_when_the_database_is_unreachable(client):
     assert response.status_code == 503
     assert response.json() == {
         "status": "unavailable",
-        "checks": {"database": "failed: OperationalError", "broker": "ok"},
+        "checks": {
+            "database": "failed: OperationalError",
+            "broker": "ok",
+            "worker": "failed: database",
+        },
     }
     # Once the database is back, the same process is ready again.
     assert client.get("/readyz").status_code == 200
