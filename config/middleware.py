@@ -8,11 +8,14 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 
+from config.database import database_timeouts_lifted
 from config.errors import (
     MESSAGE_NOT_FOUND,
     MESSAGE_TOO_LARGE,
     MESSAGE_UNEXPECTED,
+    database_stall_answer,
     envelope_json_response,
+    is_database_stall,
 )
 
 logger = logging.getLogger(__name__)
@@ -74,6 +77,8 @@ class RequestIdMiddleware:
             return envelope_json_response(request, 404, MESSAGE_NOT_FOUND)
         if isinstance(exc, PermissionDenied):
             return envelope_json_response(request, 403, "Forbidden.")
+        if is_database_stall(exc):
+            return envelope_json_response(request, *database_stall_answer(request, exc))
         logger.error("Unhandled error in %s", request.path, exc_info=exc)
         return envelope_json_response(request, 500, MESSAGE_UNEXPECTED)
 
@@ -92,3 +97,18 @@ def _message_for_status(status: int) -> str:
     if status >= 500:
         return MESSAGE_UNEXPECTED
     return "Request could not be processed."
+
+
+class AdminDatabaseTimeoutsMiddleware:
+    """The admin's pages count and search whole tables: they run with the long database
+    timeouts (config/database.py), every other request with the web's."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.prefix = "/" + settings.ADMIN_URL
+
+    def __call__(self, request):
+        if not request.path_info.startswith(self.prefix):
+            return self.get_response(request)
+        with database_timeouts_lifted():
+            return self.get_response(request)

@@ -82,6 +82,9 @@ if DATABASES["default"]["ENGINE"] not in (
         "DATABASE_URL must be a postgres:// or sqlite:// URL: the allocation relies on "
         "PostgreSQL's row locks (SQLite for one machine only)."
     )
+DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 1500, minimum=0)
+DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 1000, minimum=0)
+DATABASE_LONG_STATEMENT_TIMEOUT_MS = env_int("DATABASE_LONG_STATEMENT_TIMEOUT_MS", 0, minimum=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's, with a cheaper check of pooled connections (config/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "config.postgresql"
@@ -106,6 +109,17 @@ else:
         "keepalives_count": 3,
         "tcp_user_timeout": 10_000,
     }
+    # A stalled database (a lock held by a migration, a server that stopped answering) must
+    # fail a web request in about 2 s, never hold it for the stall: the server cancels a
+    # statement after DATABASE_STATEMENT_TIMEOUT_MS and a lock wait after
+    # DATABASE_LOCK_TIMEOUT_MS (answered 503 with Retry-After), and a server that sends nothing
+    # at all is given up by the client 500 ms after the statement timeout
+    # (config/postgresql/base.py). Exports, the admin and migrations lift both
+    # (config/database.py), to DATABASE_LONG_STATEMENT_TIMEOUT_MS (0: no limit).
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+        f" -c lock_timeout={DATABASE_LOCK_TIMEOUT_MS}"
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, minimum=0)
     # A persistent connection is checked before a request uses it, so no request fails on a
     # connection the database dropped: a poll of its socket, no round trip (config/postgresql).
@@ -336,6 +350,8 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+# The admin's pages get the long database timeouts (DATABASE_LONG_STATEMENT_TIMEOUT_MS).
+MIDDLEWARE += ["config.middleware.AdminDatabaseTimeoutsMiddleware"]
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
