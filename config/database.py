@@ -36,6 +36,8 @@ def database_timeouts_lift(*, using: str = DEFAULT_DB_ALIAS) -> bool:
 def database_timeouts_restore(*, using: str = DEFAULT_DB_ALIAS) -> None:
     """Back to the limits the connection started with (its options)."""
     connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
     if connection.connection is None or connection.connection.closed:
         return  # a new connection starts with them
     try:

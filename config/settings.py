@@ -263,6 +263,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 READYZ_BROKER_TIMEOUT_SECONDS = env_int("READYZ_BROKER_TIMEOUT_SECONDS", 1, minimum=1)
+# /readyz answers within this, whatever its checks do (those still running count as failed).
+READYZ_TIMEOUT_SECONDS = env_int("READYZ_TIMEOUT_SECONDS", 2, minimum=1)
 # /metrics answers these addresses (IPs or CIDR networks), and anyone with the bearer token.
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
 try:
@@ -293,6 +295,11 @@ CELERY_BROKER_FOLDER = Path(env_str("CELERY_BROKER_FOLDER") or BASE_DIR / "celer
 # on their own terms, by broker_connection_retry.)
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_TASK_PUBLISH_RETRY = False
+# A ping publishes its expiry task with these socket timeouts of its own (config/broker.py), so a
+# hung broker costs a ping at most about twice this; after a failure, a process's pings skip
+# publishing for BROKER_PUBLISH_RETRY_SECONDS (the sweep expires what they did not queue).
+BROKER_PUBLISH_TIMEOUT_MS = env_int("BROKER_PUBLISH_TIMEOUT_MS", 250, minimum=1)
+BROKER_PUBLISH_RETRY_SECONDS = env_int("BROKER_PUBLISH_RETRY_SECONDS", 5, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 1,
     "interval_start": 0,
