@@ -114,3 +114,38 @@ def test_it_is_not_ready_when_the_database_is_unreachable(client):
     # Once the database is back, the same process is ready again, from its next check.
     time.sleep(READYZ_MAX_AGE_SECONDS)
     assert client.get("/readyz").status_code == 200
+
+
+@pytest.fixture
+def redis_broker(settings):
+    from tests.servers import RedisServer
+
+    server = RedisServer()
+    server.start()
+    settings.CELERY_BROKER_URL = f"{server.url}/0"
+    yield server
+    server.stop()
+
+
+def connections_received(server) -> int:
+    import redis
+
+    with redis.Redis.from_url(server.url) as client:
+        # Less the one this question opens.
+        return client.info("stats")["total_connections_received"] - 1
+
+
+def test_its_broker_check_keeps_one_connection_instead_of_opening_one_each_time(redis_broker, db):
+    from config.health import check_broker
+
+    before = connections_received(redis_broker)
+    for _ in range(10):
+        check_broker()
+    assert connections_received(redis_broker) - before - 1 <= 1
+
+
+def test_probes_in_the_same_second_share_one_check(client, redis_broker, db):
+    before = connections_received(redis_broker)
+    answers = [client.get("/readyz") for _ in range(20)]
+    assert {answer.status_code for answer in answers} == {200}
+    assert connections_received(redis_broker) - before - 1 <= 1
