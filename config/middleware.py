@@ -34,6 +34,10 @@ class RequestIdLogFilter(logging.Filter):
         return True
 
 
+# Beyond the envelope paths, where a stalled database is also answered 503 in the envelope.
+STALL_ENVELOPE_PREFIXES = ("/api/",)
+
+
 def _is_envelope_path(path: str) -> bool:
     return path.startswith(settings.ENVELOPE_PATH_PREFIXES)
 
@@ -68,6 +72,10 @@ class RequestIdMiddleware:
     def process_exception(self, request, exception):
         if _is_envelope_path(request.path):
             return self._exception_response(request, exception)
+        if is_database_stall(exception) and request.path.startswith(STALL_ENVELOPE_PREFIXES):
+            # The reporting API keeps DRF's error format, but a stalled database is no fault of
+            # the client's: 503 in the envelope, Retry-After, never a trace.
+            return envelope_json_response(request, *database_stall_answer(request, exception))
         return None
 
     def _exception_response(self, request, exc):

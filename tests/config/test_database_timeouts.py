@@ -130,3 +130,24 @@ def test_migrations_run_with_the_long_timeouts(settings):
 
     assert set(seen[1:]) == {("0", "0")}
     assert show("statement_timeout") == str(settings.DATABASE_STATEMENT_TIMEOUT_MS)
+
+
+def test_the_reporting_api_answers_503_in_the_envelope_while_its_table_is_locked(api):
+    from django.contrib.auth.models import User
+    from rest_framework.authtoken.models import Token
+
+    admin = User.objects.create_superuser("sam.super", password="correct horse battery staple")
+    token = Token.objects.create(user=admin).key
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    with table_locked("calls_callrecord"):
+        started = time.monotonic()
+        answer = api.get("/api/v1/call-records")
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 2.0, elapsed
+    assert answer.status_code == 503
+    assert answer["Retry-After"] == "1"
+    assert answer.json() == {
+        "status": 503,
+        "data": {"message": BUSY, "requestId": answer["X-Request-ID"]},
+    }
