@@ -97,11 +97,19 @@ def assert_error_envelope(status: int, body: dict, headers: dict) -> None:
         assert headers["Retry-After"] == "1"
 
 
+@pytest.mark.parametrize(
+    "connections",
+    [
+        pytest.param({"CONN_MAX_AGE": "60"}, id="persistent-connections"),
+        pytest.param({"DATABASE_POOL": "true", "DATABASE_POOL_MIN_SIZE": "2"}, id="pool"),
+    ],
+)
 def test_with_postgresql_stopped_answering_pings_and_probes_answer_within_2_seconds(
     cluster,  # noqa: F811
+    connections,
 ):
     database_url = cluster.database_url("callrouting")
-    env = server_env(database_url, CONN_MAX_AGE="60", CELERY_BROKER_URL="memory://")
+    env = server_env(database_url, CELERY_BROKER_URL="memory://", **connections)
     with web_server(env) as base:
         assert ping(base, "+14805550101")[0] == 200  # a persistent connection, then the stall
         assert get(f"{base}/readyz")[0] == 200
