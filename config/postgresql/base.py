@@ -24,6 +24,8 @@ from django.db.backends.postgresql import base
 from psycopg import errors
 from psycopg_pool import ConnectionPool
 
+from config.postgresql.creation import DatabaseCreation
+
 # Past the statement timeout: the server's own cancellation, which leaves the connection usable,
 # comes first whenever the server still runs.
 CLIENT_MARGIN_SECONDS = 0.5
@@ -68,6 +70,8 @@ def connection_has_input(connection) -> bool:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    creation_class = DatabaseCreation
+
     def is_usable(self):
         # CONN_HEALTH_CHECKS with persistent connections: the same check, at each request's
         # first query, instead of Django's query every time.
