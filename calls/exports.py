@@ -40,6 +40,7 @@ from django.utils.dateparse import parse_datetime
 
 from calls.models import CallExport, CallRecord
 from calls.services import format_timestamp
+from config.database import database_timeouts_lifted
 from config.errors import ApplicationError
 from vendors.models import Vendor
 from vendors.states import STATE_CHOICES
@@ -674,14 +675,16 @@ def _export_begin(
     *, user, source: str, filters: CallRecordFilters, export_format: str
 ) -> tuple[ExportSheet, CallExport]:
     """The selection to write, and its audit row, running from now."""
-    sheet = export_sheet_for(filters=filters)
+    with database_timeouts_lifted():  # reading a whole selection takes longer than a ping
+        sheet = export_sheet_for(filters=filters)
+        row_count = sheet.records.count()
     export = call_export_record(
         user=user,
         source=source,
         filters=filters,
         export_format=export_format,
         status=CallExport.Status.RUNNING,
-        row_count=sheet.records.count(),
+        row_count=row_count,
     )
     return sheet, export
 
@@ -736,11 +739,12 @@ def _audited(
         # On PostgreSQL one read-only transaction lets the server-side cursor hand rows over as
         # they are read; outside one, Django's cursor WITH HOLD first copies the whole result.
         # Not on SQLite, where a transaction would hold the write lock pings need.
-        if connection.vendor == "postgresql":
-            with transaction.atomic():
+        with database_timeouts_lifted():
+            if connection.vendor == "postgresql":
+                with transaction.atomic():
+                    yield from chunks
+            else:
                 yield from chunks
-        else:
-            yield from chunks
         finished = True
     finally:
         status = CallExport.Status.DONE if finished else CallExport.Status.FAILED
@@ -762,7 +766,8 @@ def call_export_start(
 ) -> CallExport:
     """Queue an XLSX export for the background job; refuses what Excel cannot hold."""
     _require_permission(user)
-    rows = call_record_select(filters=filters).count()
+    with database_timeouts_lifted():
+        rows = call_record_select(filters=filters).count()
     if rows > EXCEL_MAX_DATA_ROWS:
         raise ExportTooLarge(excel_limit_message(rows))
     export = call_export_record(
@@ -813,8 +818,9 @@ def call_export_run(*, export_id: int, now: datetime | None = None) -> CallExpor
         CallExport.objects.filter(pk=export.pk).update(rows_written=rows)
 
     try:
-        sheet = export_sheet_for(filters=CallRecordFilters.from_json(export.filters))
-        written = xlsx_write(sheet, partial, progress=progress)
+        with database_timeouts_lifted():
+            sheet = export_sheet_for(filters=CallRecordFilters.from_json(export.filters))
+            written = xlsx_write(sheet, partial, progress=progress)
         os.replace(partial, path)
     except Exception as exc:
         partial.unlink(missing_ok=True)
@@ -863,7 +869,8 @@ def call_export_write_file(
         user=user, source=source, filters=filters, export_format=export_format
     )
     try:
-        written = xlsx_write(sheet, output, progress=progress)
+        with database_timeouts_lifted():
+            written = xlsx_write(sheet, output, progress=progress)
     except ApplicationError as exc:
         export.status, export.error = CallExport.Status.FAILED, exc.message
         export.finished_at = timezone.now()

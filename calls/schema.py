@@ -23,6 +23,7 @@ from config.errors import (
     MESSAGE_METHOD,
     MESSAGE_TOO_LARGE,
     MESSAGE_TOO_MANY,
+    MESSAGE_UNAVAILABLE,
     MESSAGE_UNEXPECTED,
 )
 from vendors.services import MESSAGE_BAD_KEY
@@ -200,7 +201,7 @@ PING_SCHEMA = extend_schema(
             "Retry-After",
             OpenApiTypes.INT,
             OpenApiParameter.HEADER,
-            response=[429],
+            response=[429, 503],
             required=True,
             description="Seconds to wait before pinging again.",
         ),
@@ -314,6 +315,12 @@ PING_SCHEMA = extend_schema(
             response=_error(500, messages=[MESSAGE_UNEXPECTED]),
             description="Our fault. Quote the requestId to support; you may retry.",
             examples=[_error_example("Server error", 500, MESSAGE_UNEXPECTED)],
+        ),
+        503: OpenApiResponse(
+            response=_error(503, messages=[MESSAGE_UNAVAILABLE]),
+            description="Busy for a moment (our database stalled); nothing was reserved. Retry "
+            "after the seconds in Retry-After.",
+            examples=[_error_example("Busy", 503, MESSAGE_UNAVAILABLE)],
         ),
     },
 )

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from calls.models import CallRecord
 from calls.ping import PingFields, read_ping_fields
+from config.broker import task_publish
 from config.errors import ApplicationError
 from config.metrics import ping_outcome_note
 from routing.models import Reservation
@@ -427,7 +428,8 @@ def _enqueue_expiry(reservation_id: int, expires_at: datetime) -> None:
         from calls.tasks import expire_reservation  # the tasks module imports these services
 
         try:
-            expire_reservation.apply_async(args=[reservation_id], eta=expires_at)
+            # Bounded (BROKER_PUBLISH_TIMEOUT_MS): a hung broker must not hold the ping.
+            task_publish(expire_reservation, args=[reservation_id], eta=expires_at)
         except Exception:
             logger.warning(
                 "Could not enqueue the expiry of reservation %s; the sweep will expire it",

@@ -6,10 +6,14 @@ Services raise `ApplicationError` (or a subclass); views never build error respo
 import logging
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import JsonResponse
+from psycopg.errors import LockNotAvailable, QueryCanceled
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
+
+from config.postgresql.base import DatabaseStalled
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +23,9 @@ MESSAGE_TOO_LARGE = "Request body too large."
 MESSAGE_UNEXPECTED = "An unexpected condition was encountered by the server."
 MESSAGE_NOT_FOUND = "Not found."
 MESSAGE_TOO_MANY = "Too many requests."
+MESSAGE_UNAVAILABLE = "The service is busy. Please retry shortly."
+# Seconds a client is asked to wait after a database stall: the statement timeouts are shorter.
+STALL_RETRY_AFTER_SECONDS = 1
 
 
 class ApplicationError(Exception):
@@ -60,9 +67,29 @@ def request_id_of(request) -> str:
     return getattr(django_request, "request_id", "")
 
 
-def envelope_json_response(request, status: int, message: str) -> JsonResponse:
+def envelope_json_response(
+    request, status: int, message: str, headers: dict[str, str] | None = None
+) -> JsonResponse:
     """For errors raised outside DRF views (middleware, URL resolver, body limits)."""
-    return JsonResponse(error_data(request, status, message), status=status)
+    return JsonResponse(error_data(request, status, message), status=status, headers=headers)
+
+
+def is_database_stall(exc: BaseException) -> bool:
+    """A statement the database cancelled at its timeout, a lock not granted in time, or a
+    server that sent nothing (config/postgresql): busy for now, not broken. Nothing was written:
+    the statement, or the transaction around it, rolled back."""
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    if isinstance(cause, QueryCanceled | LockNotAvailable | DatabaseStalled):
+        return True
+    # SQLite's busy timeout ran out waiting for another writer.
+    return "database is locked" in str(exc)
+
+
+def database_stall_answer(request, exc: BaseException) -> tuple[int, str, dict[str, str]]:
+    logger.warning("Database stalled on %s %s: %s", request.method, request.path, exc)
+    return 503, MESSAGE_UNAVAILABLE, {"Retry-After": str(STALL_RETRY_AFTER_SECONDS)}
 
 
 def envelope_exception_handler(exc, context):
@@ -90,6 +117,9 @@ def envelope_exception_handler(exc, context):
         status, message = 400, MESSAGE_BAD_BODY
     elif isinstance(exc, exceptions.APIException):
         status, message = exc.status_code, _detail_text(exc.detail)
+    elif is_database_stall(exc):
+        status, message, stall_headers = database_stall_answer(request, exc)
+        headers.update(stall_headers)
     else:
         logger.exception("Unhandled error in %s", request.path)
         status, message = 500, MESSAGE_UNEXPECTED

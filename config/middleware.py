@@ -8,11 +8,14 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 
+from config.database import database_timeouts_lifted
 from config.errors import (
     MESSAGE_NOT_FOUND,
     MESSAGE_TOO_LARGE,
     MESSAGE_UNEXPECTED,
+    database_stall_answer,
     envelope_json_response,
+    is_database_stall,
 )
 from config.proxy import PROXY_REQUEST_ID
 
@@ -30,6 +33,10 @@ class RequestIdLogFilter(logging.Filter):
         request = getattr(record, "request", None)
         record.request_id = getattr(request, "request_id", None) or current_request_id.get()
         return True
+
+
+# Beyond the envelope paths, where a stalled database is also answered 503 in the envelope.
+STALL_ENVELOPE_PREFIXES = ("/api/",)
 
 
 def _is_envelope_path(path: str) -> bool:
@@ -67,6 +74,10 @@ class RequestIdMiddleware:
     def process_exception(self, request, exception):
         if _is_envelope_path(request.path):
             return self._exception_response(request, exception)
+        if is_database_stall(exception) and request.path.startswith(STALL_ENVELOPE_PREFIXES):
+            # The reporting API keeps DRF's error format, but a stalled database is no fault of
+            # the client's: 503 in the envelope, Retry-After, never a trace.
+            return envelope_json_response(request, *database_stall_answer(request, exception))
         return None
 
     def _exception_response(self, request, exc):
@@ -76,6 +87,8 @@ class RequestIdMiddleware:
             return envelope_json_response(request, 404, MESSAGE_NOT_FOUND)
         if isinstance(exc, PermissionDenied):
             return envelope_json_response(request, 403, "Forbidden.")
+        if is_database_stall(exc):
+            return envelope_json_response(request, *database_stall_answer(request, exc))
         logger.error("Unhandled error in %s", request.path, exc_info=exc)
         return envelope_json_response(request, 500, MESSAGE_UNEXPECTED)
 
@@ -94,3 +107,18 @@ def _message_for_status(status: int) -> str:
     if status >= 500:
         return MESSAGE_UNEXPECTED
     return "Request could not be processed."
+
+
+class AdminDatabaseTimeoutsMiddleware:
+    """The admin's pages count and search whole tables: they run with the long database
+    timeouts (config/database.py), every other request with the web's."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.prefix = "/" + settings.ADMIN_URL
+
+    def __call__(self, request):
+        if not request.path_info.startswith(self.prefix):
+            return self.get_response(request)
+        with database_timeouts_lifted():
+            return self.get_response(request)

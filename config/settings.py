@@ -82,6 +82,9 @@ if DATABASES["default"]["ENGINE"] not in (
         "DATABASE_URL must be a postgres:// or sqlite:// URL: the allocation relies on "
         "PostgreSQL's row locks (SQLite for one machine only)."
     )
+DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 1500, minimum=0)
+DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 1000, minimum=0)
+DATABASE_LONG_STATEMENT_TIMEOUT_MS = env_int("DATABASE_LONG_STATEMENT_TIMEOUT_MS", 0, minimum=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's, with a cheaper check of pooled connections (config/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "config.postgresql"
@@ -106,6 +109,17 @@ else:
         "keepalives_count": 3,
         "tcp_user_timeout": 10_000,
     }
+    # A stalled database (a lock held by a migration, a server that stopped answering) must
+    # fail a web request in about 2 s, never hold it for the stall: the server cancels a
+    # statement after DATABASE_STATEMENT_TIMEOUT_MS and a lock wait after
+    # DATABASE_LOCK_TIMEOUT_MS (answered 503 with Retry-After), and a server that sends nothing
+    # at all is given up by the client 500 ms after the statement timeout
+    # (config/postgresql/base.py). Exports, the admin and migrations lift both
+    # (config/database.py), to DATABASE_LONG_STATEMENT_TIMEOUT_MS (0: no limit).
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+        f" -c lock_timeout={DATABASE_LOCK_TIMEOUT_MS}"
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, minimum=0)
     # A persistent connection is checked before a request uses it, so no request fails on a
     # connection the database dropped: a poll of its socket, no round trip (config/postgresql).
@@ -252,6 +266,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 READYZ_BROKER_TIMEOUT_SECONDS = env_int("READYZ_BROKER_TIMEOUT_SECONDS", 1, minimum=1)
+# /readyz answers within this, whatever its checks do (those still running count as failed).
+READYZ_TIMEOUT_SECONDS = env_int("READYZ_TIMEOUT_SECONDS", 2, minimum=1)
 # /metrics answers these addresses (IPs or CIDR networks), and anyone with the bearer token.
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
 try:
@@ -282,6 +298,11 @@ CELERY_BROKER_FOLDER = Path(env_str("CELERY_BROKER_FOLDER") or BASE_DIR / "celer
 # on their own terms, by broker_connection_retry.)
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_TASK_PUBLISH_RETRY = False
+# A ping publishes its expiry task with these socket timeouts of its own (config/broker.py), so a
+# hung broker costs a ping at most about twice this; after a failure, a process's pings skip
+# publishing for BROKER_PUBLISH_RETRY_SECONDS (the sweep expires what they did not queue).
+BROKER_PUBLISH_TIMEOUT_MS = env_int("BROKER_PUBLISH_TIMEOUT_MS", 250, minimum=1)
+BROKER_PUBLISH_RETRY_SECONDS = env_int("BROKER_PUBLISH_RETRY_SECONDS", 5, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 1,
     "interval_start": 0,
@@ -346,6 +367,8 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+# The admin's pages get the long database timeouts (DATABASE_LONG_STATEMENT_TIMEOUT_MS).
+MIDDLEWARE += ["config.middleware.AdminDatabaseTimeoutsMiddleware"]
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

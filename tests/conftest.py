@@ -34,8 +34,9 @@ def demo(db):
 
 
 @pytest.fixture
-def worker_alive(db):
-    """A Celery worker has just run beat's expiry sweep, as far as /readyz can tell."""
+def worker_alive(transactional_db):
+    """A Celery worker has just run beat's expiry sweep, as far as /readyz can tell (committed:
+    /readyz reads it on a connection of its own)."""
     from calls.heartbeat import worker_heartbeat_record
 
     worker_heartbeat_record()
@@ -141,3 +142,13 @@ def second_waits_on_first(first, second, *, first_ready, first_may_finish) -> bo
     for thread in threads:
         thread.join(10)
     return waited
+
+
+@pytest.fixture(autouse=True)
+def _fresh_readiness():
+    """/readyz keeps its last result for a second: no test may see another's."""
+    from config.health import readiness_reset
+
+    readiness_reset()
+    yield
+    readiness_reset()

@@ -9,12 +9,55 @@ check; one that fails it goes back to the pool, which discards it, and the next 
 Persistent connections (CONN_MAX_AGE with CONN_HEALTH_CHECKS) are checked the same way at each
 request's first query; one that fails is closed and Django opens a new one.
 A network path that dies silently is left to TCP keepalives.
+
+A server that is alive but sends nothing (a stopped process, a frozen host) is noticed by no
+keepalive, and cannot enforce its own statement_timeout: each connection waits for the server
+at most `deadline` seconds per operation, then is closed, and the request fails
+(`DatabaseStalled`, answered 503) instead of waiting as long as the stall.
 """
 
 import select
 
+import psycopg
+from django.conf import settings
 from django.db.backends.postgresql import base
+from psycopg import errors
 from psycopg_pool import ConnectionPool
+
+from config.postgresql.creation import DatabaseCreation
+
+# Past the statement timeout: the server's own cancellation, which leaves the connection usable,
+# comes first whenever the server still runs.
+CLIENT_MARGIN_SECONDS = 0.5
+
+
+class DatabaseStalled(psycopg.OperationalError):
+    """The server sent nothing within the connection's deadline; the connection is closed."""
+
+
+class DeadlineConnection(psycopg.Connection):
+    """psycopg's connection, waiting for the server at most `deadline` seconds per operation
+    (None: for ever). config/database.py lifts it with the statement timeout."""
+
+    deadline: float | None = None
+
+    def wait(self, gen, interval=0.1, timeout=None):
+        if timeout is not None or self.deadline is None:
+            return super().wait(gen, interval=interval, timeout=timeout)
+        try:
+            return super().wait(gen, interval=interval, timeout=self.deadline)
+        except errors._WaitTimeout:
+            # Half-way through a exchange: the connection cannot be used again.
+            self.close()
+            raise DatabaseStalled(
+                f"the database sent nothing for {self.deadline:g} s; connection closed"
+            ) from None
+
+
+def client_deadline(statement_timeout_ms: int) -> float | None:
+    if not statement_timeout_ms:
+        return None
+    return statement_timeout_ms / 1000 + CLIENT_MARGIN_SECONDS
 
 
 def connection_has_input(connection) -> bool:
@@ -27,6 +70,8 @@ def connection_has_input(connection) -> bool:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    creation_class = DatabaseCreation
+
     def is_usable(self):
         # CONN_HEALTH_CHECKS with persistent connections: the same check, at each request's
         # first query, instead of Django's query every time.
@@ -35,7 +80,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return super().is_usable()
 
     def get_new_connection(self, conn_params):
-        connection = super().get_new_connection(conn_params)
+        connection = self._with_deadline(super().get_new_connection(conn_params))
         pool = self.pool
         if pool is None:
             return connection
@@ -48,5 +93,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 return connection  # only a notice or a notification was waiting
             except self.Database.Error:
                 pool.putconn(connection)  # broken now: the pool discards it and reconnects
-            connection = super().get_new_connection(conn_params)
+            connection = self._with_deadline(super().get_new_connection(conn_params))
+        return connection
+
+    @staticmethod
+    def _with_deadline(connection):
+        # Django makes psycopg's own class (psycopg.connect, or the pool's); ours only adds a
+        # wait with a deadline, no state, so the instance can take its class.
+        if type(connection) is psycopg.Connection:
+            connection.__class__ = DeadlineConnection
+        connection.deadline = client_deadline(settings.DATABASE_STATEMENT_TIMEOUT_MS)
         return connection

@@ -32,7 +32,7 @@ def test_it_documents_only_the_vendor_endpoint(schema):
 
 def test_it_documents_every_answer_of_the_contract(schema):
     assert sorted(_ping(schema)["responses"]) == [
-        "200", "400", "401", "403", "405", "413", "429", "500"
+        "200", "400", "401", "403", "405", "413", "429", "500", "503"
     ]  # fmt: skip
 
 
@@ -60,7 +60,7 @@ def test_it_shows_the_guides_examples(schema):
     } in _examples(schema, "200")  # fmt: skip
     messages = {
         status: {example["data"]["message"] for example in _examples(schema, status)}
-        for status in ["400", "401", "403", "405", "413", "429", "500"]
+        for status in ["400", "401", "403", "405", "413", "429", "500", "503"]
     }
     assert messages == {
         "400": {
@@ -74,6 +74,7 @@ def test_it_shows_the_guides_examples(schema):
         "413": {"Request body too large."},
         "429": {"Too many requests."},
         "500": {"An unexpected condition was encountered by the server."},
+        "503": {"The service is busy. Please retry shortly."},
     }
 
 

@@ -11,6 +11,7 @@ from django.db.models.functions import Now
 
 from calls.heartbeat import SWEEP
 from calls.models import WorkerHeartbeat
+from config.health import READYZ_MAX_AGE_SECONDS, readiness_reset
 
 
 def test_it_says_alive_without_touching_the_database(client, django_assert_num_queries, db):
@@ -47,7 +48,9 @@ def test_it_is_not_ready_when_no_worker_has_ever_run_the_sweep(client, db):
     }
 
 
-def test_it_is_not_ready_when_the_last_sweep_is_older_than_the_setting(client, db, settings):
+def test_it_is_not_ready_when_the_last_sweep_is_older_than_the_setting(
+    client, transactional_db, settings
+):
     settings.READYZ_WORKER_SECONDS = 30
     WorkerHeartbeat.objects.create(name=SWEEP, seen_at=Now() - timedelta(seconds=31))
     response = client.get("/readyz")
@@ -55,6 +58,7 @@ def test_it_is_not_ready_when_the_last_sweep_is_older_than_the_setting(client, d
     assert response.json()["checks"]["worker"] == "failed: NoWorkerHeartbeat"
 
     WorkerHeartbeat.objects.update(seen_at=Now() - timedelta(seconds=25))
+    readiness_reset()  # the last result is kept for a second
     assert client.get("/readyz").status_code == 200
 
 
@@ -150,5 +154,41 @@ def test_it_is_not_ready_when_the_database_is_unreachable(client, worker_alive):
             "worker": "failed: database",
         },
     }
-    # Once the database is back, the same process is ready again.
+    # Once the database is back, the same process is ready again, from its next check.
+    time.sleep(READYZ_MAX_AGE_SECONDS)
     assert client.get("/readyz").status_code == 200
+
+
+@pytest.fixture
+def redis_broker(settings):
+    from tests.servers import RedisServer
+
+    server = RedisServer()
+    server.start()
+    settings.CELERY_BROKER_URL = f"{server.url}/0"
+    yield server
+    server.stop()
+
+
+def connections_received(server) -> int:
+    import redis
+
+    with redis.Redis.from_url(server.url) as client:
+        # Less the one this question opens.
+        return client.info("stats")["total_connections_received"] - 1
+
+
+def test_its_broker_check_keeps_one_connection_instead_of_opening_one_each_time(redis_broker, db):
+    from config.health import check_broker
+
+    before = connections_received(redis_broker)
+    for _ in range(10):
+        check_broker()
+    assert connections_received(redis_broker) - before - 1 <= 1
+
+
+def test_probes_in_the_same_second_share_one_check(client, redis_broker, worker_alive):
+    before = connections_received(redis_broker)
+    answers = [client.get("/readyz") for _ in range(20)]
+    assert {answer.status_code for answer in answers} == {200}
+    assert connections_received(redis_broker) - before - 1 <= 1

@@ -66,6 +66,8 @@ def server_env(database_url: str, **settings: str) -> dict:
         "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing there
         # Agents free again a second after each ping: the tests ping a few times per state.
         "RESERVATION_TTL_SECONDS": "1",
+        # No Celery worker runs beside these servers: /readyz is about the database and broker.
+        "READYZ_WORKER_SECONDS": "0",
         **settings,
     }
 

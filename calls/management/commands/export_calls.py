@@ -15,6 +15,7 @@ from calls.exports import (
     call_record_select,
 )
 from calls.models import CallExport
+from config.database import database_timeouts_lifted
 from vendors.models import Vendor
 
 
@@ -58,7 +59,8 @@ class Command(BaseCommand):
         to_stdout = options["output"] == "-"
         if export_format == CallExport.Format.XLSX and to_stdout and sys.stdout.isatty():
             raise CommandError("XLSX is binary: give --output FILE, or redirect standard output.")
-        total = call_record_select(filters=filters).count()
+        with database_timeouts_lifted():  # the web's statement timeout is for pings
+            total = call_record_select(filters=filters).count()
         bar = tqdm(total=total, unit=" rows", file=sys.stderr, disable=not sys.stderr.isatty())
         progress = _BarProgress(bar)
         try:
