@@ -269,7 +269,7 @@ class VendorKeyAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": "New key",
+            "title": "New key" if plain_key else f"Key {vendor_key.prefix}…, already shown",
             "vendor_key": vendor_key,
             "plain_key": plain_key,
             "replaced": replaced,
