@@ -20,7 +20,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the dependencies
+install: $(STAMP) .env.local ## Create .venv, install the dependencies, write .env.local
+
+# manage.py's settings on this machine: DEBUG on and a random key, written once, git-ignored.
+# Only manage.py reads it (the environment wins); gunicorn and Celery never do.
+.env.local:
+	@umask 077; { echo '# Written by `make install` for manage.py on this machine (git-ignored).'; \
+	  echo '# Settings in the environment win. gunicorn and Celery never read this file.'; \
+	  echo 'DEBUG=true'; \
+	  echo "SECRET_KEY=$$($(PYTHON_BIN) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
+	} > $@.tmp && mv $@.tmp $@
+	@echo "Wrote $@: DEBUG on and a random SECRET_KEY, for manage.py on this machine"
 
 migrate: install ## Apply database migrations
 	$(PY) manage.py migrate --noinput

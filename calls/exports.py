@@ -75,7 +75,7 @@ RECORD_COLUMNS: list[tuple[str, str]] = [
 ]
 RECORD_HEADERS = [header for header, _ in RECORD_COLUMNS]
 _RECORD_PATHS = [path for _, path in RECORD_COLUMNS]
-# A tracking key named like one of the record's columns gets this prefix in CSV and XLSX.
+# A tracking key that cannot be a column name as it is gets this prefix (`tracking_column_name`).
 TRACKING_PREFIX = "tracking."
 
 MESSAGE_FORBIDDEN = "You do not have permission to export call records."
@@ -101,15 +101,20 @@ class InvalidFilters(ApplicationError):
 
 # --- Cells that a spreadsheet must not read as formulas ---------------------------------------
 
-_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# One rule, written once here: the Python writers call `cell_neutralize`, and PostgreSQL's COPY
+# runs the same rule as SQL built from these two values (`_Neutralized`).
+# OWASP's characters, and their full-width forms, which some spreadsheets read the same way.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 # A plain number (a negative amount, an E.164 phone number) is read by a spreadsheet as the
-# number it is; no formula can hide in it, so it is left as it is.
-_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?\Z")
+# number it is; no formula can hide in it, so it is left as it is. ASCII digits only: digits of
+# other scripts (`-١٢`) are text to a spreadsheet, and neutralized like any other text.
+PLAIN_NUMBER_PATTERN = "[+-]?[0-9]+([.][0-9]+)?"
+_PLAIN_NUMBER = re.compile(PLAIN_NUMBER_PATTERN)
 
 
 def cell_neutralize(text: str) -> str:
     """OWASP's CSV-injection advice: a cell that starts like a formula is prefixed with '."""
-    if text.startswith(_FORMULA_TRIGGERS) and not _PLAIN_NUMBER.match(text):
+    if text.startswith(FORMULA_TRIGGERS) and not _PLAIN_NUMBER.fullmatch(text):
         return "'" + text
     return text
 
@@ -386,10 +391,7 @@ class ExportSheet:
     headers: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        taken = set(RECORD_HEADERS)
-        self.headers = RECORD_HEADERS + [
-            TRACKING_PREFIX + key if key in taken else key for key in self.tracking_keys
-        ]
+        self.headers = RECORD_HEADERS + [tracking_column_name(key) for key in self.tracking_keys]
 
     def raw_rows(self, *, limit: int | None = None) -> Iterator[tuple]:
         """(record values..., tracking dict) per record."""
@@ -404,6 +406,26 @@ class ExportSheet:
         for raw in self.raw_rows(limit=limit):
             tracking = raw[-1] if isinstance(raw[-1], dict) else {}
             yield [*raw[:-1], *(tracking.get(key) for key in keys)]
+
+
+def tracking_column_name(key: str) -> str:
+    """A tracking key's column: the key itself, or `tracking.<key>` when the key is empty, is a
+    record column's name, starts with `tracking.`, or starts like a formula.
+
+    So every column has its own name (the prefixed names all start with `tracking.`, which no
+    other name does), and no header ever needs neutralizing, which could make two alike.
+    """
+    if (
+        not key
+        or key in _RECORD_HEADER_SET
+        or key.startswith(TRACKING_PREFIX)
+        or cell_neutralize(key) != key
+    ):
+        return TRACKING_PREFIX + key
+    return key
+
+
+_RECORD_HEADER_SET = frozenset(RECORD_HEADERS)
 
 
 def export_sheet_for(*, filters: CallRecordFilters) -> ExportSheet:
@@ -454,21 +476,24 @@ def csv_chunks(
         progress(written)
 
 
-_SQL_NEUTRALIZE = (
-    "CASE WHEN left({value}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r')"
-    " AND {value} !~ '^[+-]?[0-9]+([.][0-9]+)?$' THEN '''' || {value} ELSE {value} END"
-)
-
-
 class _Neutralized(Func):
-    """`cell_neutralize` in SQL, for a text expression; empty text as NULL, as in the CSV."""
+    """`cell_neutralize` in SQL, for a text expression; empty text as NULL, as in the CSV.
+
+    Built from FORMULA_TRIGGERS and PLAIN_NUMBER_PATTERN, so the two writers cannot drift.
+    """
 
     output_field = TextField()
 
     def as_sql(self, compiler, connection, **extra):
         sql, params = compiler.compile(self.source_expressions[0])
         value = f"NULLIF({sql}, '')"
-        return _SQL_NEUTRALIZE.format(value=value), (*params, *params, *params, *params)
+        triggers = ", ".join(f"chr({ord(character)})" for character in FORMULA_TRIGGERS)
+        plain_number = f"^({PLAIN_NUMBER_PATTERN})$"  # fullmatch; [0-9] is ASCII in both
+        template = (
+            f"CASE WHEN left({value}, 1) IN ({triggers}) AND {value} !~ %s"
+            f" THEN chr(39) || {value} ELSE {value} END"
+        )
+        return template, (*params, *params, plain_number, *params, *params)
 
 
 class _UtcTimestamp(Func):

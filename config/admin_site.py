@@ -1,7 +1,13 @@
-"""The staff admin: only superusers and members of a role group get in."""
+"""The staff admin: only superusers and members of a role group get in.
+
+A role is what lets staff in: Django's `is_staff` flag is neither needed nor enough.
+"""
 
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
@@ -14,18 +20,41 @@ MAX_OFFSET = 2**63 - 1
 
 
 def user_has_staff_role(user) -> bool:
-    if not (user.is_active and user.is_staff):
+    if not user.is_active:
         return False
     return user.is_superuser or user.groups.filter(name__in=STAFF_ROLES).exists()
+
+
+class StaffLoginForm(AdminAuthenticationForm):
+    """The admin's login form, letting in by role instead of by the `is_staff` flag."""
+
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "no_role": (
+            "%(username)s has no staff role: the admin is for members of Operations or "
+            "Analysts. Ask an administrator to add this login to one."
+        ),
+    }
+
+    def confirm_login_allowed(self, user) -> None:
+        # Called only once the password is right: someone guessing passwords learns nothing.
+        AuthenticationForm.confirm_login_allowed(self, user)  # refuses an inactive user
+        if not user_has_staff_role(user):
+            raise ValidationError(
+                self.error_messages["no_role"],
+                code="no_role",
+                params={"username": user.get_username()},
+            )
 
 
 class StaffAdminSite(admin.AdminSite):
     site_header = "Call routing administration"
     site_title = "Call routing admin"
     index_title = "Operations"
+    login_form = StaffLoginForm
 
     def has_permission(self, request) -> bool:
-        # A staff flag alone is not enough: a login without a role sees nothing of the admin.
+        # A role, not the staff flag: a login without a role sees nothing of the admin.
         return user_has_staff_role(request.user)
 
 

@@ -1,14 +1,20 @@
 """Vendors and their keys in the staff admin.
 
-A key is made only through the services, and shown once, in the answer to the form that made it:
-it is never put in a message, the session or the database, so reloading cannot show it again.
+A key is made only through the services, and shown once. The form that makes it answers with a
+redirect (POST/redirect/GET), so reloading the page never posts again; the key rides to that one
+page in a signed cookie of the browser that asked for it (a minute at most, for that page's path
+only), which the page clears as it shows the key. The key is never put in the database, the
+session or a message, so a reload, the back button or another browser finds nothing to show.
 """
 
+import json
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -17,8 +23,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from vendors.forms import StateMultipleChoiceField
-from vendors.models import Vendor, VendorKey, VendorKeyEvent
+from vendors.models import Vendor, VendorKey, VendorKeyEvent, vendor_key_digest
 from vendors.services import (
+    VendorKeyLabelTaken,
     VendorKeyNotRotatable,
     vendor_key_check_rotatable,
     vendor_key_create,
@@ -123,8 +130,15 @@ class RevokeWhenForm(forms.Form):
 class VendorKeyCreateForm(forms.Form):
     vendor = forms.ModelChoiceField(queryset=Vendor.objects.all())
     label = forms.CharField(
-        max_length=100, required=False, help_text="What it is for, e.g. “production”."
+        max_length=100,
+        required=False,
+        help_text="What it is for, e.g. “production”: one active key per label and vendor.",
     )
+
+
+# The cookie that carries a new key from the form that made it to the page that shows it.
+REVEAL_COOKIE = "vendor_key_reveal"
+REVEAL_SECONDS = 60
 
 
 @admin.register(VendorKey)
@@ -191,6 +205,9 @@ class VendorKeyAdmin(admin.ModelAdmin):
             path(
                 "<path:object_id>/revoke/", wrap(self.revoke_view), name="vendors_vendorkey_revoke"
             ),
+            path(
+                "<path:object_id>/reveal/", wrap(self.reveal_view), name="vendors_vendorkey_reveal"
+            ),
             *super().get_urls(),
         ]
 
@@ -205,17 +222,62 @@ class VendorKeyAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/simple_form.html", context)
 
-    def _reveal(self, request, vendor_key, plain_key, *, replaced=None):
+    @staticmethod
+    def _reveal_salt(request, vendor_key) -> str:
+        # Bound to the key and the login: the cookie opens that key's page, for that user only.
+        return f"{REVEAL_COOKIE}:{vendor_key.pk}:{request.user.pk}"
+
+    def _reveal_redirect(self, request, vendor_key, plain_key, *, replaced=None):
+        """The answer to the POST that made a key: off to the page that shows it, once."""
+        url = reverse("admin:vendors_vendorkey_reveal", args=[vendor_key.pk])
+        response = HttpResponseRedirect(url, status=303)
+        response.set_signed_cookie(
+            REVEAL_COOKIE,
+            json.dumps({"key": plain_key, "replaced": str(replaced.pk) if replaced else None}),
+            salt=self._reveal_salt(request, vendor_key),
+            max_age=REVEAL_SECONDS,
+            path=url,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Strict",
+        )
+        return response
+
+    def _revealed(self, request, vendor_key) -> tuple[str | None, VendorKey | None]:
+        """The key the cookie carries, if it is this key's (its digest matches), and the key
+        it replaced; (None, None) when there is none."""
+        try:
+            raw = request.get_signed_cookie(
+                REVEAL_COOKIE, salt=self._reveal_salt(request, vendor_key), max_age=REVEAL_SECONDS
+            )
+            carried = json.loads(raw)
+            plain_key = carried["key"]
+        except (KeyError, TypeError, ValueError, signing.BadSignature):
+            return None, None
+        if not isinstance(plain_key, str) or vendor_key_digest(plain_key) != vendor_key.digest:
+            return None, None
+        replaced = VendorKey.objects.filter(pk=carried.get("replaced")).first()
+        return plain_key, replaced
+
+    def reveal_view(self, request, object_id):
+        vendor_key = self.get_object(request, unquote(object_id))
+        if vendor_key is None:
+            raise Http404("No such key.")
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        plain_key, replaced = self._revealed(request, vendor_key)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": "New key",
+            "title": "New key" if plain_key else f"Key {vendor_key.prefix}…, already shown",
             "vendor_key": vendor_key,
             "plain_key": plain_key,
             "replaced": replaced,
         }
         response = TemplateResponse(request, "admin/vendors/vendorkey/reveal.html", context)
         response["Cache-Control"] = "no-store"
+        url = reverse("admin:vendors_vendorkey_reveal", args=[vendor_key.pk])
+        response.delete_cookie(REVEAL_COOKIE, path=url, samesite="Strict")
         return response
 
     def add_view(self, request, form_url="", extra_context=None):
@@ -224,13 +286,17 @@ class VendorKeyAdmin(admin.ModelAdmin):
         if request.method == "POST":
             form = VendorKeyCreateForm(request.POST)
             if form.is_valid():
-                vendor_key, plain_key = vendor_key_create(
-                    vendor=form.cleaned_data["vendor"],
-                    label=form.cleaned_data["label"],
-                    actor=request.user,
-                )
-                self.log_addition(request, vendor_key, [{"added": {}}])
-                return self._reveal(request, vendor_key, plain_key)
+                try:
+                    vendor_key, plain_key = vendor_key_create(
+                        vendor=form.cleaned_data["vendor"],
+                        label=form.cleaned_data["label"],
+                        actor=request.user,
+                    )
+                except VendorKeyLabelTaken as refusal:
+                    form.add_error("label", refusal.message)
+                else:
+                    self.log_addition(request, vendor_key, [{"added": {}}])
+                    return self._reveal_redirect(request, vendor_key, plain_key)
         else:
             form = VendorKeyCreateForm(initial={"vendor": request.GET.get("vendor")})
         return self._render_form(
@@ -290,7 +356,7 @@ class VendorKeyAdmin(admin.ModelAdmin):
                 vendor_key,
                 f"Rotated to {new_key.prefix}…, revoked from {vendor_key.revoked_at}",
             )
-            return self._reveal(request, new_key, plain_key, replaced=vendor_key)
+            return self._reveal_redirect(request, new_key, plain_key, replaced=vendor_key)
         return self._render_form(
             request,
             form=form,

@@ -90,6 +90,16 @@ class VendorKey(models.Model):
 
     class Meta:
         ordering = ["vendor", "-created_at"]
+        constraints = [
+            # One key with no revocation per vendor and label: a label names one live key.
+            # A key being rotated out (revoked for later) shares its label with its successor.
+            models.UniqueConstraint(
+                fields=["vendor", "label"],
+                condition=models.Q(revoked_at__isnull=True) & ~models.Q(label=""),
+                name="vendor_key_label_unique_unrevoked",
+                violation_error_message="The vendor already has an active key with this label.",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.vendor})"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError
@@ -174,22 +174,48 @@ def vendor_cache_clear(*, vendor_id: int) -> None:
     vendor_key_cache_clear(digests=digests)
 
 
+class VendorKeyLabelTaken(ApplicationError):
+    status = 409
+
+
+def _label_taken(*, vendor: Vendor, label: str) -> VendorKeyLabelTaken | None:
+    """The refusal for a second unrevoked key with this label, if there is one already."""
+    holder = VendorKey.objects.filter(vendor=vendor, label=label, revoked_at__isnull=True).first()
+    if not label or holder is None:
+        return None
+    return VendorKeyLabelTaken(
+        f"{vendor} already has an active key labelled “{label}” ({holder.prefix}…): "
+        "rotate that key, revoke it first, or choose another label."
+    )
+
+
 @transaction.atomic
 def vendor_key_create(
     *, vendor: Vendor, label: str = "", actor=None, key: str | None = None
 ) -> tuple[VendorKey, str]:
     """A new key for the vendor. Returns the row and the key itself, which is never stored.
 
-    `key` is for the demo data only, whose key the integration guide prints.
+    A label names one unrevoked key of a vendor: a second is refused (VendorKeyLabelTaken),
+    here and, for two requests at once, by the database's constraint. `key` is for the demo
+    data only, whose key the integration guide prints.
     """
+    if taken := _label_taken(vendor=vendor, label=label):
+        raise taken
     plain = (key or str(uuid.uuid4())).lower()
-    vendor_key = VendorKey.objects.create(
-        vendor=vendor,
-        label=label,
-        prefix=plain[:KEY_PREFIX_LENGTH],
-        digest=vendor_key_digest(plain),
-        created_by=actor,
-    )
+    try:
+        with transaction.atomic():
+            vendor_key = VendorKey.objects.create(
+                vendor=vendor,
+                label=label,
+                prefix=plain[:KEY_PREFIX_LENGTH],
+                digest=vendor_key_digest(plain),
+                created_by=actor,
+            )
+    except IntegrityError:
+        # Another request made a key with this label since the check above (a double click).
+        if taken := _label_taken(vendor=vendor, label=label):
+            raise taken from None
+        raise
     VendorKeyEvent.objects.create(key=vendor_key, action=VendorKeyEvent.Action.CREATED, actor=actor)
     return vendor_key, plain
 
@@ -241,10 +267,11 @@ def vendor_key_rotate(
     """
     locked = VendorKey.objects.select_for_update(no_key=True).get(pk=vendor_key.pk)
     vendor_key_check_rotatable(vendor_key=locked)
+    # Revoked (now or for later) first, so the new key may take its label.
+    vendor_key_revoke(vendor_key=vendor_key, actor=actor, at=revoke_old_at)
     new_key, plain = vendor_key_create(
         vendor=vendor_key.vendor, label=vendor_key.label, actor=actor
     )
-    vendor_key_revoke(vendor_key=vendor_key, actor=actor, at=revoke_old_at)
     VendorKeyEvent.objects.create(
         key=new_key,
         action=VendorKeyEvent.Action.ROTATED,

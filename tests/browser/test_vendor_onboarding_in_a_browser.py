@@ -87,6 +87,14 @@ def test_an_operations_user_onboards_a_vendor_whose_new_key_pings(
     page.click("input[name=_submit]")
     key = page.inner_text("#vendor-key").strip()
     snap(page, "06-key-shown-once")
+    # The form answered with a redirect: a reload asks for the page again, posts nothing,
+    # and the key is gone from it.
+    assert page.url.endswith("/reveal/")
+    page.reload()
+    page.wait_for_selector("#key-gone")
+    assert key not in page.content()
+    assert VendorKey.objects.filter(vendor__name="Sunrise Leads").count() == 1
+    snap(page, "06b-reloaded-key-gone")
 
     request = urllib.request.Request(
         f"{live_server.url}/functions/v1/vendors-ping",

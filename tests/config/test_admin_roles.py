@@ -226,3 +226,59 @@ def test_a_superuser_opens_every_admin_list_and_every_add_form_it_offers(rows):
         assert client.get(base).status_code == 200, base
         add = client.get(base + "add/").status_code
         assert add in (200, 403), base  # 403: the read-only pages offer no add
+
+
+LOGIN = "/admin/login/?next=/admin/"
+PASSWORD = "correct horse battery staple"
+WRONG_PASSWORD_MESSAGE = "Please enter the correct username and password for a staff account."
+
+
+@pytest.mark.parametrize("role", ["Operations", "Analysts"])
+def test_a_role_member_without_the_staff_flag_logs_in(role):
+    user = User.objects.create_user("rita.role", password=PASSWORD, is_staff=False)
+    user.groups.add(Group.objects.get(name=role))
+    client = Client()
+
+    response = client.post(
+        LOGIN, {"username": "rita.role", "password": PASSWORD, "next": "/admin/"}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.parametrize("is_staff", [True, False])
+def test_a_login_without_a_role_is_told_what_is_missing_once_the_password_is_right(is_staff):
+    User.objects.create_user("sam.staff", password=PASSWORD, is_staff=is_staff)
+    client = Client()
+
+    response = client.post(LOGIN, {"username": "sam.staff", "password": PASSWORD})
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "sam.staff has no staff role" in text
+    assert "Operations or Analysts" in text
+    assert WRONG_PASSWORD_MESSAGE not in text
+    assert client.get("/admin/").status_code == 302
+
+
+def test_a_wrong_password_says_nothing_of_roles():
+    User.objects.create_user("sam.staff", password=PASSWORD, is_staff=True)
+
+    response = Client().post(LOGIN, {"username": "sam.staff", "password": "a guess"})
+
+    text = response.content.decode()
+    assert WRONG_PASSWORD_MESSAGE in text
+    assert "staff role" not in text
+
+
+def test_an_inactive_role_member_is_kept_out():
+    user = User.objects.create_user("ivan.inactive", password=PASSWORD, is_active=False)
+    user.groups.add(Group.objects.get(name="Operations"))
+    client = Client()
+
+    response = client.post(LOGIN, {"username": "ivan.inactive", "password": PASSWORD})
+
+    assert response.status_code == 200
+    assert client.get("/admin/").status_code == 302

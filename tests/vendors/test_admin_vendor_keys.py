@@ -28,7 +28,9 @@ def vendor(db):
 
 
 def create_key_in_admin(client, vendor, label="production"):
-    response = client.post("/admin/vendors/vendorkey/add/", {"vendor": vendor.pk, "label": label})
+    response = client.post(
+        "/admin/vendors/vendorkey/add/", {"vendor": vendor.pk, "label": label}, follow=True
+    )
     assert response.status_code == 200
     return response, KEY_ON_PAGE.search(response.content.decode())[1]
 
@@ -190,7 +192,9 @@ def test_rotation_gives_a_new_key_and_keeps_the_old_one_for_the_grace_period(
     operations_client, vendor, ping
 ):
     old, old_key = vendor_key_create(vendor=vendor, label="production")
-    response = operations_client.post(f"/admin/vendors/vendorkey/{old.pk}/rotate/", {"when": "24h"})
+    response = operations_client.post(
+        f"/admin/vendors/vendorkey/{old.pk}/rotate/", {"when": "24h"}, follow=True
+    )
     assert response.status_code == 200
     new_key = KEY_ON_PAGE.search(response.content.decode())[1]
     assert new_key != old_key
@@ -211,7 +215,9 @@ def test_rotation_gives_a_new_key_and_keeps_the_old_one_for_the_grace_period(
 
 def test_rotation_with_the_old_key_revoked_now_stops_it_at_once(operations_client, vendor, ping):
     old, old_key = vendor_key_create(vendor=vendor)
-    response = operations_client.post(f"/admin/vendors/vendorkey/{old.pk}/rotate/", {"when": "now"})
+    response = operations_client.post(
+        f"/admin/vendors/vendorkey/{old.pk}/rotate/", {"when": "now"}, follow=True
+    )
     new_key = KEY_ON_PAGE.search(response.content.decode())[1]
     assert ping({"vendorKey": old_key}).status_code == 401
     assert ping({"vendorKey": new_key}).status_code == 200
@@ -282,7 +288,7 @@ def test_a_key_page_for_a_malformed_or_unknown_key_is_not_found(
 def test_a_key_is_rotated_once_and_a_second_rotation_is_refused(operations_client, vendor, ping):
     old, _ = vendor_key_create(vendor=vendor, label="production")
     url = f"/admin/vendors/vendorkey/{old.pk}/rotate/"
-    first = operations_client.post(url, {"when": "24h"})
+    first = operations_client.post(url, {"when": "24h"}, follow=True)
     new_key = KEY_ON_PAGE.search(first.content.decode())[1]
 
     again = operations_client.post(url, {"when": "24h"}, follow=True)

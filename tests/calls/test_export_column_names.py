@@ -1,0 +1,112 @@
+"""Every column of an export has its own name, by one rule (`tracking_column_name`), whichever
+writer makes the file: a tracking key `outcome` and a tracking key `tracking.outcome` used to
+share the column `tracking.outcome`."""
+
+import csv
+import io
+
+import openpyxl
+import pytest
+from django.core.management import call_command
+
+from calls.exports import (
+    RECORD_HEADERS,
+    CallRecordFilters,
+    call_export_run,
+    call_export_start,
+)
+
+EXPORT_URL = "/admin/calls/callrecord/export/"
+API_URL = "/api/v1/call-records"
+PERIOD = ("--since=2025-09-01", "--until=2025-09-01")
+TRACKING = {
+    "outcome": "vendor's outcome",
+    "tracking.outcome": "dotted key",
+    "lead_id": "L-1",
+    "=cmd": "formula-like key",
+    "'=cmd": "quoted key",
+    "": "empty key",
+}
+# The tracking columns, in the sorted order of their keys, each with its own value.
+EXPECTED = {
+    "tracking.": "empty key",
+    "'=cmd": "quoted key",
+    "tracking.=cmd": "formula-like key",
+    "lead_id": "L-1",
+    "tracking.outcome": "vendor's outcome",
+    "tracking.tracking.outcome": "dotted key",
+}
+
+
+@pytest.fixture
+def clashing(vendors, make_record):
+    return make_record(vendors["acme"], outcome="no_agent", tracking=TRACKING)
+
+
+def _assert_columns(header: list, row: list) -> None:
+    assert len(set(header)) == len(header), header
+    assert header[: len(RECORD_HEADERS)] == RECORD_HEADERS
+    assert header[len(RECORD_HEADERS) :] == list(EXPECTED)
+    cells = dict(zip(header, row, strict=True))
+    assert cells["outcome"] == "no_agent"  # the record's own column keeps its name
+    assert {name: cells[name] for name in EXPECTED} == EXPECTED
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+
+
+def test_each_column_has_its_own_name_in_the_admins_csv(analyst_client, clashing):
+    response = analyst_client.post(EXPORT_URL, {"format": "csv"})
+
+    header, row = _csv_rows(b"".join(response.streaming_content).decode())
+    _assert_columns(header, row)
+
+
+def test_each_column_has_its_own_name_in_the_apis_csv(api, analyst_token, clashing):
+    api.credentials(HTTP_AUTHORIZATION=f"Token {analyst_token}")
+    response = api.get(API_URL, {"format": "csv"})
+
+    header, row = _csv_rows(b"".join(response.streaming_content).decode())
+    _assert_columns(header, row)
+
+
+@pytest.mark.parametrize("with_copy", [True, False], ids=["copy-when-postgres", "python"])
+def test_each_column_has_its_own_name_from_the_command(clashing, with_copy, monkeypatch):
+    if not with_copy:  # PostgreSQL's COPY is for sheets up to COPY_MAX_COLUMNS wide
+        monkeypatch.setattr("calls.exports.COPY_MAX_COLUMNS", 0)
+    out = io.StringIO()
+    call_command("export_calls", *PERIOD, "--format=csv", stdout=out, stderr=io.StringIO())
+
+    header, row = _csv_rows(out.getvalue())
+    _assert_columns(header, row)
+
+
+def _xlsx_rows(path) -> tuple[list, list]:
+    sheet = openpyxl.load_workbook(path)["Call records"]
+    header = [cell.value for cell in sheet[1]]
+    row = [cell.value or "" for cell in sheet[2]]
+    return header, row
+
+
+def test_each_column_has_its_own_name_in_the_commands_xlsx(clashing, tmp_path):
+    output = tmp_path / "calls.xlsx"
+    call_command(
+        "export_calls", *PERIOD, "--format=xlsx", f"--output={output}", stderr=io.StringIO()
+    )
+
+    header, row = _xlsx_rows(output)
+    _assert_columns(header, [str(value) for value in row])
+
+
+@pytest.mark.django_db
+def test_each_column_has_its_own_name_in_the_xlsx_job(analyst, clashing, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    export = call_export_start(
+        user=analyst, filters=CallRecordFilters(), source="admin", defer=False
+    )
+
+    export = call_export_run(export_id=export.pk)
+
+    header, row = _xlsx_rows(tmp_path / export.file.name)
+    _assert_columns(header, [str(value) for value in row])
