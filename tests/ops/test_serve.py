@@ -63,8 +63,8 @@ def stack_env(directory: Path, **settings: str) -> dict:
         # 2 workers x 4 threads (config/gunicorn.py's threads): fewer than the trickling clients.
         WEB_CONCURRENCY="2",
         LOG_LEVEL="INFO",
-        **settings,
     )
+    env.update(settings)
     return env
 
 
@@ -295,7 +295,14 @@ def test_a_ping_answers_within_3_seconds_while_a_dozen_clients_trickle_their_bod
 
 def test_without_nginx_the_same_trickling_clients_hold_every_ping(tmp_path):
     """The control: gunicorn alone, as config/gunicorn.py runs it, is stalled by them."""
-    env = stack_env(tmp_path, DJANGO_SETTINGS_MODULE="config.settings", ALLOWED_HOSTS="127.0.0.1")
+    # One worker: with two, the clients may all land on one of them and leave the other free.
+    env = stack_env(
+        tmp_path,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        ALLOWED_HOSTS="127.0.0.1",
+        WEB_CONCURRENCY="1",
+        GUNICORN_THREADS="4",
+    )
     seed(env)
     port = free_port()
     env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
