@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 from django.core.management import call_command
 
-from calls.exports import (
+from calls.exports.jobs import (
     RECORD_HEADERS,
     CallRecordFilters,
     call_export_run,
@@ -74,7 +74,7 @@ def test_each_column_has_its_own_name_in_the_apis_csv(api, analyst_token, clashi
 @pytest.mark.parametrize("with_copy", [True, False], ids=["copy-when-postgres", "python"])
 def test_each_column_has_its_own_name_from_the_command(clashing, with_copy, monkeypatch):
     if not with_copy:  # PostgreSQL's COPY is for sheets up to COPY_MAX_COLUMNS wide
-        monkeypatch.setattr("calls.exports.COPY_MAX_COLUMNS", 0)
+        monkeypatch.setattr("calls.exports.jobs.COPY_MAX_COLUMNS", 0)
     out = io.StringIO()
     call_command("export_calls", *PERIOD, "--format=csv", stdout=out, stderr=io.StringIO())
 

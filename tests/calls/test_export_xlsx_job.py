@@ -11,8 +11,8 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from kombu import Connection
 
-from calls import exports
-from calls.exports import CallRecordFilters, call_export_run, call_export_start
+from calls.exports import jobs as exports
+from calls.exports.jobs import CallRecordFilters, call_export_run, call_export_start
 from calls.models import CallExport
 from config.celery import app as celery_app
 

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.http import QueryDict
 from tqdm import tqdm
 
-from calls.exports import (
+from calls.exports.jobs import (
     ExportTooLarge,
     InvalidFilters,
     call_export_write_file,

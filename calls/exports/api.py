@@ -20,7 +20,7 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView, exception_handler
 
-from calls.exports import (
+from calls.exports.jobs import (
     EXPORT_PERMISSION,
     RECORD_COLUMNS,
     CallRecordFilters,

@@ -39,7 +39,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from calls.models import CallExport, CallRecord
-from calls.services import format_timestamp
+from calls.ping.service import format_timestamp
 from config.database import database_timeouts_lifted
 from config.errors import ApplicationError
 from vendors.models import Vendor

@@ -1,0 +1,1 @@
+"""Analyst exports of call records: filters, selection, sheet, writers, jobs, admin, API."""
