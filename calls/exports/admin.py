@@ -20,16 +20,16 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+from calls.exports.forms import CallRecordFilterForm
 from calls.exports.jobs import (
     EXPORT_PERMISSION,
-    CallRecordFilterForm,
     ExportForbidden,
-    ExportTooLarge,
     call_export_start,
     call_export_stream,
-    call_record_select,
 )
 from calls.exports.reports import call_funnel_summary
+from calls.exports.selectors import call_record_select
+from calls.exports.writers import ExportTooLarge
 from calls.models import CallExport
 
 # The change list's own parameters that say nothing about which rows are selected.
