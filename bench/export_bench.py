@@ -213,13 +213,8 @@ def _measure(export_format: str, *, tenth: bool) -> dict:
     _setup_django()
     from django.conf import settings
 
-    from calls.exports import (
-        CallRecordFilters,
-        call_export_run,
-        call_export_start,
-        call_export_stream,
-        call_record_filters_parse,
-    )
+    from calls.exports.forms import CallRecordFilters, call_record_filters_parse
+    from calls.exports.jobs import call_export_run, call_export_start, call_export_stream
 
     filters = call_record_filters_parse(data=TENTH_UNTIL) if tenth else CallRecordFilters()
     baseline = _max_rss_mb()

@@ -12,7 +12,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
 from django.utils.html import format_html
 
-from calls.admin_exports import CallRecordExportAdminMixin
+from calls.exports.admin import CallRecordExportAdminMixin
 from calls.models import (
     LEAD_ID_INDEXED_CHARACTERS,
     CallExport,

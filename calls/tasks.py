@@ -4,10 +4,10 @@ import logging
 
 from django.conf import settings
 
-from calls.exports import call_export_run
+from calls.exports.jobs import call_export_run
 from calls.heartbeat import worker_heartbeat_record
-from calls.services import call_record_expire, call_records_expire_due
-from calls.telephony import agent_calls_end_stale
+from calls.lifecycle import call_record_expire, call_records_expire_due
+from calls.telephony.service import agent_calls_end_stale
 from config.celery import app
 from routing.services import database_now
 

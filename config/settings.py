@@ -257,9 +257,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (BASE_DIR / "docs" / "vendor-guide.md").read_text(encoding="utf-8"),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "PREPROCESSING_HOOKS": ["calls.schema.vendor_endpoints_only"],
+    "PREPROCESSING_HOOKS": ["calls.ping.schema.vendor_endpoints_only"],
     # Without the stock enum hook: the envelopes' one-value enums stay inline, where they read best.
-    "POSTPROCESSING_HOOKS": ["calls.schema.tighten_envelopes"],
+    "POSTPROCESSING_HOOKS": ["calls.ping.schema.tighten_envelopes"],
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -458,3 +458,5 @@ RESERVATION_EXPIRY_TASKS = env_bool("RESERVATION_EXPIRY_TASKS", False)
 
 # Routes that exist only for `make bench` (a trivial endpoint with no database).
 BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
+if BENCH_ENDPOINTS:  # its commands (`ping_statement_pgbench`) too
+    INSTALLED_APPS += ["bench"]

@@ -1,12 +1,13 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
-from calls import agent_views, telephony_views
-from calls.api import CallRecordListView
-from calls.views import BenchNoopView, BenchRoundTripsView, VendorPingView
+from calls.exports.api import CallRecordListView
+from calls.ping.views import VendorPingView
+from calls.telephony import agent_views
+from calls.telephony import views as telephony_views
 from config.metrics import observe_ping
 
 urlpatterns = [
@@ -40,11 +41,4 @@ urlpatterns = [
 ]
 
 if settings.BENCH_ENDPOINTS:
-    urlpatterns += [
-        path("functions/v1/bench-noop", BenchNoopView.as_view(), name="bench-noop"),
-        path(
-            "functions/v1/bench-round-trips",
-            BenchRoundTripsView.as_view(),
-            name="bench-round-trips",
-        ),
-    ]
+    urlpatterns += [path("", include("bench.urls"))]

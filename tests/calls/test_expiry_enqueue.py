@@ -57,7 +57,7 @@ def test_a_ping_answers_promptly_when_the_broker_never_answers(
 def test_a_ping_answers_and_reserves_when_the_broker_is_down(
     demo, ping, broker_down, caplog, django_capture_on_commit_callbacks
 ):
-    caplog.set_level(logging.WARNING, logger="calls.services")
+    caplog.set_level(logging.WARNING, logger="calls.ping.service")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         answer = ping(AZ_PING)
 

@@ -6,7 +6,8 @@ import json
 
 from django.http import StreamingHttpResponse
 
-from calls.exports import CallRecordFilters, call_export_stream
+from calls.exports.forms import CallRecordFilters
+from calls.exports.jobs import call_export_stream
 from calls.models import CallExport, CallRecord
 
 EXPORT_URL = "/admin/calls/callrecord/export/"

@@ -9,12 +9,9 @@ import openpyxl
 import pytest
 from django.core.management import call_command
 
-from calls.exports import (
-    RECORD_HEADERS,
-    CallRecordFilters,
-    call_export_run,
-    call_export_start,
-)
+from calls.exports.forms import CallRecordFilters
+from calls.exports.jobs import call_export_run, call_export_start
+from calls.exports.sheet import RECORD_HEADERS
 
 EXPORT_URL = "/admin/calls/callrecord/export/"
 API_URL = "/api/v1/call-records"
@@ -74,7 +71,7 @@ def test_each_column_has_its_own_name_in_the_apis_csv(api, analyst_token, clashi
 @pytest.mark.parametrize("with_copy", [True, False], ids=["copy-when-postgres", "python"])
 def test_each_column_has_its_own_name_from_the_command(clashing, with_copy, monkeypatch):
     if not with_copy:  # PostgreSQL's COPY is for sheets up to COPY_MAX_COLUMNS wide
-        monkeypatch.setattr("calls.exports.COPY_MAX_COLUMNS", 0)
+        monkeypatch.setattr("calls.exports.writers.COPY_MAX_COLUMNS", 0)
     out = io.StringIO()
     call_command("export_calls", *PERIOD, "--format=csv", stdout=out, stderr=io.StringIO())
 

@@ -9,7 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from calls.exports import CallRecordFilters, cell_neutralize, csv_chunks, export_sheet_for
+from calls.exports.forms import CallRecordFilters
+from calls.exports.sheet import cell_neutralize, export_sheet_for
+from calls.exports.writers import csv_chunks
 
 EXPORT_URL = "/admin/calls/callrecord/export/"
 HYPERLINK = '=HYPERLINK("http://x","y")'
@@ -64,7 +66,7 @@ def test_it_neutralizes_only_cells_a_spreadsheet_would_read_as_formulas(value, c
 
 def _csv_from(writer: str, monkeypatch) -> bytes:
     if writer == "python":  # PostgreSQL's COPY is for sheets up to COPY_MAX_COLUMNS wide
-        monkeypatch.setattr("calls.exports.COPY_MAX_COLUMNS", 0)
+        monkeypatch.setattr("calls.exports.writers.COPY_MAX_COLUMNS", 0)
     sheet = export_sheet_for(filters=CallRecordFilters())
     with transaction.atomic():
         chunks = list(csv_chunks(sheet))

@@ -11,8 +11,9 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from kombu import Connection
 
-from calls import exports
-from calls.exports import CallRecordFilters, call_export_run, call_export_start
+from calls.exports import writers
+from calls.exports.forms import CallRecordFilters
+from calls.exports.jobs import call_export_run, call_export_start
 from calls.models import CallExport
 from config.celery import app as celery_app
 
@@ -131,7 +132,7 @@ def test_another_analyst_cannot_open_someone_elses_export(
 def test_a_selection_beyond_excels_row_limit_is_refused_with_a_clear_message(
     analyst_client, records, monkeypatch
 ):
-    monkeypatch.setattr(exports, "EXCEL_MAX_DATA_ROWS", 4)
+    monkeypatch.setattr(writers, "EXCEL_MAX_DATA_ROWS", 4)
 
     page = analyst_client.post(EXPORT_URL, {"format": "xlsx"})
 
@@ -147,7 +148,7 @@ def test_a_selection_beyond_excels_row_limit_is_refused_with_a_clear_message(
 def test_the_job_fails_cleanly_when_the_selection_outgrew_excel_meanwhile(
     analyst, records, vendors, make_record, media_root, monkeypatch
 ):
-    monkeypatch.setattr(exports, "EXCEL_MAX_DATA_ROWS", 5)
+    monkeypatch.setattr(writers, "EXCEL_MAX_DATA_ROWS", 5)
     export = call_export_start(
         user=analyst, filters=CallRecordFilters(), source="admin", defer=False
     )

@@ -3,8 +3,8 @@
 import re
 from datetime import UTC, datetime
 
+from calls.exports.reports import FunnelRow, call_funnel_summary
 from calls.models import CallRecord
-from calls.reports import FunnelRow, call_funnel_summary
 
 FUNNEL_URL = "/admin/calls/callrecord/funnel/"
 Outcome = CallRecord.Outcome

@@ -6,8 +6,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from calls import views
 from calls.models import CallRecord
+from calls.ping import views
 from routing.models import Agent, Reservation
 from tests.conftest import DEMO_KEY, PING_URL
 from vendors.models import Vendor, VendorKey

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from calls.models import CallRecord
-from calls.services import vendor_ping
+from calls.ping.service import vendor_ping
 from routing.models import Agent, Reservation, TransferNumber
 from routing.services import NUMBER_WINDOW
 from tests.conftest import ALL_STATES_KEY, DEMO_KEY

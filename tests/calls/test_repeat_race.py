@@ -12,8 +12,8 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from calls import services as calls_services
 from calls.models import CallRecord
+from calls.ping import service as calls_services
 from routing.models import Agent, Reservation, TransferNumber
 from routing.services import database_now, reservation_release
 from tests.conftest import ALL_STATES_KEY, DEMO_KEY, PING_URL
@@ -65,10 +65,12 @@ def test_without_the_caller_lock_a_racing_repeat_is_told_no_agent_is_free(demo, 
     # The control: proves the race is real, so the lock is what prevents it. Eight pings for one
     # caller race for AZ's three agents; one try that shows it is enough.
     # No lock, only the clock it reads.
-    monkeypatch.setattr("calls.services.reservation_lock_caller", lambda **caller: database_now())
+    monkeypatch.setattr(
+        "calls.ping.service.reservation_lock_caller", lambda **caller: database_now()
+    )
     # On PostgreSQL a ping first tries the one-statement path, whose own try-lock for the caller
     # sends racing twins to the transactional path: skip it, so the control has no lock at all.
-    monkeypatch.setattr("calls.services._reserve_in_one_statement", lambda *args: None)
+    monkeypatch.setattr("calls.ping.service._reserve_in_one_statement", lambda *args: None)
     # And widen the window: each ping holds its transaction open a moment after allocating, so the
     # twins overlap every time instead of by chance (the first would otherwise often commit
     # before the others look).
@@ -79,7 +81,7 @@ def test_without_the_caller_lock_a_racing_repeat_is_told_no_agent_is_free(demo, 
         time.sleep(0.05)
         return allocation
 
-    monkeypatch.setattr("calls.services.reservation_create", slow_allocate)
+    monkeypatch.setattr("calls.ping.service.reservation_create", slow_allocate)
     for attempt in range(CONTROL_TRIES):
         body = {"vendorKey": DEMO_KEY, "phoneNumber": f"+1480555{attempt:04d}", "stateCode": "AZ"}
         answers = _ping_at_once(body, PINGS_AT_ONCE)

@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from calls.lifecycle import Expiry, call_record_expire, call_records_expire_due
 from calls.models import CallRecord
-from calls.services import Expiry, call_record_expire, call_records_expire_due, vendor_ping
+from calls.ping.service import vendor_ping
 from routing.models import Agent, Reservation, TransferNumber
 from routing.services import reservation_release
 from tests.conftest import DEMO_KEY

@@ -14,9 +14,9 @@ from django.utils import timezone
 from telephony_support import HANGUP_TWIML, dial_twiml, record_of
 
 from calls.models import CallRecord, DialAttempt, InboundCall
-from calls.services import vendor_ping
+from calls.ping.service import vendor_ping
 from calls.tasks import end_stale_agent_calls
-from calls.telephony import agent_calls_end_stale
+from calls.telephony.service import agent_calls_end_stale
 from routing.models import Agent
 from routing.services import agent_call_end
 from tests.conftest import AZ_PING
@@ -71,7 +71,7 @@ def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_r
     assert Agent.objects.get(pk=reserved.pk).on_call_since == reserved.on_call_since
     later = ring_by + timedelta(seconds=1)
 
-    with caplog.at_level(logging.WARNING, logger="calls.telephony"):
+    with caplog.at_level(logging.WARNING, logger="calls.telephony.service"):
         assert agent_calls_end_stale(now=later) == 1
 
     freed = Agent.objects.get(pk=reserved.pk)

@@ -138,7 +138,7 @@ def test_it_still_sends_the_caller_somewhere_when_a_webhook_fails_inside(
     def broken(**fields):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr("calls.telephony_views.inbound_call_receive", broken)
+    monkeypatch.setattr("calls.telephony.views.inbound_call_receive", broken)
     settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
 
     answer = carrier.voice(sid="CA304", to="+18775703926")

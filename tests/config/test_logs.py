@@ -10,7 +10,7 @@ import sys
 import pytest
 from django.conf import settings
 
-from calls import views
+from calls.ping import views
 
 
 @pytest.fixture

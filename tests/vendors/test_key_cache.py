@@ -8,7 +8,7 @@ import redis
 from django.core.cache import cache
 from django.utils import timezone
 
-from calls.services import vendor_ping
+from calls.ping.service import vendor_ping
 from tests.conftest import DEMO_KEY
 from tests.servers import redis_cache_settings
 from vendors.models import Vendor, VendorKey, vendor_key_digest

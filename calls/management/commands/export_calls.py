@@ -7,13 +7,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.http import QueryDict
 from tqdm import tqdm
 
-from calls.exports import (
-    ExportTooLarge,
-    InvalidFilters,
-    call_export_write_file,
-    call_record_filters_parse,
-    call_record_select,
-)
+from calls.exports.forms import InvalidFilters, call_record_filters_parse
+from calls.exports.jobs import call_export_write_file
+from calls.exports.selectors import call_record_select
+from calls.exports.writers import ExportTooLarge
 from calls.models import CallExport
 from config.database import database_timeouts_lifted
 from vendors.models import Vendor

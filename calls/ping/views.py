@@ -1,14 +1,12 @@
 from django.conf import settings
-from django.db import connection
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from calls.ping import read_json_object
-from calls.schema import PING_SCHEMA
-from calls.services import vendor_ping
+from calls.ping.request import read_json_object
+from calls.ping.schema import PING_SCHEMA
+from calls.ping.service import vendor_ping
 from config.errors import FirstRendererNegotiation, envelope_data
-from vendors.services import vendor_key_admit
 
 
 class VendorPingView(APIView):
@@ -29,34 +27,6 @@ class VendorPingView(APIView):
             client=_client_address(request),
         )
         return Response(envelope_data(200, data))
-
-
-class BenchNoopView(APIView):
-    """A trivial endpoint with no database, routed only with BENCH_ENDPOINTS on: `make bench`
-    compares the ping's throughput with it, on the same server and stack."""
-
-    http_method_names = ["post"]
-    authentication_classes = []
-    permission_classes = []
-    parser_classes = []
-    content_negotiation_class = FirstRendererNegotiation
-
-    def post(self, request):
-        return Response(envelope_data(200, {"requestId": request._request.request_id}))
-
-
-class BenchRoundTripsView(BenchNoopView):
-    """The round trips every ping makes, and nothing else, routed only with BENCH_ENDPOINTS on:
-    the body read and the key checked as a ping's (the shared cache: key and rate limits), then
-    one statement on the database that reads nothing. No ping can be faster on the same server:
-    `make bench` measures it beside the ping."""
-
-    def post(self, request):
-        payload = read_json_object(_body(request), _content_length(request))
-        vendor_key_admit(key=payload.get("vendorKey"), client=_client_address(request))
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return Response(envelope_data(200, {"requestId": request._request.request_id}))
 
 
 def _client_address(request) -> str | None:

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from calls.telephony import (
+from calls.telephony.service import (
     Route,
     dial_attempt_finish,
     inbound_call_receive,

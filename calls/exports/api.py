@@ -20,17 +20,10 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView, exception_handler
 
-from calls.exports import (
-    EXPORT_PERMISSION,
-    RECORD_COLUMNS,
-    CallRecordFilters,
-    InvalidFilters,
-    call_export_record,
-    call_export_stream,
-    call_record_as_json,
-    call_record_filters_parse,
-    call_record_select,
-)
+from calls.exports.forms import CallRecordFilters, InvalidFilters, call_record_filters_parse
+from calls.exports.jobs import EXPORT_PERMISSION, call_export_record, call_export_stream
+from calls.exports.selectors import call_record_select
+from calls.exports.sheet import RECORD_COLUMNS, call_record_as_json
 from calls.models import CallExport
 from config.errors import FirstRendererNegotiation
 

@@ -16,8 +16,8 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from calls.ping import MESSAGE_BAD_PHONE, MESSAGE_BAD_STATE
-from calls.services import MESSAGE_INACTIVE
+from calls.ping.request import MESSAGE_BAD_PHONE, MESSAGE_BAD_STATE
+from calls.ping.service import MESSAGE_INACTIVE
 from config.errors import (
     MESSAGE_BAD_BODY,
     MESSAGE_METHOD,

@@ -2,7 +2,7 @@
 
 `CallRecordExportAdminMixin` goes first in the bases of the call-record ModelAdmin; it adds an
 "Export" and a "Funnel" button to the change list and its own URLs. The logic is in
-`calls.exports` and `calls.reports`; these views only read the form and shape the page.
+`calls.exports` and `calls.exports.reports`; these views only read the form and shape the page.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from calls.exports import (
+from calls.exports.forms import CallRecordFilterForm
+from calls.exports.jobs import (
     EXPORT_PERMISSION,
-    CallRecordFilterForm,
     ExportForbidden,
-    ExportTooLarge,
     call_export_start,
     call_export_stream,
-    call_record_select,
 )
+from calls.exports.reports import call_funnel_summary
+from calls.exports.selectors import call_record_select
+from calls.exports.writers import ExportTooLarge
 from calls.models import CallExport
-from calls.reports import call_funnel_summary
 
 # The change list's own parameters that say nothing about which rows are selected.
 _LIST_ONLY_PARAMS = {"o", "p", "all", "e", "_changelist_filters", "_popup", "_to_field"}

@@ -13,7 +13,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from calls.telephony import agent_screen_pop
+from calls.telephony.service import agent_screen_pop
 from config.errors import FirstRendererNegotiation, envelope_data, request_id_of
 from routing.models import Agent, AgentStatusChange
 from routing.services import InvalidAgentStatus, agent_set_status, database_now

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from calls import services
 from calls.models import CallRecord
+from calls.ping import service as services
 from routing.geography import AREA_CODE_STATES
 from vendors.services import VendorKeyInvalid, vendor_key_authenticate
 

@@ -3,7 +3,6 @@
 import functools
 import logging
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -12,7 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from calls.models import CallRecord
-from calls.ping import PingFields, read_ping_fields
+from calls.ping.request import PingFields, read_ping_fields
 from config.broker import task_publish
 from config.errors import ApplicationError
 from config.metrics import ping_outcome_note
@@ -23,8 +22,6 @@ from routing.services import (
     allocation_sql,
     caller_lock_key,
     reservation_create,
-    reservation_expire,
-    reservation_expire_due,
     reservation_find_live,
     reservation_lock_caller,
 )
@@ -438,40 +435,3 @@ def _enqueue_expiry(reservation_id: int, expires_at: datetime) -> None:
             )
 
     transaction.on_commit(send)
-
-
-# A reservation that ended without its call: its TTL ran out, or staff or the agent going offline
-# released it. Its call record then says expired.
-ENDED_WITHOUT_CALL = (Reservation.Status.EXPIRED, Reservation.Status.RELEASED)
-
-
-@dataclass(frozen=True)
-class Expiry:
-    reservations: int
-    call_records: int
-
-
-@transaction.atomic
-def call_record_expire(*, reservation_id: int, now: datetime) -> Expiry:
-    """Expire one reservation past its TTL and its call record, in one transaction.
-
-    Idempotent: a second run, a late run, or a run after the call arrived changes nothing.
-    """
-    expired = reservation_expire(reservation_id=reservation_id, now=now)
-    records = _expire_call_records(CallRecord.objects.filter(reservation_id=reservation_id))
-    return Expiry(reservations=int(expired), call_records=records)
-
-
-@transaction.atomic
-def call_records_expire_due(*, now: datetime) -> Expiry:
-    """The sweep: expire every reservation past its TTL, and every call record whose reservation
-    ended without a call, including those a ping already marked expired or staff released."""
-    expired = reservation_expire_due(now=now)
-    records = _expire_call_records(CallRecord.objects.all())
-    return Expiry(reservations=expired, call_records=records)
-
-
-def _expire_call_records(records) -> int:
-    return records.filter(
-        outcome=CallRecord.Outcome.RESERVED, reservation__status__in=ENDED_WITHOUT_CALL
-    ).update(outcome=CallRecord.Outcome.EXPIRED)

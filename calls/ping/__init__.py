@@ -1,0 +1,1 @@
+"""The vendor ping: reading the request, deciding, reserving, recording, and its schema."""

@@ -1,0 +1,1 @@
+"""Calls arriving on our numbers (the carrier's webhooks) and agent presence."""
