@@ -14,7 +14,6 @@ from django.utils import timezone
 from calls import services
 from calls.models import CallRecord
 from calls.ping import read_ping_fields
-from routing import services as routing_services
 from routing.models import Agent, Reservation
 from tests.conftest import DEMO_KEY
 from vendors.models import Vendor
@@ -51,13 +50,8 @@ def run_both_paths(payload: dict, now) -> tuple[tuple[dict, dict], tuple[dict, d
     vendor = Vendor.objects.get(name="Demo Vendor")
     fields = read_ping_fields(payload)
     results = []
-    for reserve, allocate in (
-        (services._reserve_in_one_statement, None),
-        (services._reserve_in_transaction, routing_services._reservation_create_with_the_orm),
-    ):
-        with transaction.atomic(), pytest.MonkeyPatch.context() as patch:
-            if allocate is not None:
-                patch.setattr(routing_services, "_reservation_create_in_one_statement", allocate)
+    for reserve in (services._reserve_in_one_statement, services._reserve_in_transaction):
+        with transaction.atomic():
             answer = reserve(vendor, fields, str(uuid.uuid4()), now)
             results.append((answer, stored_rows()))
             transaction.set_rollback(True)
