@@ -260,10 +260,10 @@ class AllocationStatement:
 class StatementReservation:
     """What the statement decided and recorded."""
 
-    reservation_id: int | None  # None: no agent (or no number) was free
-    transfer_number: str | None  # E.164
-    agent_count: int | None
     now: datetime  # the moment it decided by
+    reservation_id: int | None = None  # None: no agent (or no number) was free
+    transfer_number: str = ""  # E.164
+    agent_count: int = 0
 
 
 def allocation_statement(*, record: RecordInsert) -> AllocationStatement:
@@ -326,11 +326,13 @@ def reservation_create_in_one_statement(
     acquired, live_id, reservation_id, number, agent_count, decided_at = row
     if not acquired or live_id is not None:
         return None
+    if reservation_id is None:
+        return StatementReservation(now=decided_at)
     return StatementReservation(
+        now=decided_at,
         reservation_id=reservation_id,
         transfer_number=number,
         agent_count=agent_count,
-        now=decided_at,
     )
 
 
@@ -347,8 +349,10 @@ def _execute(statement: AllocationStatement, values: list) -> tuple:
     connection.validate_thread_sharing()
     with connection.wrap_database_errors:
         raw_cursor = psycopg.RawCursor(connection.connection)
+    # The backend's own wrappers (PostgreSQL's adds COPY); django-stubs types their argument as
+    # the wrapper itself, where Django passes the driver's cursor.
     wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
-    with wrap(raw_cursor) as cursor:
+    with wrap(raw_cursor) as cursor:  # type: ignore[arg-type]
         cursor.execute(statement.positional_sql, values)
         return cursor.fetchone()
 

@@ -55,6 +55,7 @@ def run_both_paths(payload: dict, now) -> tuple[tuple[dict, dict], tuple[dict, d
     for reserve in (services._reserve_in_one_statement, services._reserve_in_transaction):
         with transaction.atomic():
             answer = reserve(vendor, fields, str(uuid.uuid4()), now)
+            assert answer is not None  # the statement answered it, not the path after it
             results.append((answer, stored_rows()))
             transaction.set_rollback(True)
     return results[0], results[1]

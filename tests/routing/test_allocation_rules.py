@@ -3,6 +3,7 @@ state the rule tells apart, both pick the same rows, at a given moment and by th
 clock. PostgreSQL (the SQL form runs only there)."""
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -33,7 +34,7 @@ def picked_by_sql(table: str, alias: str, condition: str, now) -> set[int]:
 def agents_in_every_state() -> dict[str, Agent]:
     """Agents free and not, by name; relative to NOW, or an hour off it (for the database's
     clock, which moves on)."""
-    states = {
+    states: dict[str, dict[str, Any]] = {
         "never held": {},
         "held": {"held_until": NOW + HOUR},
         "hold ran out": {"held_until": NOW - HOUR},
