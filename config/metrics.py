@@ -112,9 +112,7 @@ class RoutingStateCollector(Collector):
                 .annotate(count=Count("id", distinct=True))
                 .values_list("licenses__state", "count")
             )
-            live = Reservation.objects.filter(
-                status=Reservation.Status.ACTIVE, expires_at__gt=now
-            ).count()
+            live = Reservation.objects.live(now).count()
         except DatabaseError:
             logger.warning("Metrics scrape could not read the database", exc_info=True)
             up.add_metric([], 0)

@@ -26,11 +26,6 @@ from routing.services import (
 from vendors.forms import StateMultipleChoiceField
 
 
-def _live_reservations(now):
-    """Live at `now`: a moment, or Now() for the database's clock."""
-    return Reservation.objects.filter(status=Reservation.Status.ACTIVE, expires_at__gt=now)
-
-
 class AgentForm(forms.ModelForm):
     licensed_states = StateMultipleChoiceField(help_text="The states the agent may take calls for.")
 
@@ -79,7 +74,9 @@ class AgentAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .prefetch_related(Prefetch("licenses", queryset=AgentLicense.objects.order_by("state")))
             .annotate(
-                has_live_reservation=Exists(_live_reservations(Now()).filter(agent=OuterRef("pk")))
+                has_live_reservation=Exists(
+                    Reservation.objects.live(Now()).filter(agent=OuterRef("pk"))
+                )
             )
         )
 
@@ -248,7 +245,7 @@ class TransferNumberAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 held_by_reservation=Exists(
-                    _live_reservations(Now()).filter(transfer_number=OuterRef("pk"))
+                    Reservation.objects.live(Now()).filter(transfer_number=OuterRef("pk"))
                 )
             )
         )
@@ -330,7 +327,7 @@ class HeldNowFilter(admin.SimpleListFilter):
         if self.value() == "all":
             return queryset
         # The database's clock, as the ping's: the release action acts on what this lists.
-        return queryset.filter(status=Reservation.Status.ACTIVE, expires_at__gt=Now())
+        return queryset.live(Now())
 
 
 @admin.register(Reservation)

@@ -17,14 +17,15 @@ from routing.destinations import DESTINATION_HELP, InvalidDestination, normalize
 from vendors.models import Vendor
 from vendors.states import STATE_CHOICES
 
+# The querysets' rules are routing.allocation's, where the allocation statement's SQL forms of
+# them sit beside them (imported on use: allocation imports these models).
+
 
 class AgentQuerySet(models.QuerySet):
     def free(self, now):
-        return self.filter(
-            Q(held_until__isnull=True) | Q(held_until__lte=now),
-            status=Agent.Status.AVAILABLE,
-            on_call_since__isnull=True,
-        )
+        from routing.allocation import agent_is_free
+
+        return self.filter(agent_is_free(now))
 
     def licensed_for(self, state: str):
         return self.filter(licenses__state=state)
@@ -134,7 +135,9 @@ class AgentLicense(models.Model):
 
 class TransferNumberQuerySet(models.QuerySet):
     def free(self, now):
-        return self.filter(Q(held_until__isnull=True) | Q(held_until__lte=now), is_active=True)
+        from routing.allocation import number_is_free
+
+        return self.filter(number_is_free(now))
 
 
 class TransferNumber(models.Model):
@@ -143,7 +146,7 @@ class TransferNumber(models.Model):
     number = PhoneNumberField(unique=True)
     is_active = models.BooleanField(default=True)
     # Held until then; once passed it is also when the number was released, so the allocation
-    # hands out a number released long ago (see routing.services.NUMBER_WINDOW) and a late call
+    # hands out a number released long ago (see routing.allocation.NUMBER_WINDOW) and a late call
     # is not misrouted.
     held_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -155,6 +158,21 @@ class TransferNumber(models.Model):
 
     def __str__(self) -> str:
         return str(self.number)
+
+
+class ReservationQuerySet(models.QuerySet):
+    def live(self, now):
+        """Holding its agent, number and caller at `now` (a moment, or Now() for the database's
+        clock)."""
+        from routing.allocation import reservation_is_live
+
+        return self.filter(reservation_is_live(now))
+
+    def lapsed(self, now):
+        """Past its TTL at `now` but not yet marked expired."""
+        from routing.allocation import reservation_has_lapsed
+
+        return self.filter(reservation_has_lapsed(now))
 
 
 class Reservation(models.Model):
@@ -190,6 +208,8 @@ class Reservation(models.Model):
         related_name="+",
         db_index=False,  # reservation_released_by: only released ones are indexed
     )
+
+    objects = ReservationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -231,6 +251,7 @@ class Reservation(models.Model):
         return f"{self.phone_number} → {self.agent} via {self.transfer_number}"
 
     def is_live(self, now=None) -> bool:
+        """`Reservation.objects.live(now)` for this row (routing.allocation.reservation_is_live)."""
         return self.status == self.Status.ACTIVE and self.expires_at > (now or timezone.now())
 
     def seconds_left(self, now=None) -> int:

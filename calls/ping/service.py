@@ -2,10 +2,8 @@
 
 import functools
 import logging
-import re
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -15,16 +13,16 @@ from calls.ping.request import PingFields, read_ping_fields
 from config.broker import task_publish
 from config.errors import ApplicationError
 from config.metrics import ping_outcome_note
-from routing.models import Reservation
-from routing.services import (
-    NOW,
-    allocation_params,
-    allocation_sql,
-    caller_lock_key,
+from routing.allocation import (
+    AllocationStatement,
+    RecordInsert,
+    allocation_statement,
     reservation_create,
+    reservation_create_in_one_statement,
     reservation_find_live,
     reservation_lock_caller,
 )
+from routing.models import Reservation
 from vendors.models import Vendor
 from vendors.services import vendor_key_admit
 
@@ -97,78 +95,38 @@ def _reserve_in_one_statement(
     the database's clock, and returns it.
     """
     ttl_seconds = settings.RESERVATION_TTL_SECONDS
-    params = allocation_params(
+    reserved = reservation_create_in_one_statement(
+        statement=ping_statement(),
         vendor_id=vendor.pk,
         phone_number=fields.phone_number,
         state=fields.state,
         ttl_seconds=ttl_seconds,
         now=now,
+        record_params=_record_params(vendor, fields, request_id),
     )
-    params["caller"] = caller_lock_key(vendor_id=vendor.pk, phone_number=fields.phone_number)
-    params.update(_record_params(vendor, fields, request_id))
-    try:
-        # One statement is atomic by itself: no BEGIN/COMMIT round trips unless a caller has
-        # a transaction open (then a savepoint, so a lost race does not spoil it).
-        if connection.in_atomic_block:
-            with transaction.atomic():
-                row = _execute_ping_statement(params)
-        else:
-            row = _execute_ping_statement(params)
-    except IntegrityError:
-        logger.info("Concurrent ping for the same caller; answering as a repeat")
+    if reserved is None:
         return None
-    acquired, live_id, reservation_id, number, agent_count, now = row
-    if not acquired or live_id is not None:
-        return None
-    if reservation_id is None:
+    if reserved.reservation_id is None:
         ping_outcome_note(CallRecord.Outcome.NO_AGENT)
-        return _unavailable(request_id, now)
+        return _unavailable(request_id, reserved.now)
     ping_outcome_note(CallRecord.Outcome.RESERVED)
     # Plain values from here on: model instances would parse the phone numbers again.
-    _enqueue_expiry(reservation_id, now + timedelta(seconds=ttl_seconds))
-    return _available(number, ttl_seconds, agent_count, request_id, now)
-
-
-def _execute_ping_statement(params: dict) -> tuple:
-    # Django's cursors bind parameters on the client, which rules out prepared statements; with
-    # a server-side binding cursor psycopg prepares the statement after DATABASE_PREPARE_THRESHOLD
-    # runs, and PostgreSQL no longer plans it on every ping. A RawCursor, one of those, takes the
-    # statement with PostgreSQL's own `$n` placeholders: psycopg then has nothing to parse on
-    # each ping (it caches its parsing of `%(name)s` statements only up to 4 KiB).
-    # What Django's cursor() does first: the health check (CONN_HEALTH_CHECKS), and a connection.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    statement, names = _ping_statement_positional()
-    with connection.wrap_database_errors:
-        raw_cursor = psycopg.RawCursor(connection.connection)
-    with connection._prepare_cursor(raw_cursor) as cursor:
-        cursor.execute(statement, [params[name] for name in names])
-        return cursor.fetchone()
-
-
-@functools.cache
-def _ping_statement_positional() -> tuple[str, tuple[str, ...]]:
-    """The ping statement with `$n` placeholders, and the names of its parameters in order."""
-    names: list[str] = []
-
-    def placeholder(match: re.Match) -> str:
-        if match[1] not in names:
-            names.append(match[1])
-        return f"${names.index(match[1]) + 1}"
-
-    return re.sub(r"%\((\w+)\)s", placeholder, _ping_statement()), tuple(names)
+    _enqueue_expiry(reserved.reservation_id, reserved.now + timedelta(seconds=ttl_seconds))
+    return _available(
+        reserved.transfer_number, ttl_seconds, reserved.agent_count, request_id, reserved.now
+    )
 
 
 # Columns of the call record the statement fills itself: from the reservation it made (or did
-# not), and the moment it decided by.
+# not), and the moment it decided by (routing.allocation.OUTCOME_VALUES).
 _RECORD_FROM_STATEMENT = {
-    "received_at": NOW,
-    "outcome": "CASE WHEN r.id IS NULL THEN 'no_agent' ELSE 'reserved' END",
-    "reservation_id": "r.id",
-    "agent_id": "r.agent_id",
-    "transfer_target": "COALESCE(n.number, '')",
-    "agent_count": "COALESCE(r.agent_count, 0)",
-    "ttl_seconds": "CASE WHEN r.id IS NULL THEN NULL ELSE %(ttl)s END",
+    "received_at": "{now}",
+    "outcome": "CASE WHEN {reservation_id} IS NULL THEN 'no_agent' ELSE 'reserved' END",
+    "reservation_id": "{reservation_id}",
+    "agent_id": "{agent_id}",
+    "transfer_target": "COALESCE({transfer_number}, '')",
+    "agent_count": "COALESCE({agent_count}, 0)",
+    "ttl_seconds": "CASE WHEN {reservation_id} IS NULL THEN NULL ELSE {ttl_seconds} END",
 }
 
 
@@ -195,7 +153,7 @@ def _record_params(vendor: Vendor, fields: PingFields, request_id: str) -> dict:
         ),
         "tracking": _tracking_field().get_db_prep_save(fields.tracking, connection),
     }
-    params = _record_default_params()
+    params = ping_record_default_params()
     params.update((f"c_{column}", value) for column, value in values.items())
     return params
 
@@ -211,8 +169,9 @@ def _tracking_field():
     return CallRecord._meta.get_field("tracking")
 
 
-def _record_default_params() -> dict:
-    """The columns the ping does not set, at their fields' defaults, ready for the database."""
+def ping_record_default_params() -> dict:
+    """The parameters of the call record's columns the ping does not set: their fields' defaults,
+    ready for the database (public for the pgbench script)."""
     params = dict(_constant_default_params())
     for field in _fields_with_callable_defaults():
         params[f"c_{field.column}"] = field.get_db_prep_save(field.get_default(), connection)
@@ -240,61 +199,20 @@ def _constant_default_params() -> dict:
     }
 
 
-def _minified(sql: str) -> str:
-    # Sent to PostgreSQL whenever a connection prepares it, and read by anyone debugging it: no
-    # comments, and no space around parentheses, commas or comparisons (the statement quotes no
-    # such characters).
-    sql = re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql))
-    return re.sub(r" ?([(),]|<=|>=|=|<|>) ?", r"\1", sql).strip()
-
-
 @functools.cache
-def _ping_statement() -> str:
-    columns = [field.column for field in _record_fields()]
-    # Typed, as a bound NULL in a SELECT list would otherwise be taken for text.
-    expressions = [
-        f"%(c_{field.column})s::{field.db_type(connection)}".replace(
+def ping_statement() -> AllocationStatement:
+    """The ping's one statement (PostgreSQL): routing's allocation, writing the call record."""
+    columns = {
+        # Typed, as a bound NULL in a SELECT list would otherwise be taken for text.
+        field.column: f"%(c_{field.column})s::{field.db_type(connection)}".replace(
             "timestamp with time zone", "timestamptz"
         )
         for field in _record_fields()
-    ]
-    columns += list(_RECORD_FROM_STATEMENT)
-    expressions += list(_RECORD_FROM_STATEMENT.values())
-    gate = "(SELECT ok FROM go)"
-    return _minified(f"""
-    WITH caller_lock AS (
-        -- Pings for one caller take turns; one that would have to wait leaves this
-        -- statement and is answered by the transactional path instead.
-        SELECT pg_try_advisory_xact_lock(hashtextextended(%(caller)s, 0)) AS acquired
-    ),
-    live AS (
-        SELECT r.id FROM routing_reservation r
-        -- The vendor's live hold for the caller, whatever its state: a ping in another
-        -- state is a repeat all the same.
-        WHERE r.vendor_id = %(vendor)s AND r.phone_number = %(phone)s
-          AND r.status = 'active' AND r.expires_at > {NOW}
-        LIMIT 1
-    ),
-    go AS (
-        -- This ping reserves: it holds the caller's lock, and the caller holds nothing yet.
-        SELECT (SELECT acquired FROM caller_lock) AND NOT EXISTS (SELECT 1 FROM live) AS ok
-    ),
-    {allocation_sql(gate=gate)},
-    record AS (
-        INSERT INTO {CallRecord._meta.db_table} ({", ".join(columns)})
-        SELECT {", ".join(expressions)}
-        FROM (SELECT 1) AS one
-        LEFT JOIN reservation r ON TRUE
-        LEFT JOIN free_number n ON r.id IS NOT NULL
-        WHERE {gate}
-        RETURNING id
+    }
+    columns.update(_RECORD_FROM_STATEMENT)
+    return allocation_statement(
+        record=RecordInsert(table=CallRecord._meta.db_table, columns=columns)
     )
-    SELECT (SELECT acquired FROM caller_lock), (SELECT id FROM live),
-           r.id, n.number, r.agent_count, {NOW}
-    FROM (SELECT 1) AS one
-    LEFT JOIN reservation r ON TRUE
-    LEFT JOIN free_number n ON r.id IS NOT NULL
-    """)
 
 
 def _reserve_in_transaction(

@@ -641,11 +641,7 @@ class ScreenPop:
 def agent_screen_pop(*, agent: Agent, now: datetime | None = None) -> ScreenPop:
     """The call an agent is reserved for or on, with the vendor's tracking data."""
     now = now or timezone.now()
-    reservation = (
-        Reservation.objects.select_related("vendor")
-        .filter(agent=agent, status=Reservation.Status.ACTIVE, expires_at__gt=now)
-        .first()
-    )
+    reservation = Reservation.objects.live(now).select_related("vendor").filter(agent=agent).first()
     inbound = None
     if agent.on_call_since is not None:
         dial = (

@@ -2,6 +2,7 @@
 with the ORM allocation (the SQLite path) writes. Each case runs both paths from the same state,
 on PostgreSQL, and compares the answers and the stored rows."""
 
+import threading
 import uuid
 from datetime import timedelta
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 from calls.models import CallRecord
 from calls.ping import service as services
 from calls.ping.request import read_ping_fields
-from routing import services as routing_services
+from routing.allocation import reservation_lock_caller
 from routing.models import Agent, Reservation
 from tests.conftest import DEMO_KEY
 from vendors.models import Vendor
@@ -51,14 +52,10 @@ def run_both_paths(payload: dict, now) -> tuple[tuple[dict, dict], tuple[dict, d
     vendor = Vendor.objects.get(name="Demo Vendor")
     fields = read_ping_fields(payload)
     results = []
-    for reserve, allocate in (
-        (services._reserve_in_one_statement, None),
-        (services._reserve_in_transaction, routing_services._reservation_create_with_the_orm),
-    ):
-        with transaction.atomic(), pytest.MonkeyPatch.context() as patch:
-            if allocate is not None:
-                patch.setattr(routing_services, "_reservation_create_in_one_statement", allocate)
+    for reserve in (services._reserve_in_one_statement, services._reserve_in_transaction):
+        with transaction.atomic():
             answer = reserve(vendor, fields, str(uuid.uuid4()), now)
+            assert answer is not None  # the statement answered it, not the path after it
             results.append((answer, stored_rows()))
             transaction.set_rollback(True)
     return results[0], results[1]
@@ -199,3 +196,39 @@ def test_the_pgbench_script_runs_the_pings_statement_and_reserves():
     assert record.outcome == CallRecord.Outcome.RESERVED and record.tracking == {
         "source": "pgbench"
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_caller_the_transactional_path_has_locked_is_left_to_it_by_the_statement():
+    # One lock for the caller, whichever path takes it: the statement writes nothing for a
+    # caller whose ping is in the transactional path, and goes on for any other.
+    vendor = Vendor.objects.get(name="Demo Vendor")
+    locked, done = threading.Event(), threading.Event()
+
+    def hold_the_callers_lock():
+        try:
+            with transaction.atomic():
+                reservation_lock_caller(vendor=vendor, phone_number="+14805550100")
+                locked.set()
+                done.wait(timeout=10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_callers_lock)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        left = services._reserve_in_one_statement(
+            vendor, read_ping_fields(ping_payload("+14805550100")), str(uuid.uuid4()), None
+        )
+        other = services._reserve_in_one_statement(
+            vendor, read_ping_fields(ping_payload("+14805550101")), str(uuid.uuid4()), None
+        )
+    finally:
+        done.set()
+        holder.join(timeout=10)
+
+    assert left is None
+    assert other is not None and other["agentAvailable"] is True
+    assert list(CallRecord.objects.values_list("phone_number", flat=True)) == ["+14805550101"]
+    assert list(Reservation.objects.values_list("phone_number", flat=True)) == ["+14805550101"]

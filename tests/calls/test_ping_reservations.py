@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from calls.models import CallRecord
 from calls.ping.service import vendor_ping
+from routing.allocation import NUMBER_WINDOW
 from routing.models import Agent, Reservation, TransferNumber
-from routing.services import NUMBER_WINDOW
 from tests.conftest import ALL_STATES_KEY, DEMO_KEY
 
 pytestmark = pytest.mark.usefixtures("demo")

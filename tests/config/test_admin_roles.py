@@ -7,8 +7,8 @@ from django.test import Client
 from django.utils import timezone
 
 from calls.models import CallRecord
+from routing.allocation import reservation_create
 from routing.models import Agent, TransferNumber
-from routing.services import reservation_create
 from vendors.models import Vendor
 from vendors.services import vendor_key_create
 

@@ -8,8 +8,8 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.utils import timezone
 from django.utils.html import strip_tags
 
+from routing.allocation import reservation_create
 from routing.models import Agent, AgentLicense, TransferNumber
-from routing.services import reservation_create
 from vendors.models import Vendor
 
 pytestmark = pytest.mark.django_db

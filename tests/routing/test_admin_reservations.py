@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from routing.allocation import reservation_create
 from routing.models import Agent, Reservation, TransferNumber
-from routing.services import reservation_create
 from vendors.models import Vendor
 
 pytestmark = pytest.mark.django_db

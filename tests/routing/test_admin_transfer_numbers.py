@@ -4,8 +4,8 @@ import pytest
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.utils import timezone
 
+from routing.allocation import reservation_create
 from routing.models import Agent, TransferNumber
-from routing.services import reservation_create
 from vendors.models import Vendor
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from calls.models import CallRecord
-from calls.ping import service as services
+from calls.ping.service import ping_record_default_params, ping_statement
 from routing.geography import AREA_CODE_STATES
 from vendors.services import VendorKeyInvalid, vendor_key_authenticate
 
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         states = sorted(set(AREA_CODE_STATES.values()))
         ttl = settings.RESERVATION_TTL_SECONDS
         values = {
-            **{key: _literal(value) for key, value in services._record_default_params().items()},
+            **{key: _literal(value) for key, value in ping_record_default_params().items()},
             **_PER_STATEMENT,
             "vendor": str(vendor.pk),
             "c_vendor_id": str(vendor.pk),
@@ -53,7 +53,7 @@ class Command(BaseCommand):
             "c_tracking": _literal(json.dumps({"source": "pgbench"})),
             "ttl": str(ttl),
         }
-        statement = services._ping_statement()
+        statement = ping_statement().sql
         for name, value in values.items():
             statement = statement.replace(f"%({name})s", value)
         if "%(" in statement:
