@@ -222,13 +222,18 @@ def test_make_run_is_ready_with_its_worker_and_all_gone_within_10_s_of_a_sigterm
 def test_make_run_stops_everything_when_its_worker_dies(local_stack):
     _wait_until_serving(local_stack)
     group = local_stack["process"].pid
+    # -ww: whole command lines, however long the checkout's path (ps cuts them at 80 columns).
     listing = subprocess.run(
-        ["ps", "-eo", "pid=,pgid=,args="], capture_output=True, text=True, check=True
+        ["ps", "-ww", "-eo", "pid=,pgid=,args="], capture_output=True, text=True, check=True
     ).stdout
+    processes = [line.split(None, 2) for line in listing.splitlines()]
     workers = [
-        line.split()[0]
-        for line in listing.splitlines()
-        if line.split()[1] == str(group) and " worker " in line
+        pid
+        for pid, pgid, args in processes
+        # The celery process itself, not the recipe's shell whose script names it too.
+        if pgid == str(group)
+        and "celery -A config worker" in args
+        and not args.startswith(("/bin/bash", "bash"))
     ]
     assert len(workers) == 1, listing
 
