@@ -227,6 +227,7 @@ def test_make_run_stops_everything_when_its_worker_dies(local_stack):
         ["ps", "-ww", "-eo", "pid=,pgid=,args="], capture_output=True, text=True, check=True
     ).stdout
     processes = [line.split(None, 2) for line in listing.splitlines()]
+    processes = [fields for fields in processes if len(fields) == 3]
     workers = [
         pid
         for pid, pgid, args in processes
