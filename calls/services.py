@@ -164,9 +164,10 @@ def _ping_statement_positional() -> tuple[str, tuple[str, ...]]:
 
 # Columns of the call record the statement fills itself: from the reservation it made (or did
 # not), and the moment it decided by.
+NO_AGENT, RESERVED = CallRecord.Outcome.NO_AGENT.value, CallRecord.Outcome.RESERVED.value
 _RECORD_FROM_STATEMENT = {
     "received_at": NOW,
-    "outcome": "CASE WHEN r.id IS NULL THEN 'no_agent' ELSE 'reserved' END",
+    "outcome": f"CASE WHEN r.id IS NULL THEN '{NO_AGENT}' ELSE '{RESERVED}' END",
     "reservation_id": "r.id",
     "agent_id": "r.agent_id",
     "transfer_target": "COALESCE(n.number, '')",
@@ -275,7 +276,7 @@ def _ping_statement() -> str:
         -- The vendor's live hold for the caller, whatever its state: a ping in another
         -- state is a repeat all the same.
         WHERE r.vendor_id = %(vendor)s AND r.phone_number = %(phone)s
-          AND r.status = 'active' AND r.expires_at > {NOW}
+          AND r.status = '{Reservation.Status.ACTIVE}' AND r.expires_at > {NOW}
         LIMIT 1
     ),
     go AS (

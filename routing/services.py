@@ -35,11 +35,13 @@ NUMBER_WINDOW = 32
 # or the database's clock read earlier in the transaction), else the database's own clock, so
 # web machines whose clocks disagree never cut each other's holds short.
 NOW = "COALESCE(%(now)s::timestamptz, statement_timestamp())"
+# The statuses the statements below read and write, as the models' choices store them.
+ACTIVE, EXPIRED = Reservation.Status.ACTIVE.value, Reservation.Status.EXPIRED.value
 EXPIRES = f"({NOW} + make_interval(secs => %(ttl)s))"
 
 # `Agent.objects.free(now)` and `TransferNumber.objects.free(now)` in SQL, for the rows `a` and `t`.
 AGENT_IS_FREE = (
-    "a.status = 'available' AND a.on_call_since IS NULL "
+    f"a.status = '{Agent.Status.AVAILABLE}' AND a.on_call_since IS NULL "
     f"AND (a.held_until IS NULL OR a.held_until <= {NOW})"
 )
 NUMBER_IS_FREE = f"t.is_active AND (t.held_until IS NULL OR t.held_until <= {NOW})"
@@ -185,17 +187,17 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
         -- row each), then each row by primary key. The ids are single values on purpose: as a
         -- join or `id = ANY(ARRAY(...))`, a plan made while the table was small scanned it
         -- whole, or scanned every expired hold, and every ping cost more than the last.
-        UPDATE routing_reservation r SET status = 'expired', ended_at = r.expires_at
+        UPDATE routing_reservation r SET status = '{EXPIRED}', ended_at = r.expires_at
         WHERE r.id IN (
             (SELECT s.id FROM routing_reservation s
-             WHERE s.status = 'active' AND s.agent_id = (SELECT id FROM free_agent)),
+             WHERE s.status = '{ACTIVE}' AND s.agent_id = (SELECT id FROM free_agent)),
             (SELECT s.id FROM routing_reservation s
-             WHERE s.status = 'active' AND s.transfer_number_id = (SELECT id FROM free_number)),
+             WHERE s.status = '{ACTIVE}' AND s.transfer_number_id = (SELECT id FROM free_number)),
             (SELECT s.id FROM routing_reservation s
-             WHERE s.status = 'active' AND s.vendor_id = %(vendor)s
+             WHERE s.status = '{ACTIVE}' AND s.vendor_id = %(vendor)s
                AND s.phone_number = %(phone)s)
         )
-          AND r.status = 'active' AND r.expires_at <= {NOW}
+          AND r.status = '{ACTIVE}' AND r.expires_at <= {NOW}
           AND EXISTS (SELECT 1 FROM free_number)
         RETURNING r.id
     ),
@@ -216,7 +218,7 @@ def allocation_sql(*, gate: str = "TRUE") -> str:
         )
         SELECT %(vendor)s, free_agent.id, free_number.id, %(phone)s, %(state)s,
                GREATEST((SELECT n FROM free_count), 1), %(ttl)s, {NOW}, {EXPIRES},
-               'active', NULL, NULL
+               '{ACTIVE}', NULL, NULL
         FROM free_agent, free_number
         -- The stale reservations in the way must be marked before the partial unique indexes
         -- see this row: reading `stale` here makes that UPDATE finish first.
