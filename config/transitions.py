@@ -2,7 +2,7 @@
 
 A `Transitions` maps a status to the statuses it may move to; staying put is always allowed. The
 services decide each move themselves (a conditional update, a lock and a re-check); these tables
-say which moves they make, and the PostgreSQL test run refuses any other (tests/statuses/).
+say which moves they make, and the PostgreSQL test run refuses any other (tests/status_guard.py).
 """
 
 from collections.abc import Iterable, Mapping
