@@ -33,7 +33,12 @@ from vendors.models import Vendor  # noqa: E402
 
 VENDOR_PREFIX = "Bench Vendor "
 STATES = ["AZ", "CA", "TX", "NY", "FL"]
-OUTCOMES = ["reserved", "no_agent", "repeat", "completed"]
+OUTCOMES = [
+    CallRecord.Outcome.RESERVED,
+    CallRecord.Outcome.NO_AGENT,
+    CallRecord.Outcome.REPEAT,
+    CallRecord.Outcome.COMPLETED,
+]
 
 
 def bench_vendors() -> list[Vendor]:

@@ -91,7 +91,9 @@ def measure(expiry_tasks: bool) -> dict:
         from django.db import connection
 
         while not done.is_set() or pending:
-            expired = Reservation.objects.filter(pk__in=list(pending), status="expired")
+            expired = Reservation.objects.filter(
+                pk__in=list(pending), status=Reservation.Status.EXPIRED
+            )
             now = timezone.now()
             for pk in expired.values_list("pk", flat=True):
                 lateness.append((now - pending.pop(pk)).total_seconds())

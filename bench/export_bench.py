@@ -215,6 +215,7 @@ def _measure(export_format: str, *, tenth: bool) -> dict:
 
     from calls.exports.forms import CallRecordFilters, call_record_filters_parse
     from calls.exports.jobs import call_export_run, call_export_start, call_export_stream
+    from calls.models import CallExport
 
     filters = call_record_filters_parse(data=TENTH_UNTIL) if tenth else CallRecordFilters()
     baseline = _max_rss_mb()
@@ -231,7 +232,7 @@ def _measure(export_format: str, *, tenth: bool) -> dict:
             settings.MEDIA_ROOT = media
             export = call_export_start(user=None, filters=filters, source="bench", defer=False)
             export = call_export_run(export_id=export.pk)
-            if export.status != "done":
+            if export.status != CallExport.Status.DONE:
                 raise SystemExit(f"XLSX export failed: {export.error}")
             rows = export.rows_written
             size = Path(export.file.path).stat().st_size

@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Left
 
+from config.transitions import Transitions
 from routing.models import Agent, Reservation
 from vendors.models import Vendor
 from vendors.states import STATE_CHOICES
@@ -22,6 +23,34 @@ def lead_id_indexed():
     return Left(KeyTextTransform("lead_id", "tracking"), LEAD_ID_INDEXED_CHARACTERS)
 
 
+class CallStatus(models.TextChoices):
+    """Where a call or one of its legs stands: the carrier's words (Twilio's CallStatus and
+    DialCallStatus values, stored as it sends them), and one of ours, UNHEARD."""
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress", "in progress"
+    ANSWERED = "answered"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer", "no answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    # Ours: the stale-call sweep ended the call because no callback told us how it ended.
+    UNHEARD = "unheard", "unheard (ended by the stale-call sweep)"
+
+
+# How a call or a leg can end (a leg that was answered reports "completed" when it ends).
+CALL_ENDS = (
+    CallStatus.COMPLETED,
+    CallStatus.BUSY,
+    CallStatus.NO_ANSWER,
+    CallStatus.FAILED,
+    CallStatus.CANCELED,
+)
+
+
 class CallRecord(models.Model):
     """One ping that passed the key, phone and state checks, and what became of it."""
 
@@ -33,6 +62,15 @@ class CallRecord(models.Model):
         CONNECTED = "connected"
         COMPLETED = "completed"
         EXPIRED = "expired"
+
+    # The ping writes the first outcome; only a reserved one moves on: its call arrived
+    # (connected, then completed when it ended), or its reservation ended without one (expired).
+    OUTCOME_TRANSITIONS = Transitions(
+        {
+            Outcome.RESERVED: {Outcome.CONNECTED, Outcome.EXPIRED},
+            Outcome.CONNECTED: {Outcome.COMPLETED},
+        }
+    )
 
     class StateSource(models.TextChoices):
         STATE_CODE = "state_code", "stateCode"
@@ -74,7 +112,23 @@ class CallRecord(models.Model):
     duration_seconds = models.PositiveIntegerField(null=True, blank=True)
     caller_id = models.CharField(max_length=32, blank=True, help_text="Caller id on arrival.")
     caller_id_matches = models.BooleanField(null=True, blank=True)
-    call_status = models.CharField(max_length=32, blank=True, help_text="Last carrier status.")
+    call_status = models.CharField(
+        max_length=32, blank=True, choices=CallStatus.choices, help_text="Last carrier status."
+    )
+    # The matched call's latest word: ringing when it arrives, then its legs' (a leg that rang out
+    # gives way to the next one's answer), then its end. Canceled becomes completed when the
+    # Dial's action says the agent talked after all.
+    CALL_STATUS_TRANSITIONS = Transitions(
+        {
+            "": {CallStatus.RINGING},
+            CallStatus.RINGING: {CallStatus.ANSWERED, *CALL_ENDS},
+            CallStatus.ANSWERED: set(CALL_ENDS),
+            CallStatus.BUSY: {CallStatus.ANSWERED, *CALL_ENDS},
+            CallStatus.NO_ANSWER: {CallStatus.ANSWERED, *CALL_ENDS},
+            CallStatus.FAILED: {CallStatus.ANSWERED, *CALL_ENDS},
+            CallStatus.CANCELED: {CallStatus.COMPLETED},
+        }
+    )
 
     class Meta:
         ordering = ["-received_at"]
@@ -110,6 +164,28 @@ class InboundCall(models.Model):
     to_number = models.CharField(max_length=32)
     from_number = models.CharField(max_length=32, blank=True)
     match = models.CharField(max_length=16, choices=Match.choices)
+    # The caller's call: ringing when it arrives, forward only while it goes on (callbacks come
+    # out of order; a late "ringing" is old news), then one end. A call the sweep ended (UNHEARD)
+    # still takes the carrier's end if it arrives. A leg answered makes the call in progress.
+    STATUS_TRANSITIONS = Transitions(
+        {
+            CallStatus.QUEUED: {
+                CallStatus.INITIATED, CallStatus.RINGING, CallStatus.IN_PROGRESS,
+                CallStatus.ANSWERED, CallStatus.UNHEARD, *CALL_ENDS,
+            },
+            CallStatus.INITIATED: {
+                CallStatus.RINGING, CallStatus.IN_PROGRESS, CallStatus.ANSWERED,
+                CallStatus.UNHEARD, *CALL_ENDS,
+            },
+            CallStatus.RINGING: {
+                CallStatus.IN_PROGRESS, CallStatus.ANSWERED, CallStatus.UNHEARD, *CALL_ENDS,
+            },
+            CallStatus.ANSWERED: {CallStatus.IN_PROGRESS, CallStatus.UNHEARD, *CALL_ENDS},
+            CallStatus.IN_PROGRESS: {CallStatus.UNHEARD, *CALL_ENDS},
+            CallStatus.UNHEARD: set(CALL_ENDS),
+        }
+    )  # fmt: skip
+
     call_record = models.ForeignKey(
         CallRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_calls"
     )
@@ -122,7 +198,7 @@ class InboundCall(models.Model):
         blank=True,
         help_text="Whose agents may take it: the reservation's state, else the caller's area code.",
     )
-    status = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=32, blank=True, choices=CallStatus.choices)
     received_at = models.DateTimeField(db_index=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -138,6 +214,18 @@ class InboundCall(models.Model):
 class DialAttempt(models.Model):
     """One try at connecting an inbound call to an agent or the overflow number."""
 
+    # Initiated when we dial, forward while the leg rings and answers, then one end: the Dial's
+    # action, or the caller's call ending first (completed if answered, else canceled). A leg
+    # settled as canceled becomes completed when the Dial's action says the agent talked.
+    STATUS_TRANSITIONS = Transitions(
+        {
+            CallStatus.INITIATED: {CallStatus.RINGING, CallStatus.ANSWERED, *CALL_ENDS},
+            CallStatus.RINGING: {CallStatus.ANSWERED, *CALL_ENDS},
+            CallStatus.ANSWERED: set(CALL_ENDS),
+            CallStatus.CANCELED: {CallStatus.COMPLETED},
+        }
+    )
+
     inbound_call = models.ForeignKey(InboundCall, on_delete=models.CASCADE, related_name="attempts")
     agent = models.ForeignKey(
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="dial_attempts"
@@ -145,7 +233,7 @@ class DialAttempt(models.Model):
     destination = models.CharField(max_length=255)
     attempt = models.PositiveSmallIntegerField()
     started_at = models.DateTimeField()
-    status = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=32, blank=True, choices=CallStatus.choices)
     duration_seconds = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
@@ -172,6 +260,15 @@ class CallExport(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+
+    # A background job is claimed once (pending to running) or fails before it starts; a file
+    # written as it is asked for starts running.
+    STATUS_TRANSITIONS = Transitions(
+        {
+            Status.PENDING: {Status.RUNNING, Status.FAILED},
+            Status.RUNNING: {Status.DONE, Status.FAILED},
+        }
+    )
 
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"

@@ -378,6 +378,9 @@ def _minified(sql: str) -> str:
 _GATE = "(SELECT ok FROM go)"
 
 # The record's {table}, {columns} and {values} (in doubled braces) are filled in once built.
+# The statuses the statement writes and reads, as the model's choices store them.
+_ACTIVE, _EXPIRED = Reservation.Status.ACTIVE.value, Reservation.Status.EXPIRED.value
+
 _STATEMENT = f"""
     WITH caller_lock AS (
         -- Pings for one caller take turns; one that would have to wait leaves this
@@ -457,14 +460,14 @@ _STATEMENT = f"""
         -- row each), then each row by primary key. The ids are single values on purpose: as a
         -- join or `id = ANY(ARRAY(...))`, a plan made while the table was small scanned it
         -- whole, or scanned every expired hold, and every ping cost more than the last.
-        UPDATE routing_reservation r SET status = 'expired', ended_at = r.expires_at
+        UPDATE routing_reservation r SET status = '{_EXPIRED}', ended_at = r.expires_at
         WHERE r.id IN (
             (SELECT s.id FROM routing_reservation s
-             WHERE s.status = 'active' AND s.agent_id = (SELECT id FROM free_agent)),
+             WHERE s.status = '{_ACTIVE}' AND s.agent_id = (SELECT id FROM free_agent)),
             (SELECT s.id FROM routing_reservation s
-             WHERE s.status = 'active' AND s.transfer_number_id = (SELECT id FROM free_number)),
+             WHERE s.status = '{_ACTIVE}' AND s.transfer_number_id = (SELECT id FROM free_number)),
             (SELECT s.id FROM routing_reservation s
-             WHERE s.status = 'active' AND s.vendor_id = %(vendor)s
+             WHERE s.status = '{_ACTIVE}' AND s.vendor_id = %(vendor)s
                AND s.phone_number = %(phone)s)
         )
           AND {RESERVATION_HAS_LAPSED}
@@ -488,7 +491,7 @@ _STATEMENT = f"""
         )
         SELECT %(vendor)s, free_agent.id, free_number.id, %(phone)s, %(state)s,
                GREATEST((SELECT n FROM free_count), 1), %(ttl)s, {NOW}, {EXPIRES},
-               'active', NULL, NULL
+               '{_ACTIVE}', NULL, NULL
         FROM free_agent, free_number
         -- The lapsed reservations in the way must be marked before the partial unique indexes
         -- see this row: reading `stale` here makes that UPDATE finish first.

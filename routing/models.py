@@ -13,6 +13,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 
+from config.transitions import Transitions
 from routing.destinations import DESTINATION_HELP, InvalidDestination, normalize_destination
 from vendors.models import Vendor
 from vendors.states import STATE_CHOICES
@@ -35,6 +36,11 @@ class Agent(models.Model):
     class Status(models.TextChoices):
         AVAILABLE = "available"
         OFFLINE = "offline"
+
+    # Only through routing.services.agent_set_status (the page, the API, the admin, telephony).
+    STATUS_TRANSITIONS = Transitions(
+        {Status.AVAILABLE: {Status.OFFLINE}, Status.OFFLINE: {Status.AVAILABLE}}
+    )
 
     name = models.CharField(max_length=200)
     user = models.OneToOneField(
@@ -160,6 +166,13 @@ class TransferNumber(models.Model):
         return str(self.number)
 
 
+class ReservationStatus(models.TextChoices):
+    ACTIVE = "active"
+    CONNECTED = "connected"
+    EXPIRED = "expired"
+    RELEASED = "released"
+
+
 class ReservationQuerySet(models.QuerySet):
     def live(self, now):
         """Holding its agent, number and caller at `now` (a moment, or Now() for the database's
@@ -178,11 +191,13 @@ class ReservationQuerySet(models.QuerySet):
 class Reservation(models.Model):
     """One agent and one transfer number held for one vendor's caller until `expires_at`."""
 
-    class Status(models.TextChoices):
-        ACTIVE = "active"
-        CONNECTED = "connected"
-        EXPIRED = "expired"
-        RELEASED = "released"
+    Status = ReservationStatus  # named here as well, for the indexes' conditions in Meta
+
+    # Only a live hold ends, and once: its call arrived (connected), its TTL ran out (expired),
+    # or staff or its agent going offline let it go (released).
+    STATUS_TRANSITIONS = Transitions(
+        {Status.ACTIVE: {Status.CONNECTED, Status.EXPIRED, Status.RELEASED}}
+    )
 
     vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="reservations")
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="reservations")
@@ -217,7 +232,7 @@ class Reservation(models.Model):
             models.Index(
                 fields=["expires_at"],
                 name="reservation_active_expiry",
-                condition=Q(status="active"),
+                condition=Q(status=ReservationStatus.ACTIVE),
             ),
             models.Index(fields=["transfer_number", "status"], name="reservation_number_status"),
             models.Index(
@@ -232,17 +247,17 @@ class Reservation(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["agent"],
-                condition=Q(status="active"),
+                condition=Q(status=ReservationStatus.ACTIVE),
                 name="reservation_one_live_per_agent",
             ),
             models.UniqueConstraint(
                 fields=["transfer_number"],
-                condition=Q(status="active"),
+                condition=Q(status=ReservationStatus.ACTIVE),
                 name="reservation_one_live_per_number",
             ),
             models.UniqueConstraint(
                 fields=["vendor", "phone_number"],
-                condition=Q(status="active"),
+                condition=Q(status=ReservationStatus.ACTIVE),
                 name="reservation_one_live_per_vendor_caller",
             ),
         ]

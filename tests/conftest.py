@@ -152,3 +152,12 @@ def _fresh_readiness():
     readiness_reset()
     yield
     readiness_reset()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, with a guard on every status field (tests/status_guard.py)."""
+    from tests.status_guard import status_guards_install
+
+    with django_db_blocker.unblock():
+        status_guards_install()

@@ -121,7 +121,10 @@ def _reserve_in_one_statement(
 # not), and the moment it decided by (routing.allocation.OUTCOME_VALUES).
 _RECORD_FROM_STATEMENT = {
     "received_at": "{now}",
-    "outcome": "CASE WHEN {reservation_id} IS NULL THEN 'no_agent' ELSE 'reserved' END",
+    "outcome": (
+        f"CASE WHEN {{reservation_id}} IS NULL THEN '{CallRecord.Outcome.NO_AGENT}' "
+        f"ELSE '{CallRecord.Outcome.RESERVED}' END"
+    ),
     "reservation_id": "{reservation_id}",
     "agent_id": "{agent_id}",
     "transfer_target": "COALESCE({transfer_number}, '')",

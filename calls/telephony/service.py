@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from calls.models import CallRecord, DialAttempt, InboundCall
+from calls.models import CALL_ENDS, CallRecord, CallStatus, DialAttempt, InboundCall
 from routing.geography import InvalidPhoneNumber, normalize_us_phone, state_for_phone
 from routing.models import Agent, Reservation, TransferNumber
 from routing.services import (
@@ -32,23 +32,29 @@ logger = logging.getLogger(__name__)
 
 MESSAGE_ROUTED = "message"
 # The carrier's leg statuses (Twilio's DialCallStatus and CallStatus values).
-TALKED = {"completed", "answered"}
-UNREACHED = {"busy", "no-answer", "failed"}
-CANCELED = "canceled"
-CALL_OVER = {"completed", "busy", "no-answer", "failed", "canceled"}
-LEG_UP = {"in-progress", "answered"}
+TALKED = {CallStatus.COMPLETED, CallStatus.ANSWERED}
+UNREACHED = {CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED}
+CANCELED = CallStatus.CANCELED
+CALL_OVER = set(CALL_ENDS)
+LEG_UP = {CallStatus.IN_PROGRESS, CallStatus.ANSWERED}
 # A dial attempt's status from its creation until a leg callback moves it on (the leg's own
 # "initiated" callback leaves it so: a leg only initiated has not rung either).
-DIALLED = "initiated"
+DIALLED = CallStatus.INITIATED
 # A leg the carrier dialled has rung, and rung out, within the dial timeout; with this margin
 # for late callbacks, an attempt still DIALLED was never dialled (see agent_calls_end_stale).
 RING_GRACE_SECONDS = 120
 # Ours, not the carrier's: the status of a call the stale-call sweep ended because no callback
 # told us how it ended. The carrier's own final status, should it still arrive, replaces it.
-UNHEARD = "unheard"
+UNHEARD = CallStatus.UNHEARD
 # Where a call or leg stands before it ends; callbacks can arrive out of order, and a status
 # never moves back (a late "ringing" after "in-progress" is old news). Final ones come last.
-PROGRESS = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
+PROGRESS = {
+    CallStatus.QUEUED: 0,
+    CallStatus.INITIATED: 1,
+    CallStatus.RINGING: 2,
+    CallStatus.IN_PROGRESS: 3,
+    CallStatus.ANSWERED: 3,
+}
 
 
 def _moves_forward(current: str, new: str) -> bool:
@@ -150,7 +156,11 @@ def _receive(sid: str, to_raw: str, from_raw: str, now: datetime) -> Route:
     number = TransferNumber.objects.filter(number=dialled).first() if dialled else None
     caller = _us_number(from_raw)
     inbound = InboundCall(
-        call_sid=sid, to_number=to_raw, from_number=from_raw, received_at=now, status="ringing"
+        call_sid=sid,
+        to_number=to_raw,
+        from_number=from_raw,
+        received_at=now,
+        status=CallStatus.RINGING,
     )
     if number is None:
         inbound.match = InboundCall.Match.UNKNOWN_NUMBER
@@ -165,7 +175,7 @@ def _receive(sid: str, to_raw: str, from_raw: str, now: datetime) -> Route:
             record.outcome = CallRecord.Outcome.CONNECTED
             record.connected_at = now
             _witness_caller_id(record, from_raw, caller)
-            record.call_status = "ringing"
+            record.call_status = CallStatus.RINGING
             record.save(
                 update_fields=[
                     "outcome", "connected_at", "caller_id", "caller_id_matches", "call_status"
@@ -283,7 +293,8 @@ def dial_attempt_finish(
     now = now or database_now()
     status = carrier_text(dial_status, 32).lower()
     if status not in CALL_OVER and status not in TALKED:
-        status = "failed"  # missing or unknown: treat as not reached, so the caller moves on
+        # Missing or unknown: treat as not reached, so the caller moves on.
+        status = CallStatus.FAILED
     duration = carrier_seconds(dial_duration)
     with transaction.atomic():
         inbound = (
@@ -297,12 +308,12 @@ def dial_attempt_finish(
         dial = _attempt_of(inbound, attempt)
         if dial is None or dial.status in CALL_OVER:
             if dial is not None and status in TALKED:
-                if dial.status == "completed":
+                if dial.status == CallStatus.COMPLETED:
                     _talk_time_known(inbound, dial, duration)
                 elif dial.status == CANCELED:
                     _talked_after_all(inbound, dial, duration, now)
             return inbound_call_current_route(inbound=inbound)  # a repeat: answer as before
-        dial.status = "completed" if status in TALKED else status
+        dial.status = CallStatus.COMPLETED if status in TALKED else status
         dial.duration_seconds = duration if duration is not None else dial.duration_seconds
         dial.save(update_fields=["status", "duration_seconds"])
         record = inbound.call_record
@@ -312,7 +323,7 @@ def dial_attempt_finish(
             inbound.answered_at = inbound.answered_at or (now - timedelta(seconds=duration or 0))
             inbound.save(update_fields=["answered_at"])
             if record is not None and inbound.match == InboundCall.Match.MATCHED:
-                _complete_record(record, now, duration, "completed")
+                _complete_record(record, now, duration, CallStatus.COMPLETED)
             return Route(hang_up=True)
         if status == CANCELED:
             if dial.agent_id:
@@ -371,7 +382,7 @@ def _talked_after_all(
     freed without a wrap-up. The carrier's Dial action is the word on the leg: correct all three.
     """
     ended_at = inbound.ended_at or now
-    dial.status = "completed"
+    dial.status = CallStatus.COMPLETED
     dial.duration_seconds = duration if duration is not None else dial.duration_seconds
     dial.save(update_fields=["status", "duration_seconds"])
     if inbound.answered_at is None:
@@ -380,7 +391,7 @@ def _talked_after_all(
     record = _matched_record(inbound, CallRecord.Outcome.COMPLETED)
     if record is not None:
         record.duration_seconds = dial.duration_seconds  # None: they talked, for how long unknown
-        record.call_status = "completed"
+        record.call_status = CallStatus.COMPLETED
         record.save(update_fields=["duration_seconds", "call_status"])
     if dial.agent_id:
         agent_call_talked_after_all(agent_id=dial.agent_id, ended_at=ended_at)
@@ -431,13 +442,13 @@ def _leg_status(
     if dial is None or dial.status in CALL_OVER:
         return  # the Dial's action already settled this leg
     if status in LEG_UP:
-        dial.status = "answered"
+        dial.status = CallStatus.ANSWERED
         inbound.answered_at = inbound.answered_at or now
-        inbound.status = "in-progress"
+        inbound.status = CallStatus.IN_PROGRESS
         inbound.save(update_fields=["answered_at", "status"])
         record = inbound.call_record
         if record is not None and inbound.match == InboundCall.Match.MATCHED:
-            record.call_status = "answered"
+            record.call_status = CallStatus.ANSWERED
             record.save(update_fields=["call_status"])
     elif status not in CALL_OVER and _moves_forward(dial.status, status):
         dial.status = status  # initiated, ringing
@@ -467,7 +478,7 @@ def _call_status(inbound: InboundCall, status: str, duration: int | None, now: d
         record = inbound.call_record
         if record is not None and record.outcome == CallRecord.Outcome.CONNECTED:
             # No Dial action ended the call on the record before the caller's call ended.
-            if latest is not None and latest.status == "completed":
+            if latest is not None and latest.status == CallStatus.COMPLETED:
                 _complete_record(record, now, _talk_seconds(inbound, latest, now, duration), status)
             else:
                 # Nobody answered: the same as a Dial that rang out or was canceled, 0 s.
@@ -490,8 +501,8 @@ def _settle_open_attempt(inbound: InboundCall, now: datetime) -> DialAttempt | N
 def _close_open_attempt(dial: DialAttempt) -> bool:
     """End an attempt still open when its call ended: completed if its leg was answered, else
     canceled. Whether it was answered."""
-    answered = dial.status == "answered"
-    dial.status = "completed" if answered else CANCELED
+    answered = dial.status == CallStatus.ANSWERED
+    dial.status = CallStatus.COMPLETED if answered else CANCELED
     dial.save(update_fields=["status"])
     return answered
 
@@ -621,7 +632,7 @@ def _end_unheard_call(inbound: InboundCall, agent_id: int, now: datetime) -> boo
         record = _matched_record(inbound, CallRecord.Outcome.CONNECTED)
         if record is not None:
             if answered is not None:
-                _complete_record(record, now, answered.duration_seconds, "completed")
+                _complete_record(record, now, answered.duration_seconds, CallStatus.COMPLETED)
             else:
                 _complete_record(record, now, 0, CANCELED)
     return answered is not None
