@@ -3,7 +3,7 @@
 A role is what lets staff in: Django's `is_staff` flag is neither needed nor enough.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -95,7 +95,7 @@ class NoCountAdminMixin:
     Pair with a pagination.html for the model that shows newer/older links and no total.
     """
 
-    paginator = NoCountPaginator
+    paginator: ClassVar[type[NoCountPaginator]] = NoCountPaginator  # ModelAdmin has a ClassVar
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # a count per filter choice would scan the table
     list_max_show_all = 0
