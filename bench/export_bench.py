@@ -234,8 +234,8 @@ def _measure(export_format: str, *, tenth: bool) -> dict:
     else:
         with tempfile.TemporaryDirectory() as media:
             settings.MEDIA_ROOT = media
-            started = call_export_start(user=None, filters=filters, source="bench", defer=False)
-            export = call_export_run(export_id=started.pk)
+            pending = call_export_start(user=None, filters=filters, source="bench", defer=False)
+            export = call_export_run(export_id=pending.pk)
             if export is None or export.status != "done":
                 raise SystemExit(f"XLSX export failed: {export and export.error}")
             rows = export.rows_written
