@@ -32,7 +32,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import F, Func, Q, QuerySet, TextField
+from django.db.models import F, Field, Func, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import QueryDict
 from django.utils import timezone
@@ -316,7 +316,9 @@ def call_record_filters_parse(*, data) -> CallRecordFilters:
     """Filters from query parameters (or a dict); `InvalidFilters` lists what is wrong."""
     form = CallRecordFilterForm(data)
     if not form.is_valid():
-        raise InvalidFilters({name: list(errors) for name, errors in form.errors.items()})
+        raise InvalidFilters(
+            {name: [str(message) for message in errors] for name, errors in form.errors.items()}
+        )
     return form.filters()
 
 
@@ -530,7 +532,10 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
     """
     columns: list[Func] = []
     for _, path in RECORD_COLUMNS:
-        field_type = CallRecord._meta.get_field(path.split("__")[0]).get_internal_type()
+        model_field = CallRecord._meta.get_field(path.split("__")[0])
+        if not isinstance(model_field, Field):  # every column is a field of the table's own
+            raise TypeError(f"{path} is not a column of call records")
+        field_type = model_field.get_internal_type()
         if field_type == "DateTimeField":
             columns.append(_UtcTimestamp(path))
         elif field_type in ("UUIDField", "PositiveIntegerField"):
@@ -883,6 +888,8 @@ def call_export_write_file(
             source=source,
             progress=progress,
         )
+        if isinstance(output, Path):
+            raise TypeError("Only an XLSX export is written to a path.")
         for chunk in stream.chunks:
             # PostgreSQL's blocks are whole rows of UTF-8: they decode on their own.
             output.write(chunk.decode() if isinstance(chunk, bytes) else chunk)

@@ -144,7 +144,8 @@ def _execute_ping_statement(params: dict) -> tuple:
     statement, names = _ping_statement_positional()
     with connection.wrap_database_errors:
         raw_cursor = psycopg.RawCursor(connection.connection)
-    with connection._prepare_cursor(raw_cursor) as cursor:
+    # Private, so not in django-stubs: Django's own wrapping of a new cursor.
+    with connection._prepare_cursor(raw_cursor) as cursor:  # type: ignore[attr-defined]
         cursor.execute(statement, [params[name] for name in names])
         return cursor.fetchone()
 

@@ -242,7 +242,10 @@ def _dial(
     attempt: int,
     destination: str = "",
 ) -> Route:
-    destination = destination or agent.destination
+    if not destination:
+        if agent is None:
+            raise ValueError("A dial needs an agent or a destination.")
+        destination = agent.destination
     DialAttempt.objects.create(
         inbound_call=inbound,
         agent=agent,
