@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import IO, Any
 
 from django import forms
 from django.conf import settings
@@ -595,7 +596,7 @@ def _drain(buffer: io.StringIO) -> str:
 
 
 def xlsx_write(
-    sheet: ExportSheet, path: Path | io.IOBase, *, progress: Progress | None = None
+    sheet: ExportSheet, path: Path | IO[Any], *, progress: Progress | None = None
 ) -> int:
     """Write the XLSX file row by row (constant memory); returns the rows written.
 
@@ -876,7 +877,7 @@ def call_export_write_file(
     filters: CallRecordFilters,
     export_format: str,
     source: str,
-    output: io.IOBase | Path,
+    output: IO[Any] | Path,
     progress: Progress | None = None,
 ) -> CallExport:
     """The command line's export: any format, written to a file or stream, audited."""
