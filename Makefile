@@ -68,9 +68,10 @@ test: export DJANGO_SETTINGS_MODULE = config.settings_test
 test: demo ## Set up and run the whole test suite
 	$(PY) -m pytest
 
-lint: install ## Ruff lint and format check
+lint: install ## Ruff lint and format check, then mypy (settings in pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -85,7 +86,7 @@ def fill(rows: int) -> None:
                         state_source="area_code",
                         tracking={"lead_id": f"L-{i}", "source": "bench"},
                         outcome=OUTCOMES[i // 3 % 4],
-                        received_at=now - timezone.timedelta(seconds=i),
+                        received_at=now - timedelta(seconds=i),
                     )
                     for i in range(start, min(start + 10_000, rows + 1))
                 )

@@ -230,10 +230,10 @@ def _measure(export_format: str, *, tenth: bool) -> dict:
     else:
         with tempfile.TemporaryDirectory() as media:
             settings.MEDIA_ROOT = media
-            export = call_export_start(user=None, filters=filters, source="bench", defer=False)
-            export = call_export_run(export_id=export.pk)
-            if export.status != CallExport.Status.DONE:
-                raise SystemExit(f"XLSX export failed: {export.error}")
+            pending = call_export_start(user=None, filters=filters, source="bench", defer=False)
+            export = call_export_run(export_id=pending.pk)
+            if export is None or export.status != CallExport.Status.DONE:
+                raise SystemExit(f"XLSX export failed: {export and export.error}")
             rows = export.rows_written
             size = Path(export.file.path).stat().st_size
     seconds = time.monotonic() - started

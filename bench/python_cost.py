@@ -16,6 +16,7 @@ import random
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,11 +42,15 @@ def run_requests(endpoint: str, count: int) -> None:
     handler = WSGIHandler()
     area_codes = sorted(AREA_CODE_STATES)
     rng = random.Random(1)
-    statuses = []
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list, exc_info: object = None) -> Callable:
+        statuses.append(status)
+        return lambda data: None  # WSGI's write(), which Django never calls
+
     for number in range(WARM_UP + count):
         phone = f"+1{rng.choice(area_codes)}{rng.randint(0, 9999999):07d}"
-        body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": phone, "n": number})
-        body = body.encode()
+        body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": phone, "n": number}).encode()
         environ = {
             "REQUEST_METHOD": "POST",
             "PATH_INFO": endpoint,
@@ -58,7 +63,7 @@ def run_requests(endpoint: str, count: int) -> None:
             "wsgi.input": io.BytesIO(body),
             "wsgi.url_scheme": "http",
         }
-        response = handler(environ, lambda status, headers: statuses.append(status))
+        response = handler(environ, start_response)
         b"".join(response)
         response.close()
         if not statuses[-1].startswith("200"):
@@ -72,7 +77,10 @@ def instructions(env: dict, endpoint: str, count: int, directory: Path) -> int:
          sys.executable, __file__, "--inner", endpoint, str(count)],
         cwd=REPO, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    return int(re.search(r"Collected : (\d+)", result.stderr)[1])
+    collected = re.search(r"Collected : (\d+)", result.stderr)
+    if collected is None:
+        raise SystemExit(f"No instruction count from callgrind:\n{result.stderr}")
+    return int(collected[1])
 
 
 def main() -> None:

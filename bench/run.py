@@ -146,16 +146,27 @@ def run_wrk(url: str, connections: int, script: Path | None, seconds: int) -> di
     return parse_wrk(output)
 
 
+def _found(pattern: str, output: str, flags: int = 0) -> str:
+    """The first group of `pattern` in a tool's output, which must have it."""
+    match = re.search(pattern, output, flags)
+    if match is None:
+        raise ValueError(f"No {pattern!r} in the output:\n{output}")
+    return match[1]
+
+
 def _milliseconds(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if match is None:
+        raise ValueError(f"Not a wrk duration: {value!r}")
+    number, unit = match.groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
 def parse_wrk(output: str) -> dict:
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])
-    requests = int(re.search(r"(\d+) requests in", output)[1])
-    p50 = _milliseconds(re.search(r"^\s+50%\s+(\S+)", output, re.M)[1])
-    p99 = _milliseconds(re.search(r"^\s+99%\s+(\S+)", output, re.M)[1])
+    rate = float(_found(r"Requests/sec:\s+([\d.]+)", output))
+    requests = int(_found(r"(\d+) requests in", output))
+    p50 = _milliseconds(_found(r"^\s+50%\s+(\S+)", output, re.M))
+    p99 = _milliseconds(_found(r"^\s+99%\s+(\S+)", output, re.M))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     errors = re.search(r"Socket errors:.*", output)
     return {
@@ -252,7 +263,7 @@ def statement_alone(env: dict, directory: Path) -> dict | None:
         check=True, capture_output=True, text=True, timeout=STATEMENT_SECONDS + 60,
     ).stdout  # fmt: skip
     busy = machine_busy_seconds() - busy_before
-    done = int(re.search(r"number of transactions actually processed: (\d+)", output)[1])
+    done = int(_found(r"number of transactions actually processed: (\d+)", output))
     return {"rate": done / STATEMENT_SECONDS, "cpu_ms": busy * 1000 / max(done, 1)}
 
 
@@ -340,7 +351,7 @@ def main() -> None:
                 }
                 if REFERENCES and connections == CONNECTIONS[0]:
                     runs |= references
-                rounds = {name: [] for name in runs}
+                rounds: dict[str, list[dict]] = {name: [] for name in runs}
                 for _ in range(ROUNDS):
                     for name, (url, wrk_script) in runs.items():
                         rounds[name].append(

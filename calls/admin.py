@@ -95,12 +95,23 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         return format_html('<pre style="margin:0">{}</pre>', text)
 
 
+# All shown, none editable.
+_DIAL_ATTEMPT_FIELDS = (
+    "attempt",
+    "agent",
+    "destination",
+    "started_at",
+    "status",
+    "duration_seconds",
+)
+
+
 class DialAttemptInline(admin.TabularInline):
     model = DialAttempt
     extra = 0
     can_delete = False
-    fields = ["attempt", "agent", "destination", "started_at", "status", "duration_seconds"]
-    readonly_fields = fields
+    fields = _DIAL_ATTEMPT_FIELDS
+    readonly_fields = _DIAL_ATTEMPT_FIELDS
 
 
 @admin.register(InboundCall)

@@ -3,12 +3,15 @@
 A role is what lets staff in: Django's `is_staff` flag is neither needed nor enough.
 """
 
+from typing import Any, ClassVar
+
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 # Made by a migration in calls (the app that sees every model), which lists what each may do.
@@ -65,6 +68,8 @@ class NoCountPaginator(Paginator):
     page costs the same on a million rows as on a hundred.
     """
 
+    object_list: QuerySet[Any]  # the admin's changelist query
+
     def __init__(self, object_list, per_page, *, page_number=1, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
         self.page_number = page_number
@@ -90,7 +95,7 @@ class NoCountAdminMixin:
     Pair with a pagination.html for the model that shows newer/older links and no total.
     """
 
-    paginator = NoCountPaginator
+    paginator: ClassVar[type[NoCountPaginator]] = NoCountPaginator  # ModelAdmin has a ClassVar
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # a count per filter choice would scan the table
     list_max_show_all = 0

@@ -157,8 +157,8 @@ class _Readiness:
             now = time.monotonic()
             if self.last is not None and now - self.last_at <= READYZ_MAX_AGE_SECONDS:
                 return self.last
-            run, starter = self.running, self.running is None
-            if starter:
+            run = self.running
+            if run is None:
                 run = self.running = _Run()
                 threading.Thread(target=run, name="readiness-checks", daemon=True).start()
             elif self.last is not None and now - run.started < timeout:

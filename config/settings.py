@@ -7,6 +7,7 @@ import ipaddress
 import warnings
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -148,7 +149,7 @@ RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 60, minimum=1, maxi
 # The contract's body limit; Django's own limit stays above it so our 413 answers first.
 PING_MAX_BODY_BYTES = 16 * 1024
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
@@ -190,7 +191,7 @@ if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
     raise ImproperlyConfigured(
         f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}."
     )
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "config.middleware.RequestIdLogFilter"}},
@@ -303,7 +304,7 @@ CELERY_TASK_PUBLISH_RETRY = False
 # publishing for BROKER_PUBLISH_RETRY_SECONDS (the sweep expires what they did not queue).
 BROKER_PUBLISH_TIMEOUT_MS = env_int("BROKER_PUBLISH_TIMEOUT_MS", 250, minimum=1)
 BROKER_PUBLISH_RETRY_SECONDS = env_int("BROKER_PUBLISH_RETRY_SECONDS", 5, minimum=1)
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
     "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0,

@@ -45,10 +45,14 @@ class VendorForm(forms.ModelForm):
         labels = {"all_states": "All states"}
 
 
+# All shown, none editable.
+_KEY_INLINE_FIELDS = ("key_link", "label", "created_at", "created_by", "last_used_at", "revoked_at")
+
+
 class VendorKeyInline(admin.TabularInline):
     model = VendorKey
-    fields = ["key_link", "label", "created_at", "created_by", "last_used_at", "revoked_at"]
-    readonly_fields = fields
+    fields = _KEY_INLINE_FIELDS
+    readonly_fields = _KEY_INLINE_FIELDS
     extra = 0
     can_delete = False
     show_change_link = False

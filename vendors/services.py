@@ -69,7 +69,7 @@ def vendor_key_admit(*, key: object, client: str | None, now=None) -> Vendor:
     from the shared cache in one round trip.
     """
     well_formed = isinstance(key, str) and _CANONICAL_UUID.fullmatch(key)
-    digest = vendor_key_digest(key) if well_formed else None
+    digest = vendor_key_digest(key) if isinstance(key, str) and well_formed else None
     read, increment = ratelimit_counters(client=client, key_digest=digest)
     batch = shared_cache_batch(
         get=[_cache_key(digest)] if digest else [],

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib import messages
@@ -30,7 +31,15 @@ from calls.exports.jobs import (
 from calls.exports.reports import call_funnel_summary
 from calls.exports.selectors import call_record_select
 from calls.exports.writers import ExportTooLarge
-from calls.models import CallExport
+from calls.models import CallExport, CallRecord
+
+# What the mixin is mixed into, for the type checker (admin.ModelAdmin is generic only there).
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+
+    _ModelAdmin = ModelAdmin[CallRecord]
+else:
+    _ModelAdmin = object
 
 # The change list's own parameters that say nothing about which rows are selected.
 _LIST_ONLY_PARAMS = {"o", "p", "all", "e", "_changelist_filters", "_popup", "_to_field"}
@@ -92,7 +101,7 @@ def export_data_from_changelist(params: QueryDict) -> tuple[QueryDict, list[str]
         elif key not in _LIST_ONLY_PARAMS and key not in _HIERARCHY:
             ignored.append(key)
     since, until = _hierarchy_period(params)
-    if since and "since" not in data:
+    if since and until and "since" not in data:
         data["since"], data["until"] = since.isoformat(), until.isoformat()
     return data, ignored
 
@@ -100,7 +109,7 @@ def export_data_from_changelist(params: QueryDict) -> tuple[QueryDict, list[str]
 def _hierarchy_period(params: QueryDict) -> tuple[datetime | None, datetime | None]:
     """The admin's date hierarchy (year, month, day) as a period."""
     try:
-        year = int(params["received_at__year"])
+        year = int(params.get("received_at__year", ""))  # none: ValueError, no period
         month = int(params.get("received_at__month", 0))
         day = int(params.get("received_at__day", 0))
         if day:
@@ -114,7 +123,7 @@ def _hierarchy_period(params: QueryDict) -> tuple[datetime | None, datetime | No
         return None, None
 
 
-class CallRecordExportAdminMixin:
+class CallRecordExportAdminMixin(_ModelAdmin):
     """Export (CSV, XLSX, JSON Lines) and funnel pages for the call-record admin."""
 
     change_list_template = "admin/calls/callrecord/change_list_exports.html"

@@ -192,5 +192,7 @@ def call_record_filters_parse(*, data) -> CallRecordFilters:
     """Filters from query parameters (or a dict); `InvalidFilters` lists what is wrong."""
     form = CallRecordFilterForm(data)
     if not form.is_valid():
-        raise InvalidFilters({name: list(errors) for name, errors in form.errors.items()})
+        raise InvalidFilters(
+            {name: [str(message) for message in errors] for name, errors in form.errors.items()}
+        )
     return form.filters()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -245,7 +245,7 @@ def call_export_write_file(
     filters: CallRecordFilters,
     export_format: str,
     source: str,
-    output: io.IOBase | Path,
+    output: IO[Any] | Path,
     progress: Progress | None = None,
 ) -> CallExport:
     """The command line's export: any format, written to a file or stream, audited."""
@@ -257,6 +257,8 @@ def call_export_write_file(
             source=source,
             progress=progress,
         )
+        if isinstance(output, Path):
+            raise TypeError("Only an XLSX export is written to a path.")
         for chunk in stream.chunks:
             # PostgreSQL's blocks are whole rows of UTF-8: they decode on their own.
             output.write(chunk.decode() if isinstance(chunk, bytes) else chunk)

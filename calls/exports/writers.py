@@ -8,10 +8,11 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import F, Func, TextField
+from django.db.models import F, Field, Func, TextField
 from django.db.models.functions import Cast
 
 from calls.exports.selectors import FETCH_CHUNK_ROWS
@@ -126,7 +127,10 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
     """
     columns: list[Func] = []
     for _, path in RECORD_COLUMNS:
-        field_type = CallRecord._meta.get_field(path.split("__")[0]).get_internal_type()
+        model_field = CallRecord._meta.get_field(path.split("__")[0])
+        if not isinstance(model_field, Field):  # every column is a field of the table's own
+            raise TypeError(f"{path} is not a column of call records")
+        field_type = model_field.get_internal_type()
         if field_type == "DateTimeField":
             columns.append(_UtcTimestamp(path))
         elif field_type in ("UUIDField", "PositiveIntegerField"):
@@ -186,7 +190,7 @@ def _drain(buffer: io.StringIO) -> str:
 
 
 def xlsx_write(
-    sheet: ExportSheet, path: Path | io.IOBase, *, progress: Progress | None = None
+    sheet: ExportSheet, path: Path | IO[Any], *, progress: Progress | None = None
 ) -> int:
     """Write the XLSX file row by row (constant memory); returns the rows written.
 

@@ -48,7 +48,7 @@ RING_GRACE_SECONDS = 120
 UNHEARD = CallStatus.UNHEARD
 # Where a call or leg stands before it ends; callbacks can arrive out of order, and a status
 # never moves back (a late "ringing" after "in-progress" is old news). Final ones come last.
-PROGRESS = {
+PROGRESS: dict[str, int] = {
     CallStatus.QUEUED: 0,
     CallStatus.INITIATED: 1,
     CallStatus.RINGING: 2,
@@ -252,7 +252,10 @@ def _dial(
     attempt: int,
     destination: str = "",
 ) -> Route:
-    destination = destination or agent.destination
+    if not destination:
+        if agent is None:
+            raise ValueError("A dial needs an agent or a destination.")
+        destination = agent.destination
     DialAttempt.objects.create(
         inbound_call=inbound,
         agent=agent,

@@ -125,8 +125,11 @@ def route_twiml(route: Route) -> VoiceResponse:
 
 def _dial_verb(route: Route, followed: bool) -> Dial:
     """<Dial> the destination; followed legs report back to us, tagged with their attempt."""
-    options = {"timeout": settings.TELEPHONY_DIAL_TIMEOUT_SECONDS, "answer_on_bridge": True}
-    leg = {}
+    options: dict[str, object] = {
+        "timeout": settings.TELEPHONY_DIAL_TIMEOUT_SECONDS,
+        "answer_on_bridge": True,
+    }
+    leg: dict[str, object] = {}
     if followed:
         query = "?" + urlencode({"attempt": route.attempt})
         # Relative URLs: the carrier resolves them against the URL it just requested.

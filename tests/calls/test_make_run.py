@@ -71,7 +71,9 @@ class Browser:
 
     def log_in(self, username: str, password: str) -> None:
         form = self.get("/admin/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+        token_field = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+        assert token_field, form
+        token = token_field.group(1)
         fields = {"username": username, "password": password, "csrfmiddlewaretoken": token}
         page = self.post(
             "/admin/login/?next=/admin/",

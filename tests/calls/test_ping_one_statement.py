@@ -46,7 +46,7 @@ def stored_rows() -> dict:
     }
 
 
-def run_both_paths(payload: dict, now) -> tuple[tuple[dict, dict], tuple[dict, dict]]:
+def run_both_paths(payload: dict, now) -> tuple[tuple[dict | None, dict], tuple[dict | None, dict]]:
     """(answer, rows) of the one-statement path, then of the transactional path with the ORM
     allocation (what SQLite runs), each from the same start on the same PostgreSQL database."""
     vendor = Vendor.objects.get(name="Demo Vendor")

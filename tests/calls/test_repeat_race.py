@@ -34,7 +34,7 @@ def _ping_at_once(body: dict, count: int) -> list:
 
 def _ping_bodies_at_once(bodies: list[dict]) -> list:
     barrier = threading.Barrier(len(bodies))
-    answers = [None] * len(bodies)
+    answers: list = [None] * len(bodies)
 
     def send(index: int) -> None:
         client = Client()

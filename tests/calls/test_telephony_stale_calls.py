@@ -29,7 +29,9 @@ def _agent_on_a_call(ping, carrier, sid: str, leg: str | None = None):
     carrier.voice(sid=sid, to=first["transferTarget"])
     if leg is not None:
         carrier.leg_status(parent=sid, attempt=1, status=leg)
-    return first, Agent.objects.get(pk=record_of(first).agent_id)
+    agent_id = record_of(first).agent_id
+    assert agent_id is not None, first
+    return first, Agent.objects.get(pk=agent_id)
 
 
 def _longest_call_after(agent, settings):

@@ -107,7 +107,7 @@ def ping(base: str, phone: str) -> tuple[int, dict, float]:
     return status, json.loads(raw), time.monotonic() - started
 
 
-def fetch_one(database_url: str, sql: str, params=()) -> tuple:
+def fetch_one(database_url: str, sql: str, params=()) -> tuple | None:
     with psycopg.connect(database_url, connect_timeout=5) as conn:
         return conn.execute(sql, params).fetchone()
 

@@ -27,15 +27,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_database_url() -> str:
+def the_test_database_url() -> str:
     db = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
     return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-test_database_url.__test__ = False  # a helper, not a test
 
 
 def reserve(ping, phone: str, state: str) -> Reservation:
@@ -78,7 +75,7 @@ def worker(redis_server, tmp_path):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": the_test_database_url(),
         "CELERY_BROKER_URL": f"{redis_server.url}/0",
         "CACHE_URL": "",
     }
