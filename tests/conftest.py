@@ -161,3 +161,23 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         status_guards_install()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flush_without_the_web_timeouts():
+    """A transactional test ends with a flush of every table: schema work, which production runs
+    with the long timeouts (as migrations do), not the 2 s a ping gets. Under a loaded machine the
+    flush could outlast the web's limit and fail the test that had passed."""
+    from django.test import TransactionTestCase
+
+    from config.database import database_timeouts_lifted
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self):
+        with database_timeouts_lifted():
+            original(self)
+
+    TransactionTestCase._fixture_teardown = teardown  # type: ignore[method-assign]
+    yield
+    TransactionTestCase._fixture_teardown = original  # type: ignore[method-assign]
