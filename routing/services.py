@@ -25,10 +25,10 @@ from vendors.models import Vendor
 # The number handed out is the one released longest ago (never held first) among this many free
 # numbers, taken in id order from a point of the pool at random: the whole pool when it is no
 # larger. Picking from the whole pool in release order would need an index on `held_until`,
-# which every ping rewrites: its front fills with dead entries that every ping then walks
-# (about 0.05 ms more for every thousand pings until a vacuum) and no update of a
-# number is HOT. A window this wide still never hands out a number released moments ago while
-# others rested longer, and spreads the holds over the pool.
+# which every ping rewrites: its front fills with dead entries that every ping then walks, more
+# of them with every ping until a vacuum (docs/performance.md), and no update of a number is HOT.
+# A window this wide still never hands out a number released moments ago while others rested
+# longer, and spreads the holds over the pool.
 NUMBER_WINDOW = 32
 
 # The moment a statement decides holds by: `now` when the caller gives one (a test's fake clock,
