@@ -9,7 +9,7 @@ processes and of PostgreSQL, the same for two requests that do only part of a pi
 references, at the first connection count), then what PostgreSQL alone does with the ping's
 statement under pgbench, and, after the run, the count of overlapping reservations (must be 0).
 
-Everything is read from BENCH_* environment variables (see `make help` and the README).
+Everything is read from BENCH_* environment variables (see `make help` and docs/performance.md).
 """
 
 import json
@@ -88,7 +88,7 @@ def server_env(redis_url: str) -> dict:
         # The limits are counted as in production but set out of the way of the load.
         "PING_RATE_LIMIT_PER_MINUTE": "100000000",
         "BENCH_ENDPOINTS": "true",
-        # As recommended for production (README): the beat sweep alone expires the records.
+        # As recommended for production (docs/operations.md): the beat sweep alone expires records.
         "RESERVATION_EXPIRY_TASKS": os.environ.get("BENCH_EXPIRY_TASKS", "false"),
         "DEBUG": "false",
         "SECRET_KEY": "bench-only-not-a-secret",

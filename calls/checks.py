@@ -12,7 +12,7 @@ def telephony_webhooks_signed(app_configs, **kwargs) -> list[checks.CheckMessage
         checks.Warning(
             "TWILIO_AUTH_TOKEN is empty: telephony webhooks are heard unsigned, so anyone can "
             "fake a call arriving, end calls or take agents offline.",
-            hint="Set it to the carrier account's auth token (README, telephony).",
+            hint="Set it to the carrier account's auth token (docs/telephony.md).",
             id="calls.W001",
         )
     ]

@@ -7,7 +7,7 @@ the counters of a previous run would be counted again. If it is not set, a fresh
 directory is made for this server. A worker that exits is marked dead, so its figures stay in
 the counters but no gauge keeps its last value.
 
-Worker class, worker and thread counts: see the README's production section. Any of these can be
+Worker class, worker and thread counts: see docs/operations.md. Any of these can be
 overridden on the command line (`gunicorn -c config/gunicorn.py -w 4 ...`).
 """
 
@@ -22,7 +22,7 @@ wsgi_app = "config.wsgi:application"
 bind = env_str("GUNICORN_BIND", "127.0.0.1:8000")
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
 # Chosen with `make bench`: threads overlap a ping's waits on PostgreSQL and Redis, and gthread
-# keeps vendors' connections alive; 2 workers x 4 threads did best on 2 cores (README).
+# keeps vendors' connections alive; 2 workers x 4 threads did best on 2 cores (docs/performance.md).
 worker_class = env_str("GUNICORN_WORKER_CLASS", "gthread")
 threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 # A worker stuck longer than this is killed and replaced.

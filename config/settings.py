@@ -1,6 +1,10 @@
-"""Settings, all read from environment variables (see the README's table).
+"""Settings, all read from environment variables (the table is in docs/settings.md).
 
 No DATABASE_URL means a SQLite file beside manage.py, so a fresh clone just runs.
+
+In Django's order: paths, security, apps, middleware, URLs and WSGI, database, authentication,
+internationalization, static and media files; then the third-party libraries (DRF and its schema,
+Celery, the cache, logging); then our own settings, grouped by the app that reads them.
 """
 
 import ipaddress
@@ -14,8 +18,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
 
+# --- Paths -----------------------------------------------------------------------------------
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# --- Security --------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
@@ -26,6 +32,16 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Applications ----------------------------------------------------------------------------
 INSTALLED_APPS = [
     "config.apps.StaffAdminConfig",  # django.contrib.admin with our site: roles only
     "django.contrib.auth",
@@ -34,23 +50,41 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",  # the agents' status API and the reporting API
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # the docs page's assets, served by the app itself
+    "axes",
     "phonenumber_field",
     "vendors",
     "routing",
     "calls",
 ]
+# Routes and commands that exist only for `make bench` (a trivial endpoint with no database, the
+# ping's statement under pgbench): the bench app, installed only then.
+BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
+if BENCH_ENDPOINTS:
+    INSTALLED_APPS.append("bench")
 
+# --- Middleware ------------------------------------------------------------------------------
 MIDDLEWARE = [
+    # Health checks and metrics are answered before anything else (no Host check, no session).
+    "config.health.OpsEndpointsMiddleware",
     "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves the docs' assets (and the admin's) from the installed apps, with no web server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+    # The admin's pages get the long database timeouts (DATABASE_LONG_STATEMENT_TIMEOUT_MS).
+    "config.middleware.AdminDatabaseTimeoutsMiddleware",
 ]
 
+# --- URLs, templates, WSGI -------------------------------------------------------------------
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
@@ -69,7 +103,7 @@ TEMPLATES = [
     },
 ]
 
-# --- Database -------------------------------------------------------------------------------
+# --- Database --------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 try:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
@@ -86,14 +120,22 @@ if DATABASES["default"]["ENGINE"] not in (
 DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 1500, minimum=0)
 DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 1000, minimum=0)
 DATABASE_LONG_STATEMENT_TIMEOUT_MS = env_int("DATABASE_LONG_STATEMENT_TIMEOUT_MS", 0, minimum=0)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's, with a cheaper check of pooled connections (config/postgresql/base.py).
-    DATABASES["default"]["ENGINE"] = "config.postgresql"
+# psycopg's connection pool in each server process (Django's native pool). It needs
+# CONN_MAX_AGE=0; a request waits at most DATABASE_POOL_TIMEOUT seconds for a connection (kept
+# under 2 s, so a ping answers 500 promptly while the database is down).
+DATABASE_POOL = env_bool("DATABASE_POOL", False)
+# Executions of one query on a connection before psycopg prepares it server-side, so PostgreSQL
+# plans the ping's statement once per connection instead of on every ping. 0 turns it off (needed
+# behind PgBouncer in transaction mode).
+DATABASE_PREPARE_THRESHOLD = env_int("DATABASE_PREPARE_THRESHOLD", 0, minimum=0)
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so concurrent pings queue instead of failing
     # with "database is locked" when a reader upgrades to a writer.
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 else:
+    # Django's, with a cheaper check of pooled connections (config/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
     DATABASES["default"].setdefault("OPTIONS", {})
     # A stopped database must fail a request quickly, never hang it.
     # (0 would mean "wait for ever" to libpq.)
@@ -125,30 +167,61 @@ else:
     # A persistent connection is checked before a request uses it, so no request fails on a
     # connection the database dropped: a poll of its socket, no round trip (config/postgresql).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("CONN_HEALTH_CHECKS", True)
+    if DATABASE_POOL:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        # The backend checks each pooled connection itself, with no round trip (see
+        # config/postgresql/base.py); Django's check would send a query every time.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
+            "max_size": env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=1),
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 1, minimum=1),
+        }
+        _pool = DATABASES["default"]["OPTIONS"]["pool"]
+        if _pool["min_size"] > _pool["max_size"]:
+            raise ImproperlyConfigured(
+                f"DATABASE_POOL_MIN_SIZE ({_pool['min_size']}) must not be above "
+                f"DATABASE_POOL_MAX_SIZE ({_pool['max_size']})."
+            )
+    if DATABASE_PREPARE_THRESHOLD:
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = DATABASE_PREPARE_THRESHOLD
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Authentication, passwords, sessions -----------------------------------------------------
+# django-axes counts failed logins and locks a username out from the address that failed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The agent page's own login.
+LOGIN_URL = "agent-login"
+LOGIN_REDIRECT_URL = "agent-home"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 60 * 60, minimum=60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
+# --- Internationalization --------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- Static and media files ------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True
+# With the files found in the apps, an empty STATIC_ROOT (no collectstatic run) is expected.
+warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
+# Where background exports (XLSX) are written; served only through the admin, never directly.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "media")
 
-# --- The ping contract -----------------------------------------------------------------------
-# A day at most: a hold is for a live caller on the line (and the column is a 32-bit integer).
-RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 60, minimum=1, maximum=86_400)
-# The contract's body limit; Django's own limit stays above it so our 413 answers first.
-PING_MAX_BODY_BYTES = 16 * 1024
-
+# --- Django REST framework and the vendor docs -----------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -156,103 +229,12 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "config.errors.envelope_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Proxies in front of the server whose X-Forwarded-For is trusted for the client address;
+    # 0 uses the socket's address, so a client cannot pick its own address.
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0, minimum=0),
 }
 
-PHONENUMBER_DEFAULT_REGION = "US"
-
-# --- Celery ----------------------------------------------------------------------------------
-# No broker to install for a fresh clone: kombu's filesystem transport in a git-ignored folder.
-# Production sets a redis:// URL (see the README); the same code runs on either.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
-if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    # kombu's, with a worker that survives a Redis restart (see the module).
-    CELERY_BROKER_TRANSPORT = "config.celery_transport:RedisTransport"
-CELERY_TASK_SERIALIZER = "json"
-CELERY_RESULT_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
-if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
-    raise ImproperlyConfigured(
-        "CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT, or it never fires."
-    )
-
-# --- Security with DEBUG off -----------------------------------------------------------------
-SESSION_COOKIE_HTTPONLY = True
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-
-LOG_LEVEL = (env_str("LOG_LEVEL") or "INFO").upper()
-if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-    raise ImproperlyConfigured(
-        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}."
-    )
-LOGGING: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.middleware.RequestIdLogFilter"}},
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["request_id"],
-        },
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.request": {"level": "ERROR"}},
-}
-
-# Paths whose every answer, errors included, is the contract's JSON envelope.
-ENVELOPE_PATH_PREFIXES = ("/functions/",)
-
-# --- Telephony: calls arriving on the transfer numbers ---------------------------------------
-# The carrier's auth token; every webhook's X-Twilio-Signature is checked with it. Empty turns
-# validation off (local curl only): never leave it empty where the carrier can reach the server.
-TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
-# The public origin the carrier calls (e.g. https://calls.example.com), when a proxy in front
-# rewrites the host or scheme: signatures are computed over the URL the carrier requested.
-TELEPHONY_PUBLIC_BASE_URL = (env_str("TELEPHONY_PUBLIC_BASE_URL", "") or "").rstrip("/")
-TELEPHONY_MAX_AGENT_TRIES = env_int("TELEPHONY_MAX_AGENT_TRIES", 3, minimum=1)
-TELEPHONY_OVERFLOW_NUMBER = env_str("TELEPHONY_OVERFLOW_NUMBER", "") or ""
-TELEPHONY_DIAL_TIMEOUT_SECONDS = env_int("TELEPHONY_DIAL_TIMEOUT_SECONDS", 20, minimum=5)
-# The longest call there can be: an agent still on a call this long after their phone rang, with
-# no callback to end it, is freed by a periodic sweep (the callbacks were lost or came too early).
-TELEPHONY_MAX_CALL_SECONDS = env_int("TELEPHONY_MAX_CALL_SECONDS", 4 * 3600, minimum=60)
-TELEPHONY_UNAVAILABLE_MESSAGE = env_str(
-    "TELEPHONY_UNAVAILABLE_MESSAGE",
-    "Thank you for calling. All of our agents are busy right now. Please call again shortly.",
-)
-INSTALLED_APPS += ["rest_framework.authtoken"]
-LOGIN_URL = "agent-login"
-LOGIN_REDIRECT_URL = "agent-home"
-
-# --- Analyst exports (call records) ----------------------------------------------------------
-# The reporting API, /api/v1/call-records, uses rest_framework.authtoken's tokens (above).
-# Where background exports (XLSX) are written; served only through the admin, never directly.
-MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "media")
-EXPORT_TASK_TIME_LIMIT = env_int("EXPORT_TASK_TIME_LIMIT", 3600, minimum=60)
-
-# --- Production readiness: vendor docs, health, metrics, logs ----------------------------------
-INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
-# Health checks and metrics are answered before anything else (no Host check, no session).
-MIDDLEWARE.insert(0, "config.health.OpsEndpointsMiddleware")
-# Serves the docs' assets (and the admin's) from the installed apps, with no web server in front.
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-)
-WHITENOISE_USE_FINDERS = True
-# With the files found in the apps, an empty STATIC_ROOT (no collectstatic run) is expected.
-warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
-
-REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
 SPECTACULAR_SETTINGS = {
     "TITLE": "Call routing: vendor API",
     "DESCRIPTION": (BASE_DIR / "docs" / "vendor-guide.md").read_text(encoding="utf-8"),
@@ -266,32 +248,21 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
-READYZ_BROKER_TIMEOUT_SECONDS = env_int("READYZ_BROKER_TIMEOUT_SECONDS", 1, minimum=1)
-# /readyz answers within this, whatever its checks do (those still running count as failed).
-READYZ_TIMEOUT_SECONDS = env_int("READYZ_TIMEOUT_SECONDS", 2, minimum=1)
-# /metrics answers these addresses (IPs or CIDR networks), and anyone with the bearer token.
-METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
-try:
-    METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(item) for item in METRICS_ALLOWED_IPS]
-except ValueError as exc:
-    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from None
-METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN", "")
+PHONENUMBER_DEFAULT_REGION = "US"
 
-# json for log collectors in production; plain, easier on the eye, under DEBUG.
-LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
-if LOG_FORMAT not in ("json", "plain"):
-    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
-LOGGING["formatters"]["json"] = {
-    "()": "pythonjsonlogger.json.JsonFormatter",
-    "format": "%(levelname)s %(name)s %(request_id)s %(message)s",
-    "rename_fields": {"levelname": "level", "name": "logger"},
-    "timestamp": True,
-}
-LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
-# Celery workers log through the same handler (and format) instead of their own.
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# --- django-axes: login protection ------------------------------------------------------------
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
-# --- Reservation lifecycle (expiry on Celery) ------------------------------------------------
+# --- Celery ----------------------------------------------------------------------------------
+# No broker to install for a fresh clone: kombu's filesystem transport in a git-ignored folder.
+# Production sets a redis:// URL (docs/operations.md); the same code runs on either.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's, with a worker that survives a Redis restart (see the module).
+    CELERY_BROKER_TRANSPORT = "config.celery_transport:RedisTransport"
 # Where the filesystem broker keeps its messages, and beat its schedule file.
 CELERY_BROKER_FOLDER = Path(env_str("CELERY_BROKER_FOLDER") or BASE_DIR / "celery-broker")
 # A broker that is down must never hold up a ping: one immediate reconnect try, no publish
@@ -299,11 +270,6 @@ CELERY_BROKER_FOLDER = Path(env_str("CELERY_BROKER_FOLDER") or BASE_DIR / "celer
 # on their own terms, by broker_connection_retry.)
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_TASK_PUBLISH_RETRY = False
-# A ping publishes its expiry task with these socket timeouts of its own (config/broker.py), so a
-# hung broker costs a ping at most about twice this; after a failure, a process's pings skip
-# publishing for BROKER_PUBLISH_RETRY_SECONDS (the sweep expires what they did not queue).
-BROKER_PUBLISH_TIMEOUT_MS = env_int("BROKER_PUBLISH_TIMEOUT_MS", 250, minimum=1)
-BROKER_PUBLISH_RETRY_SECONDS = env_int("BROKER_PUBLISH_RETRY_SECONDS", 5, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
     "max_retries": 1,
     "interval_start": 0,
@@ -321,17 +287,22 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Polled, so a short interval keeps expiry prompt on the local demo.
         "polling_interval": 0.1,
     }
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT, or it never fires."
+    )
+# Celery workers log through the same handler (and format) instead of their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Beat's record of when each periodic task last ran.
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_BROKER_FOLDER / "beat-schedule")
 # How often beat sweeps for reservations past their TTL (exactly one beat must run).
 RESERVATION_SWEEP_SECONDS = env_int("RESERVATION_SWEEP_SECONDS", 1, minimum=1)
-# /readyz fails when no worker has run that sweep for this long (0: no worker is expected).
-READYZ_WORKER_SECONDS = env_int("READYZ_WORKER_SECONDS", 30, minimum=0)
-if 0 < READYZ_WORKER_SECONDS <= RESERVATION_SWEEP_SECONDS:
-    raise ImproperlyConfigured(
-        "READYZ_WORKER_SECONDS must be above RESERVATION_SWEEP_SECONDS (or 0), or /readyz fails "
-        "between two sweeps."
-    )
 CELERY_BEAT_SCHEDULE = {
     "expire-due-reservations": {
         "task": "calls.expire_due_reservations",
@@ -347,40 +318,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# The sweep runs every second: log its tasks only when they fail.
-LOGGING["loggers"].update(
-    {
-        "celery.app.trace": {"level": "WARNING"},
-        "celery.worker.strategy": {"level": "WARNING"},
-    }
-)
-
-# --- Staff admin: roles, login protection, sessions ------------------------------------------
-# Where the admin lives; a path of its own makes it harder to find than the default.
-ADMIN_URL = env_str("ADMIN_URL", "admin/")
-if not ADMIN_URL or ADMIN_URL.startswith("/") or not ADMIN_URL.endswith("/"):
-    raise ImproperlyConfigured(f"ADMIN_URL must look like 'admin/', not {ADMIN_URL!r}.")
-
-INSTALLED_APPS += ["axes"]
-# django-axes counts failed logins and locks a username out from the address that failed.
-AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
-MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
-# The admin's pages get the long database timeouts (DATABASE_LONG_STATEMENT_TIMEOUT_MS).
-MIDDLEWARE += ["config.middleware.AdminDatabaseTimeoutsMiddleware"]
-AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30, minimum=1))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_RESET_ON_SUCCESS = True
-
-SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 60 * 60, minimum=60)
-SESSION_EXPIRE_AT_BROWSER_CLOSE = True
-CSRF_COOKIE_HTTPONLY = True
-X_FRAME_OPTIONS = "DENY"
-
-# --- Production readiness: shared cache, rate limits, connection pool, bench ----------------
+# --- Cache -----------------------------------------------------------------------------------
 # The shared cache holds rate-limit counters and the vendor-key cache for every server process.
 # Production needs Redis (CACHE_URL=redis://…); without it each process keeps its own memory
 # cache, which is right for the single-process local demo only.
@@ -410,54 +348,117 @@ else:
         }
     }
 
+# --- Logging ---------------------------------------------------------------------------------
+LOG_LEVEL = (env_str("LOG_LEVEL") or "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}."
+    )
+# json for log collectors in production; plain, easier on the eye, under DEBUG.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "config.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # The sweep runs every second: log its tasks only when they fail.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+    },
+}
+
+# --- Ours: the ping (vendors, routing, calls) ------------------------------------------------
+# A day at most: a hold is for a live caller on the line (and the column is a 32-bit integer).
+RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 60, minimum=1, maximum=86_400)
+# The contract's body limit; Django's own limit stays above it so our 413 answers first.
+PING_MAX_BODY_BYTES = 16 * 1024
+# Paths whose every answer, errors included, is the contract's JSON envelope.
+ENVELOPE_PATH_PREFIXES = ("/functions/",)
 # Pings a minute per vendor key, unless the vendor has its own `rate_limit_per_minute`.
 PING_RATE_LIMIT_PER_MINUTE = env_int("PING_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
 # Keys that do not exist (unknown or malformed) a minute from one client address before its
 # next such key is answered 429 instead of 401 (key guessing). Revoked keys do not count, and a
 # valid key from that address is still admitted.
 PING_KEY_FAILURES_PER_MINUTE = env_int("PING_KEY_FAILURES_PER_MINUTE", 20, minimum=1)
-# Proxies in front of the server whose X-Forwarded-For is trusted for the client address;
-# 0 uses the socket's address, so a client cannot pick its own address.
-REST_FRAMEWORK["NUM_PROXIES"] = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 # Vendor keys are cached (shared cache) so a ping needs no key query; revocation and vendor
 # changes clear the entry at once, and this bounds the life of an entry in any case.
 VENDOR_KEY_CACHE_SECONDS = env_int("VENDOR_KEY_CACHE_SECONDS", 30, minimum=0)
 
-# psycopg's connection pool in each server process (Django's native pool). It needs
-# CONN_MAX_AGE=0; a request waits at most DATABASE_POOL_TIMEOUT seconds for a connection (kept
-# under 2 s, so a ping answers 500 promptly while the database is down).
-DATABASE_POOL = env_bool("DATABASE_POOL", False)
-if DATABASE_POOL and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # The backend checks each pooled connection itself, with no round trip (see
-    # config/postgresql/base.py); Django's check would send a query every time.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
-    DATABASES["default"]["OPTIONS"]["pool"] = {
-        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
-        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=1),
-        "timeout": env_int("DATABASE_POOL_TIMEOUT", 1, minimum=1),
-    }
-    _pool = DATABASES["default"]["OPTIONS"]["pool"]
-    if _pool["min_size"] > _pool["max_size"]:
-        raise ImproperlyConfigured(
-            f"DATABASE_POOL_MIN_SIZE ({_pool['min_size']}) must not be above "
-            f"DATABASE_POOL_MAX_SIZE ({_pool['max_size']})."
-        )
-
-# Executions of one query on a connection before psycopg prepares it server-side, so PostgreSQL
-# plans the ping's statement once per connection instead of on every ping. 0 turns it off (needed
-# behind PgBouncer in transaction mode).
-DATABASE_PREPARE_THRESHOLD = env_int("DATABASE_PREPARE_THRESHOLD", 0, minimum=0)
-if DATABASE_PREPARE_THRESHOLD and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = DATABASE_PREPARE_THRESHOLD
-
+# --- Ours: reservation lifecycle (calls) -----------------------------------------------------
 # One Celery task per reservation, due at its expiry, on top of the beat sweep: records expired
 # within milliseconds of the TTL instead of within a sweep interval, for most of a ping's Python
 # time, the broker on every ping's path, and a message unacknowledged in a worker until its ETA.
-# Off by default (the figures are in docs/operations.md); availability is decided by time anyway.
+# Off by default (the trade-off is in docs/operations.md); availability is decided by time anyway.
 RESERVATION_EXPIRY_TASKS = env_bool("RESERVATION_EXPIRY_TASKS", False)
+# A ping publishes its expiry task with these socket timeouts of its own (config/broker.py), so a
+# hung broker costs a ping at most about twice this; after a failure, a process's pings skip
+# publishing for BROKER_PUBLISH_RETRY_SECONDS (the sweep expires what they did not queue).
+BROKER_PUBLISH_TIMEOUT_MS = env_int("BROKER_PUBLISH_TIMEOUT_MS", 250, minimum=1)
+BROKER_PUBLISH_RETRY_SECONDS = env_int("BROKER_PUBLISH_RETRY_SECONDS", 5, minimum=1)
 
-# Routes that exist only for `make bench` (a trivial endpoint with no database).
-BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
-if BENCH_ENDPOINTS:  # its commands (`ping_statement_pgbench`) too
-    INSTALLED_APPS += ["bench"]
+# --- Ours: telephony, calls arriving on the transfer numbers (calls) -------------------------
+# The carrier's auth token; every webhook's X-Twilio-Signature is checked with it. Empty turns
+# validation off (local curl only): never leave it empty where the carrier can reach the server.
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+# The public origin the carrier calls (e.g. https://calls.example.com), when a proxy in front
+# rewrites the host or scheme: signatures are computed over the URL the carrier requested.
+TELEPHONY_PUBLIC_BASE_URL = (env_str("TELEPHONY_PUBLIC_BASE_URL", "") or "").rstrip("/")
+TELEPHONY_MAX_AGENT_TRIES = env_int("TELEPHONY_MAX_AGENT_TRIES", 3, minimum=1)
+TELEPHONY_OVERFLOW_NUMBER = env_str("TELEPHONY_OVERFLOW_NUMBER", "") or ""
+TELEPHONY_DIAL_TIMEOUT_SECONDS = env_int("TELEPHONY_DIAL_TIMEOUT_SECONDS", 20, minimum=5)
+# The longest call there can be: an agent still on a call this long after their phone rang, with
+# no callback to end it, is freed by a periodic sweep (the callbacks were lost or came too early).
+TELEPHONY_MAX_CALL_SECONDS = env_int("TELEPHONY_MAX_CALL_SECONDS", 4 * 3600, minimum=60)
+TELEPHONY_UNAVAILABLE_MESSAGE = env_str(
+    "TELEPHONY_UNAVAILABLE_MESSAGE",
+    "Thank you for calling. All of our agents are busy right now. Please call again shortly.",
+)
+
+# --- Ours: analyst exports (calls) -----------------------------------------------------------
+# The reporting API, /api/v1/call-records, uses rest_framework.authtoken's tokens.
+EXPORT_TASK_TIME_LIMIT = env_int("EXPORT_TASK_TIME_LIMIT", 3600, minimum=60)
+
+# --- Ours: staff admin (config) --------------------------------------------------------------
+# Where the admin lives; a path of its own makes it harder to find than the default.
+ADMIN_URL = env_str("ADMIN_URL", "admin/")
+if not ADMIN_URL or ADMIN_URL.startswith("/") or not ADMIN_URL.endswith("/"):
+    raise ImproperlyConfigured(f"ADMIN_URL must look like 'admin/', not {ADMIN_URL!r}.")
+
+# --- Ours: health and metrics (config) -------------------------------------------------------
+READYZ_BROKER_TIMEOUT_SECONDS = env_int("READYZ_BROKER_TIMEOUT_SECONDS", 1, minimum=1)
+# /readyz answers within this, whatever its checks do (those still running count as failed).
+READYZ_TIMEOUT_SECONDS = env_int("READYZ_TIMEOUT_SECONDS", 2, minimum=1)
+# /readyz fails when no worker has run beat's sweep for this long (0: no worker is expected).
+READYZ_WORKER_SECONDS = env_int("READYZ_WORKER_SECONDS", 30, minimum=0)
+if 0 < READYZ_WORKER_SECONDS <= RESERVATION_SWEEP_SECONDS:
+    raise ImproperlyConfigured(
+        "READYZ_WORKER_SECONDS must be above RESERVATION_SWEEP_SECONDS (or 0), or /readyz fails "
+        "between two sweeps."
+    )
+# /metrics answers these addresses (IPs or CIDR networks), and anyone with the bearer token.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+try:
+    METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(item) for item in METRICS_ALLOWED_IPS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from None
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN", "")

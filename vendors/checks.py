@@ -12,7 +12,7 @@ def rate_limits_shared(app_configs, **kwargs) -> list[checks.CheckMessage]:
         checks.Warning(
             "CACHE_URL is empty: rate limits and cached vendor keys live in each process's "
             "memory, so every server process counts its own limits.",
-            hint="Point CACHE_URL at the Redis every web process shares (README, production).",
+            hint="Point CACHE_URL at the Redis every web process shares (docs/operations.md).",
             id="vendors.W001",
         )
     ]

@@ -34,7 +34,7 @@ def _client_address(request) -> str | None:
     with N trusted proxies in front, the N-th address from the end of X-Forwarded-For.
 
     Read from META: DRF's `get_ident` builds `request.headers` (every header of the request
-    parsed) for one of them, about 4 % of a ping's Python.
+    parsed) for one of them, a measurable part of a ping's Python (docs/performance.md).
     """
     meta = request._request.META
     proxies = api_settings.NUM_PROXIES

@@ -1,7 +1,7 @@
 """Django's PostgreSQL backend, with connections checked without a round trip.
 
 Django's own pool check (CONN_HEALTH_CHECKS) sends a query to the server each time a request
-takes a connection from the pool: a round trip that cost about a tenth of a ping. A connection
+takes a connection from the pool: a round trip per request (docs/performance.md). A connection
 the server has ended (a restart, a terminated backend, an idle timeout) is readable while idle:
 the server's goodbye message and the socket's end are waiting on it. So a connection taken from
 the pool is polled, which costs no round trip, and only one with something waiting gets the full

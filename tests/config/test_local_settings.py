@@ -1,4 +1,4 @@
-"""A fresh clone's manage.py commands work as the README shows them once `make install` has run
+"""A fresh clone's manage.py commands work as the docs show them once `make install` has run
 (it writes a git-ignored .env.local: DEBUG on, a random key), and production, which never reads
 that file, still refuses to start without a SECRET_KEY."""
 

@@ -149,7 +149,7 @@ def test_with_redis_stopped_answering_a_ping_waits_on_it_within_the_stated_bound
         with stopped([redis.process.pid]):
             during = [ping(base, f"+1520555020{i}") for i in range(6)]
 
-    # The README's bound: about twice BROKER_PUBLISH_TIMEOUT_MS (250 ms), and only until a
+    # The bound in docs/settings.md: about twice BROKER_PUBLISH_TIMEOUT_MS (250 ms), only until a
     # publish has failed; the shared cache's own timeouts are shorter still.
     for status, _, _, seconds in during:
         assert status == 200
