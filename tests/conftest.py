@@ -178,6 +178,6 @@ def _flush_without_the_web_timeouts():
         with database_timeouts_lifted():
             original(self)
 
-    TransactionTestCase._fixture_teardown = teardown  # type: ignore[method-assign]
+    TransactionTestCase._fixture_teardown = teardown
     yield
-    TransactionTestCase._fixture_teardown = original  # type: ignore[method-assign]
+    TransactionTestCase._fixture_teardown = original
