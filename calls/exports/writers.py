@@ -25,6 +25,7 @@ from calls.exports.sheet import (
     cell_text,
 )
 from calls.models import CallRecord
+from calls.timestamps import UtcTimestamp
 from config.errors import ApplicationError
 
 # Excel's sheet holds 1,048,576 rows; the header takes one.
@@ -92,13 +93,6 @@ class _Neutralized(Func):
         return template, (*params, *params, plain_number, *params, *params)
 
 
-class _UtcTimestamp(Func):
-    """`format_timestamp` in SQL."""
-
-    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-    output_field = TextField()
-
-
 class _TrackingText(Func):
     """`tracking ->> key` with the key as one text key, as `dict.get` reads it in Python.
 
@@ -128,7 +122,7 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
     for _, path in RECORD_COLUMNS:
         field_type = CallRecord._meta.get_field(path.split("__")[0]).get_internal_type()
         if field_type == "DateTimeField":
-            columns.append(_UtcTimestamp(path))
+            columns.append(UtcTimestamp(path))
         elif field_type in ("UUIDField", "PositiveIntegerField"):
             columns.append(Cast(path, TextField()))
         else:
