@@ -5,9 +5,9 @@ Services raise `ApplicationError` (or a subclass); views never build error respo
 
 import logging
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import OperationalError
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from psycopg.errors import LockNotAvailable, QueryCanceled
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
@@ -24,6 +24,8 @@ MESSAGE_UNEXPECTED = "An unexpected condition was encountered by the server."
 MESSAGE_NOT_FOUND = "Not found."
 MESSAGE_TOO_MANY = "Too many requests."
 MESSAGE_UNAVAILABLE = "The service is busy. Please retry shortly."
+MESSAGE_FORBIDDEN = "Forbidden."
+MESSAGE_NOT_PROCESSED = "Request could not be processed."
 # Seconds a client is asked to wait after a database stall: the statement timeouts are shorter.
 STALL_RETRY_AFTER_SECONDS = 1
 
@@ -62,9 +64,8 @@ def error_data(request, status: int, message: str) -> dict:
 
 
 def request_id_of(request) -> str:
-    # DRF wraps Django's request; the id lives on the Django one.
-    django_request = getattr(request, "_request", request)
-    return getattr(django_request, "request_id", "")
+    # Set by RequestIdMiddleware on Django's request; DRF's request passes attributes through.
+    return getattr(request, "request_id", "")
 
 
 def envelope_json_response(
@@ -92,37 +93,62 @@ def database_stall_answer(request, exc: BaseException) -> tuple[int, str, dict[s
     return 503, MESSAGE_UNAVAILABLE, {"Retry-After": str(STALL_RETRY_AFTER_SECONDS)}
 
 
+# The answer to each exception whose answer is fixed, whether a DRF view raised it (the handler
+# below) or it escaped to the middleware (config/middleware.py): one table for both.
+ERROR_ANSWERS: tuple[tuple[type[BaseException], int, str], ...] = (
+    # Django's own body limit, met when a view reads a body far over the contract's.
+    (RequestDataTooBig, 413, MESSAGE_TOO_LARGE),
+    (Http404, 404, MESSAGE_NOT_FOUND),
+    (PermissionDenied, 403, MESSAGE_FORBIDDEN),
+    (exceptions.MethodNotAllowed, 405, MESSAGE_METHOD),
+    (exceptions.Throttled, 429, MESSAGE_TOO_MANY),
+    (exceptions.ParseError, 400, MESSAGE_BAD_BODY),
+    (exceptions.UnsupportedMediaType, 400, MESSAGE_BAD_BODY),
+)
+# The message for an answer of which only the status is known (an HTML page replaced).
+STATUS_MESSAGES = {404: MESSAGE_NOT_FOUND, 405: MESSAGE_METHOD, 413: MESSAGE_TOO_LARGE}
+
+
+def error_answer(request, exc: BaseException) -> tuple[int, str, dict[str, str]] | None:
+    """Status, message and headers for an exception; None for an unexpected one (a 500)."""
+    if isinstance(exc, ApplicationError):
+        return exc.status, exc.message, dict(exc.headers)
+    for kind, status, message in ERROR_ANSWERS:
+        if isinstance(exc, kind):
+            headers = {}
+            # DRF sets `wait` in Throttled's __init__; its stubs do not declare it.
+            wait = getattr(exc, "wait", None) if isinstance(exc, exceptions.Throttled) else None
+            if wait is not None:
+                headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+            return status, message, headers
+    if isinstance(exc, exceptions.APIException):
+        return exc.status_code, _detail_text(exc.detail), {}
+    if is_database_stall(exc):
+        return database_stall_answer(request, exc)
+    return None
+
+
+def message_for_status(status: int) -> str:
+    if status in STATUS_MESSAGES:
+        return STATUS_MESSAGES[status]
+    return MESSAGE_UNEXPECTED if status >= 500 else MESSAGE_NOT_PROCESSED
+
+
 def envelope_exception_handler(exc, context):
     """DRF's exception handler: every error raised in an API view, in the envelope."""
     request = context["request"]
-    headers = {}
+    answer = error_answer(request, exc)
+    if answer is None:
+        logger.exception("Unhandled error in %s", request.path)
+        answer = 500, MESSAGE_UNEXPECTED, {}
+    status, message, headers = answer
     if isinstance(exc, ApplicationError):
-        status, message = exc.status, exc.message
-        headers.update(exc.headers)
         # Refusals write no call record; the log (with the request id) is their trace.
         logger.info("Refused %s %s: %s", request.method, request.path, message)
     elif isinstance(exc, exceptions.MethodNotAllowed):
-        status, message = 405, MESSAGE_METHOD
         view = context.get("view")
         if view is not None:
             headers["Allow"] = ", ".join(view.allowed_methods)
-    elif isinstance(exc, exceptions.Throttled):
-        status, message = 429, MESSAGE_TOO_MANY
-        if exc.wait is not None:
-            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
-    elif isinstance(exc, RequestDataTooBig):
-        # Django's own body limit, met when a view reads a body far over the contract's.
-        status, message = 413, MESSAGE_TOO_LARGE
-    elif isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
-        status, message = 400, MESSAGE_BAD_BODY
-    elif isinstance(exc, exceptions.APIException):
-        status, message = exc.status_code, _detail_text(exc.detail)
-    elif is_database_stall(exc):
-        status, message, stall_headers = database_stall_answer(request, exc)
-        headers.update(stall_headers)
-    else:
-        logger.exception("Unhandled error in %s", request.path)
-        status, message = 500, MESSAGE_UNEXPECTED
     return Response(error_data(request, status, message), status=status, headers=headers)
 
 

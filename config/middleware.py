@@ -5,17 +5,15 @@ import logging
 import uuid
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
 
 from config.database import database_timeouts_lifted
 from config.errors import (
-    MESSAGE_NOT_FOUND,
-    MESSAGE_TOO_LARGE,
     MESSAGE_UNEXPECTED,
     database_stall_answer,
     envelope_json_response,
+    error_answer,
     is_database_stall,
+    message_for_status,
 )
 from config.proxy import PROXY_REQUEST_ID
 
@@ -64,7 +62,7 @@ class RequestIdMiddleware:
                 response = self._exception_response(request, exc)
             if _is_envelope_path(request.path) and not _is_json(response):
                 response = envelope_json_response(
-                    request, response.status_code, _message_for_status(response.status_code)
+                    request, response.status_code, message_for_status(response.status_code)
                 )
             response["X-Request-ID"] = request.request_id
             return response
@@ -81,32 +79,15 @@ class RequestIdMiddleware:
         return None
 
     def _exception_response(self, request, exc):
-        if isinstance(exc, RequestDataTooBig):
-            return envelope_json_response(request, 413, MESSAGE_TOO_LARGE)
-        if isinstance(exc, Http404):
-            return envelope_json_response(request, 404, MESSAGE_NOT_FOUND)
-        if isinstance(exc, PermissionDenied):
-            return envelope_json_response(request, 403, "Forbidden.")
-        if is_database_stall(exc):
-            return envelope_json_response(request, *database_stall_answer(request, exc))
+        answer = error_answer(request, exc)
+        if answer is not None:
+            return envelope_json_response(request, *answer)
         logger.error("Unhandled error in %s", request.path, exc_info=exc)
         return envelope_json_response(request, 500, MESSAGE_UNEXPECTED)
 
 
 def _is_json(response) -> bool:
     return response.get("Content-Type", "").startswith("application/json")
-
-
-def _message_for_status(status: int) -> str:
-    if status == 404:
-        return MESSAGE_NOT_FOUND
-    if status == 413:
-        return MESSAGE_TOO_LARGE
-    if status == 405:
-        return "Method not allowed. Use POST."
-    if status >= 500:
-        return MESSAGE_UNEXPECTED
-    return "Request could not be processed."
 
 
 class AdminDatabaseTimeoutsMiddleware:

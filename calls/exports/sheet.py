@@ -18,7 +18,7 @@ from calls.exports.selectors import (
     call_record_tracking_keys,
 )
 from calls.models import CallRecord
-from calls.ping.service import format_timestamp
+from calls.timestamps import format_timestamp
 
 # The record's own columns, in the order analysts read them: header and queryset path.
 RECORD_COLUMNS: list[tuple[str, str]] = [

@@ -26,6 +26,7 @@ from calls.exports.sheet import (
     cell_text,
 )
 from calls.models import CallRecord
+from calls.timestamps import UtcTimestamp
 from config.errors import ApplicationError
 
 # Excel's sheet holds 1,048,576 rows; the header takes one.
@@ -93,13 +94,6 @@ class _Neutralized(Func):
         return template, (*params, *params, plain_number, *params, *params)
 
 
-class _UtcTimestamp(Func):
-    """`format_timestamp` in SQL."""
-
-    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-    output_field = TextField()
-
-
 class _TrackingText(Func):
     """`tracking ->> key` with the key as one text key, as `dict.get` reads it in Python.
 
@@ -132,7 +126,7 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
             raise TypeError(f"{path} is not a column of call records")
         field_type = model_field.get_internal_type()
         if field_type == "DateTimeField":
-            columns.append(_UtcTimestamp(path))
+            columns.append(UtcTimestamp(path))
         elif field_type in ("UUIDField", "PositiveIntegerField"):
             columns.append(Cast(path, TextField()))
         else:

@@ -5,6 +5,8 @@ import math
 from dataclasses import dataclass
 
 from django.conf import settings
+from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from config.errors import ApplicationError, BadBody, BodyTooLarge
 from routing.geography import (
@@ -16,10 +18,39 @@ from vendors.states import InvalidStateCode, normalize_state_code
 
 MESSAGE_BAD_PHONE = "Invalid phone number format. Please provide a valid US phone number."
 MESSAGE_BAD_STATE = "Invalid state code. Please provide a valid two-letter US state code."
-CONTRACT_FIELDS = frozenset({"vendorKey", "phoneNumber", "stateCode"})
 # Deeper tracking data than this is refused as a malformed body: deeper still and the JSON
 # parser or encoder itself would run out of stack.
 MAX_NESTING = 200
+
+
+# The body's shape, described once: the docs (schema.py) show it, the reader reads these fields.
+class PingRequestSerializer(serializers.Serializer):
+    """The body of a ping. Any other field is tracking data, stored with the call record."""
+
+    vendorKey = serializers.UUIDField(
+        help_text="The key we issued you (8-4-4-4-12 hex, any letter case)."
+    )
+    phoneNumber = serializers.CharField(
+        required=False,
+        help_text=(
+            "The caller, a US number: `+14801234567`, `14801234567` or `4801234567`; spaces, "
+            "dashes, dots and parentheses are ignored. Leave it out to validate your key only."
+        ),
+    )
+    stateCode = serializers.CharField(
+        required=False,
+        allow_null=True,
+        min_length=2,
+        max_length=2,
+        help_text=(
+            "The caller's two-letter USPS state code, any letter case. Overrides the area code "
+            "when given; `null` is the same as leaving it out."
+        ),
+    )
+
+
+# Every other field is the vendor's tracking data.
+CONTRACT_FIELDS = frozenset(PingRequestSerializer().fields)
 
 
 class InvalidPhone(ApplicationError):
@@ -125,3 +156,38 @@ def _storable(value):
     if isinstance(value, list):
         return [_storable(child) for child in value]
     return value
+
+
+def client_address(meta) -> str | None:
+    """The client's address as DRF's throttles read it with NUM_PROXIES (TRUSTED_PROXY_COUNT):
+    with N trusted proxies in front, the N-th address from the end of X-Forwarded-For.
+
+    Read from META: DRF's `get_ident` builds `request.headers` (every header of the request
+    parsed) for one of them, a measurable part of a ping's Python (docs/performance.md).
+    """
+    proxies = api_settings.NUM_PROXIES
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
+    if not proxies or forwarded is None:
+        return meta.get("REMOTE_ADDR") or None
+    addresses = forwarded.split(",")
+    return addresses[-min(proxies, len(addresses))].strip() or None
+
+
+def request_body(request) -> bytes:
+    """The body. Sent in chunks (no Content-Length), Django reads none of it; the server has
+    de-chunked it into the input stream, read from there up to one byte past the limit."""
+    meta = request.META
+    if (
+        not meta.get("CONTENT_LENGTH")
+        and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+        and meta.get("wsgi.input_terminated")
+    ):
+        return meta["wsgi.input"].read(settings.PING_MAX_BODY_BYTES + 1)
+    return request.body
+
+
+def content_length(meta) -> int | None:
+    try:
+        return int(meta.get("CONTENT_LENGTH") or 0) or None
+    except ValueError:
+        return None

@@ -16,7 +16,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from calls.ping.request import MESSAGE_BAD_PHONE, MESSAGE_BAD_STATE
+from calls.ping.request import MESSAGE_BAD_PHONE, MESSAGE_BAD_STATE, PingRequestSerializer
 from calls.ping.service import MESSAGE_INACTIVE
 from config.errors import (
     MESSAGE_BAD_BODY,
@@ -77,31 +77,6 @@ def _message(messages: list[str] | None = None, pattern: str | None = None) -> s
         pass
 
     return Message(help_text="What was wrong, in plain words.")
-
-
-class PingRequestSerializer(serializers.Serializer):
-    """The body of a ping. Any other field is tracking data, stored with the call record."""
-
-    vendorKey = serializers.UUIDField(
-        help_text="The key we issued you (8-4-4-4-12 hex, any letter case)."
-    )
-    phoneNumber = serializers.CharField(
-        required=False,
-        help_text=(
-            "The caller, a US number: `+14801234567`, `14801234567` or `4801234567`; spaces, "
-            "dashes, dots and parentheses are ignored. Leave it out to validate your key only."
-        ),
-    )
-    stateCode = serializers.CharField(
-        required=False,
-        allow_null=True,
-        min_length=2,
-        max_length=2,
-        help_text=(
-            "The caller's two-letter USPS state code, any letter case. Overrides the area code "
-            "when given; `null` is the same as leaving it out."
-        ),
-    )
 
 
 def _envelope(name: str, status: int, data_fields: dict) -> serializers.Serializer:

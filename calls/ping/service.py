@@ -2,7 +2,8 @@
 
 import functools
 import logging
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -12,7 +13,6 @@ from calls.models import CallRecord
 from calls.ping.request import PingFields, read_ping_fields
 from config.broker import task_publish
 from config.errors import ApplicationError
-from config.metrics import ping_outcome_note
 from routing.allocation import (
     AllocationStatement,
     RecordInsert,
@@ -35,16 +35,33 @@ class VendorRefused(ApplicationError):
     status = 403
 
 
-def format_timestamp(moment: datetime) -> str:
-    """UTC, ISO-8601 with milliseconds and Z, as the guide shows."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+@dataclass(frozen=True)
+class KeyValidation:
+    """A ping without a phone number: the key is good; what may its vendor send?"""
+
+    vendor_active: bool
+    authorized_states: list[str]
+
+
+@dataclass(frozen=True)
+class PingAnswer:
+    """What became of a ping: an agent held for the caller (reserved or repeat), or none."""
+
+    outcome: str  # CallRecord.Outcome: reserved, repeat or no_agent
+    timestamp: datetime
+    transfer_target: str | None = None
+    ttl_seconds: int | None = None
+    agent_count: int | None = None
+
+    @property
+    def agent_available(self) -> bool:
+        return self.transfer_target is not None
 
 
 def vendor_ping(
     *, payload: dict, request_id: str, now: datetime | None = None, client: str | None = None
-) -> dict:
-    """Answer a ping (or a key validation) with the `data` of the contract's envelope.
+) -> PingAnswer | KeyValidation:
+    """Answer a ping (or a key validation); the view renders the answer in the contract's words.
 
     `client` is the caller's address, for the rate limit on failed keys; the per-key rate limit
     applies to every ping. `now` is for tests (a fake clock): without it, holds are decided by
@@ -53,12 +70,9 @@ def vendor_ping(
     """
     vendor = vendor_key_admit(key=payload.get("vendorKey"), client=client, now=now)
     if "phoneNumber" not in payload:
-        ping_outcome_note("key_validation")
-        return {
-            "vendorActive": vendor.is_active,
-            "authorizedStates": vendor.authorized_state_list(),
-            "requestId": request_id,
-        }
+        return KeyValidation(
+            vendor_active=vendor.is_active, authorized_states=vendor.authorized_state_list()
+        )
     fields = read_ping_fields(payload)
     refusal = _refusal(vendor, fields.state)
     if refusal is not None:
@@ -76,7 +90,9 @@ def _refusal(vendor: Vendor, state: str) -> str | None:
     return None
 
 
-def _reserve(vendor: Vendor, fields: PingFields, request_id: str, now: datetime | None) -> dict:
+def _reserve(
+    vendor: Vendor, fields: PingFields, request_id: str, now: datetime | None
+) -> PingAnswer:
     if connection.vendor == "postgresql":
         answer = _reserve_in_one_statement(vendor, fields, request_id, now)
         if answer is not None:
@@ -86,7 +102,7 @@ def _reserve(vendor: Vendor, fields: PingFields, request_id: str, now: datetime 
 
 def _reserve_in_one_statement(
     vendor: Vendor, fields: PingFields, request_id: str, now: datetime | None
-) -> dict | None:
+) -> PingAnswer | None:
     """The common ping on PostgreSQL in one statement: reserve (or not) and write the call record.
 
     None when this ping is not the common case (a live reservation for the caller, another ping
@@ -107,9 +123,7 @@ def _reserve_in_one_statement(
     if reserved is None:
         return None
     if reserved.reservation_id is None:
-        ping_outcome_note(CallRecord.Outcome.NO_AGENT)
         return _unavailable(request_id, reserved.now)
-    ping_outcome_note(CallRecord.Outcome.RESERVED)
     # Plain values from here on: model instances would parse the phone numbers again.
     _enqueue_expiry(reserved.reservation_id, reserved.now + timedelta(seconds=ttl_seconds))
     return _available(
@@ -220,7 +234,7 @@ def ping_statement() -> AllocationStatement:
 
 def _reserve_in_transaction(
     vendor: Vendor, fields: PingFields, request_id: str, now: datetime | None
-) -> dict:
+) -> PingAnswer:
     given_now = now
     ttl_seconds = settings.RESERVATION_TTL_SECONDS
     # Two pings for one caller can race: the caller lock makes the second wait for the first and
@@ -278,7 +292,7 @@ def _reserve_in_transaction(
 
 def _answer_repeat(
     vendor: Vendor, fields: PingFields, request_id: str, now: datetime, live: Reservation
-) -> dict:
+) -> PingAnswer:
     first = live.call_records.filter(repeat_of__isnull=True).order_by("received_at").first()
     ttl_left = live.seconds_left(now)
     _record(
@@ -294,28 +308,38 @@ def _answer_repeat(
         agent_count=live.agent_count,
         ttl_seconds=ttl_left,
     )
-    return _available(str(live.transfer_number.number), ttl_left, live.agent_count, request_id, now)
+    return _available(
+        str(live.transfer_number.number),
+        ttl_left,
+        live.agent_count,
+        request_id,
+        now,
+        outcome=CallRecord.Outcome.REPEAT,
+    )
 
 
 def _available(
-    transfer_target: str, ttl_seconds: int, agent_count: int, request_id: str, now: datetime
-) -> dict:
-    return {
-        "agentAvailable": True,
-        "transferTarget": transfer_target,
-        "ttlSeconds": ttl_seconds,
-        "agentCount": agent_count,
-        "timestamp": format_timestamp(now),
-        "requestId": request_id,
-    }
+    transfer_target: str,
+    ttl_seconds: int,
+    agent_count: int,
+    request_id: str,
+    now: datetime,
+    outcome: str = CallRecord.Outcome.RESERVED,
+) -> PingAnswer:
+    return PingAnswer(
+        outcome=outcome,
+        timestamp=now,
+        transfer_target=transfer_target,
+        ttl_seconds=ttl_seconds,
+        agent_count=agent_count,
+    )
 
 
-def _unavailable(request_id: str, now: datetime) -> dict:
-    return {"agentAvailable": False, "timestamp": format_timestamp(now), "requestId": request_id}
+def _unavailable(request_id: str, now: datetime) -> PingAnswer:
+    return PingAnswer(outcome=CallRecord.Outcome.NO_AGENT, timestamp=now)
 
 
 def _record(vendor, fields: PingFields, request_id: str, now: datetime, **values) -> CallRecord:
-    ping_outcome_note(values["outcome"])  # for the metrics: pings by outcome
     return CallRecord.objects.create(
         request_id=request_id,
         vendor=vendor,
@@ -343,7 +367,7 @@ def _enqueue_expiry(reservation_id: int, expires_at: datetime) -> None:
         return
 
     def send() -> None:
-        from calls.tasks import expire_reservation  # the tasks module imports these services
+        from calls.tasks import expire_reservation  # Celery's app, loaded only when used
 
         try:
             # Bounded (BROKER_PUBLISH_TIMEOUT_MS): a hung broker must not hold the ping.

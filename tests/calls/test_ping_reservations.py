@@ -7,7 +7,9 @@ import pytest
 from django.utils import timezone
 
 from calls.models import CallRecord
-from calls.ping.service import vendor_ping
+from calls.ping.service import KeyValidation, PingAnswer, vendor_ping
+from calls.ping.views import ping_answer_data
+from calls.timestamps import format_timestamp
 from routing.allocation import NUMBER_WINDOW
 from routing.models import Agent, Reservation, TransferNumber
 from tests.conftest import ALL_STATES_KEY, DEMO_KEY
@@ -18,7 +20,11 @@ pytestmark = pytest.mark.usefixtures("demo")
 def ping_at(moment, **fields):
     """The ping service itself at a chosen moment: a fake clock instead of waiting out a TTL."""
     payload = {"vendorKey": DEMO_KEY, **fields}
-    return vendor_ping(payload=payload, request_id=str(uuid.uuid4()), now=moment)
+    request_id = str(uuid.uuid4())
+    # The answer's `data` as the view renders it.
+    return ping_answer_data(
+        vendor_ping(payload=payload, request_id=request_id, now=moment), request_id
+    )
 
 
 @pytest.mark.parametrize(
@@ -354,3 +360,34 @@ def test_exactly_one_call_record_per_ping_that_passes_the_checks(ping):
 
     recorded = {str(r) for r in CallRecord.objects.values_list("request_id", flat=True)}
     assert recorded == set(request_ids[4:])
+
+
+def test_the_service_answers_in_plain_python_and_the_view_in_the_contracts_words():
+    # The service decides; camelCase and the timestamp's text belong to the view's rendering.
+    now = timezone.now()
+    request_id = str(uuid.uuid4())
+
+    answer = vendor_ping(
+        payload={"vendorKey": DEMO_KEY, "phoneNumber": "+14805550100"},
+        request_id=request_id,
+        now=now,
+    )
+    validation = vendor_ping(payload={"vendorKey": DEMO_KEY}, request_id=request_id, now=now)
+
+    reservation = Reservation.objects.get()
+    assert answer == PingAnswer(
+        outcome="reserved",
+        timestamp=now,
+        transfer_target=str(reservation.transfer_number.number),
+        ttl_seconds=60,
+        agent_count=3,
+    )
+    assert validation == KeyValidation(vendor_active=True, authorized_states=["AZ", "CA"])
+    assert ping_answer_data(answer, request_id) == {
+        "agentAvailable": True,
+        "transferTarget": answer.transfer_target,
+        "ttlSeconds": 60,
+        "agentCount": 3,
+        "timestamp": format_timestamp(now),
+        "requestId": request_id,
+    }

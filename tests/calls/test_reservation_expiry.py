@@ -78,7 +78,7 @@ def test_the_sweep_expires_every_due_reservation_and_only_those(start):
 def test_a_repeat_keeps_its_outcome_when_the_reservation_expires(start):
     first = _ping(start)
     repeat = _ping(start + timedelta(seconds=10))
-    assert repeat["transferTarget"] == first["transferTarget"]
+    assert repeat.transfer_target == first.transfer_target
 
     call_records_expire_due(now=start + TTL)
 

@@ -40,7 +40,7 @@ def _longest_call_after(agent, settings):
 
 def _free_az_agents(now):
     ping = {**AZ_PING, "phoneNumber": "+14805550123"}
-    return vendor_ping(payload=ping, request_id=str(uuid.uuid4()), now=now)["agentCount"]
+    return vendor_ping(payload=ping, request_id=str(uuid.uuid4()), now=now).agent_count
 
 
 def _snapshot():
