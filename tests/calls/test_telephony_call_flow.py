@@ -181,13 +181,15 @@ def test_it_answers_a_repeated_voice_webhook_as_before_without_a_second_attempt(
     assert DialAttempt.objects.filter(inbound_call__call_sid="CA105").count() == 1
 
 
-def test_staff_see_an_inbound_call_and_its_attempts_in_the_admin(demo, ping, carrier, admin_client):
+def test_staff_see_an_inbound_call_and_its_attempts_in_the_admin(
+    demo, ping, carrier, superuser_client
+):
     first = ping(PING).json()["data"]
     carrier.voice(sid="CA106", to=first["transferTarget"])
     inbound = InboundCall.objects.get(call_sid="CA106")
 
-    listing = admin_client.get("/admin/calls/inboundcall/?match=matched")
-    detail = admin_client.get(f"/admin/calls/inboundcall/{inbound.pk}/change/")
+    listing = superuser_client.get("/admin/calls/inboundcall/?match=matched")
+    detail = superuser_client.get(f"/admin/calls/inboundcall/{inbound.pk}/change/")
 
     assert listing.status_code == 200 and "CA106" in listing.content.decode()
     assert detail.status_code == 200

@@ -1,0 +1,126 @@
+"""Factories for the objects a test needs, so each test shows its own setup.
+
+Defaults are the least a row needs; a test passes what its assertions depend on. The contract's
+demo data (`seed_demo`, the `demo` fixture) is for tests about the guide's examples only.
+"""
+
+from datetime import timedelta
+
+import factory
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+from factory.django import DjangoModelFactory
+
+from calls.models import CallRecord
+from routing.models import Agent, AgentLicense, Reservation, TransferNumber
+from vendors.models import Vendor
+from vendors.services import vendor_key_create
+
+PASSWORD = "correct horse battery staple"
+
+
+class VendorFactory(DjangoModelFactory):
+    class Meta:
+        model = Vendor
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Vendor {n}")
+    authorized_states = factory.LazyFunction(lambda: ["AZ", "CA"])
+
+    @classmethod
+    def with_key(cls, **fields) -> tuple[Vendor, str]:
+        """A vendor and a key of its own, as the admin makes one: (vendor, the key itself)."""
+        vendor = cls(**fields)
+        return vendor, vendor_key(vendor)
+
+
+def vendor_key(vendor: Vendor, *, label: str = "") -> str:
+    """A new key for the vendor; returns the key itself (only its digest is stored)."""
+    _, plain = vendor_key_create(vendor=vendor, label=label)
+    return plain
+
+
+class AgentFactory(DjangoModelFactory):
+    """An available agent; `licensed_states=["AZ", ...]` gives the licenses."""
+
+    class Meta:
+        model = Agent
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Agent {n}")
+    destination = factory.Sequence(lambda n: f"sip:agent-{n}@example.invalid")
+
+    @factory.post_generation
+    def licensed_states(agent, create, states, **kwargs):
+        for state in states or []:
+            AgentLicense.objects.create(agent=agent, state=state)
+
+
+class TransferNumberFactory(DjangoModelFactory):
+    """Numbers in creation order: the first made is the first a ping is offered (lowest id)."""
+
+    class Meta:
+        model = TransferNumber
+
+    number = factory.Sequence(lambda n: f"+1888570{n:04d}")
+
+
+class ReservationFactory(DjangoModelFactory):
+    """A live reservation made now for `ttl_seconds` (the rows it holds are not marked held)."""
+
+    class Meta:
+        model = Reservation
+
+    vendor = factory.SubFactory(VendorFactory)
+    agent = factory.SubFactory(AgentFactory, licensed_states=["AZ"])
+    transfer_number = factory.SubFactory(TransferNumberFactory)
+    phone_number = factory.Sequence(lambda n: f"+1480555{n:04d}")
+    state = "AZ"
+    agent_count = 1
+    ttl_seconds = 60
+    created_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyAttribute(lambda r: r.created_at + timedelta(seconds=r.ttl_seconds))
+
+
+class CallRecordFactory(DjangoModelFactory):
+    """A ping's record; `no_agent` unless a test says otherwise."""
+
+    class Meta:
+        model = CallRecord
+
+    vendor = factory.SubFactory(VendorFactory)
+    phone_number = factory.Sequence(lambda n: f"+1480123{n:04d}")
+    state = "AZ"
+    state_source = CallRecord.StateSource.AREA_CODE
+    outcome = CallRecord.Outcome.NO_AGENT
+    received_at = factory.LazyFunction(timezone.now)
+    tracking = factory.LazyFunction(dict)
+
+
+class UserFactory(DjangoModelFactory):
+    """A login with a known password (PASSWORD); no staff flag, no role."""
+
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password(PASSWORD)
+
+
+class StaffFactory(UserFactory):
+    """A staff login; `role="Operations"` or `"Analysts"` puts it in that group (as the
+    migration made it, with the migration's permissions)."""
+
+    is_staff = True
+
+    @factory.post_generation
+    def role(user, create, role, **kwargs):
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+
+
+class SuperuserFactory(UserFactory):
+    is_staff = True
+    is_superuser = True
