@@ -4,6 +4,7 @@ Defaults are the least a row needs; a test passes what its assertions depend on.
 demo data (`seed_demo`, the `demo` fixture) is for tests about the guide's examples only.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import factory
@@ -28,15 +29,16 @@ class VendorFactory(DjangoModelFactory):
     authorized_states = factory.LazyFunction(lambda: ["AZ", "CA"])
 
     @classmethod
-    def with_key(cls, **fields) -> tuple[Vendor, str]:
+    def with_key(cls, *, key: str | None = None, **fields) -> tuple[Vendor, str]:
         """A vendor and a key of its own, as the admin makes one: (vendor, the key itself)."""
         vendor = cls(**fields)
-        return vendor, vendor_key(vendor)
+        return vendor, vendor_key(vendor, key=key)
 
 
-def vendor_key(vendor: Vendor, *, label: str = "") -> str:
-    """A new key for the vendor; returns the key itself (only its digest is stored)."""
-    _, plain = vendor_key_create(vendor=vendor, label=label)
+def vendor_key(vendor: Vendor, *, label: str = "", key: str | None = None) -> str:
+    """A new key for the vendor (random unless given); returns the key itself (only its digest
+    is stored)."""
+    _, plain = vendor_key_create(vendor=vendor, label=label, key=key)
     return plain
 
 
@@ -63,6 +65,27 @@ class TransferNumberFactory(DjangoModelFactory):
         model = TransferNumber
 
     number = factory.Sequence(lambda n: f"+1888570{n:04d}")
+
+
+@dataclass
+class Floor:
+    """Who can take a call: free agents by the state they are licensed for, and the pool of
+    transfer numbers in the order a ping is offered them (the first made first)."""
+
+    agents: dict[str, list[Agent]]
+    numbers: list[TransferNumber]
+
+
+def floor_build(*, agents: dict[str, int], numbers: int) -> Floor:
+    """`agents` free agents per state, each licensed for that state only, and `numbers`
+    transfer numbers: floor_build(agents={"AZ": 3}, numbers=5)."""
+    return Floor(
+        agents={
+            state: AgentFactory.create_batch(count, licensed_states=[state])
+            for state, count in agents.items()
+        },
+        numbers=TransferNumberFactory.create_batch(numbers),
+    )
 
 
 class ReservationFactory(DjangoModelFactory):
