@@ -29,7 +29,9 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture
 def demo(db):
-    """The contract's demo data, as `seed_demo` makes it."""
+    """The contract's demo data, as `seed_demo` makes it: only for tests about the demo data
+    or the guide's examples written against it. Other tests build what they need with
+    tests/factories.py, so their numbers come from what they show."""
     call_command("seed_demo", stdout=io.StringIO())
 
 
