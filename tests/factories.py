@@ -4,11 +4,12 @@ Defaults are the least a row needs; a test passes what its assertions depend on.
 demo data (`seed_demo`, the `demo` fixture) is for tests about the guide's examples only.
 """
 
+import importlib
 from dataclasses import dataclass
 from datetime import timedelta
 
 import factory
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
@@ -120,6 +121,23 @@ class CallRecordFactory(DjangoModelFactory):
     tracking = factory.LazyFunction(dict)
 
 
+def role_group(name: str) -> Group:
+    """The role's group with the permissions the staff-roles migration gives it; made again
+    when a transactional test's flush has emptied the table the migration filled."""
+    roles = importlib.import_module("calls.migrations.0004_staff_roles").ROLES
+    group, created = Group.objects.get_or_create(name=name)
+    if created:
+        for app_label, by_model in roles[name].items():
+            for model, actions in by_model.items():
+                group.permissions.add(
+                    *Permission.objects.filter(
+                        content_type__app_label=app_label,
+                        codename__in=[f"{action}_{model}" for action in actions],
+                    )
+                )
+    return group
+
+
 class UserFactory(DjangoModelFactory):
     """A login with a known password (PASSWORD); no staff flag, no role."""
 
@@ -141,7 +159,7 @@ class StaffFactory(UserFactory):
     @factory.post_generation
     def role(user, create, role, **kwargs):
         if role:
-            user.groups.add(Group.objects.get(name=role))
+            user.groups.add(role_group(role))
 
 
 class SuperuserFactory(UserFactory):
