@@ -29,7 +29,9 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture
 def demo(db):
-    """The contract's demo data, as `seed_demo` makes it."""
+    """The contract's demo data, as `seed_demo` makes it: only for tests about the demo data
+    or the guide's examples written against it. Other tests build what they need with
+    tests/factories.py, so their numbers come from what they show."""
     call_command("seed_demo", stdout=io.StringIO())
 
 
@@ -63,37 +65,56 @@ def ping(api):
     return Pinger(api)
 
 
-# --- Staff admin: logins with each role ---------------------------------------------------------
+# --- Staff admin: one login per role, and its client -----------------------------------------
 @pytest.fixture
 def make_staff(db):
     """A staff login in the given role group ("Operations", "Analysts") or none."""
-    from django.contrib.auth.models import Group, User
+    from tests.factories import PASSWORD, StaffFactory
 
-    def make(username, role=None, *, password="correct horse battery staple"):
-        user = User.objects.create_user(username=username, password=password, is_staff=True)
-        if role:
-            user.groups.add(Group.objects.get(name=role))
-        return user
+    def make(username, role=None, *, password=PASSWORD):
+        return StaffFactory(username=username, role=role, password=password)
 
     return make
 
 
-@pytest.fixture
-def operations_client(make_staff):
+def _logged_in(user):
     from django.test import Client
 
     client = Client()
-    client.force_login(make_staff("olivia.ops", "Operations"))
+    client.force_login(user)
     return client
 
 
 @pytest.fixture
-def analyst_client(make_staff):
-    from django.test import Client
+def operations_user(make_staff):
+    return make_staff("olivia.ops", "Operations")
 
-    client = Client()
-    client.force_login(make_staff("arthur.analyst", "Analysts"))
-    return client
+
+@pytest.fixture
+def operations_client(operations_user):
+    return _logged_in(operations_user)
+
+
+@pytest.fixture
+def analyst(make_staff):
+    return make_staff("arthur.analyst", "Analysts")
+
+
+@pytest.fixture
+def analyst_client(analyst):
+    return _logged_in(analyst)
+
+
+@pytest.fixture
+def superuser(db):
+    from tests.factories import SuperuserFactory
+
+    return SuperuserFactory(username="root")
+
+
+@pytest.fixture
+def superuser_client(superuser):
+    return _logged_in(superuser)
 
 
 @pytest.fixture(autouse=True)

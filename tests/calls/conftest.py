@@ -1,7 +1,7 @@
-"""Fixtures for the calls tests: the carrier (telephony), analysts, operations staff and
-call records (exports), and a Celery worker with beat (reservation lifecycle).
+"""Fixtures for the calls tests: the carrier (telephony), a login that may view but not export
+call records, call records (exports), and a Celery worker with beat (reservation lifecycle).
 
-The groups are made here, as the admin's data migration makes them, so these tests stand alone.
+The roles' logins (analyst, operations, superuser) are the ones in tests/conftest.py.
 """
 
 import itertools
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from celery_support import CeleryStack, broker_problem
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
 from telephony_support import AUTH_TOKEN, Carrier
 
@@ -22,37 +22,22 @@ BASE_TIME = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
 _phones = itertools.count(4801230000)
 
 
-def _group(name: str, codenames: list[str]) -> Group:
-    group, _ = Group.objects.get_or_create(name=name)
-    group.permissions.set(
-        Permission.objects.filter(content_type__app_label="calls", codename__in=codenames)
+@pytest.fixture
+def call_viewer(make_staff) -> User:
+    """An Operations login also given the call records' view and change permissions, but not
+    the export one: what may see the records is not what may export them."""
+    user = make_staff("otto", "Operations")
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="calls", codename__in=["view_callrecord", "change_callrecord"]
+        )
     )
-    return group
-
-
-@pytest.fixture
-def analyst(db) -> User:
-    user = User.objects.create_user("ana", password="unused-password", is_staff=True)
-    user.groups.add(_group("Analysts", ["view_callrecord", "export_callrecord"]))
     return user
 
 
 @pytest.fixture
-def operator(db) -> User:
-    user = User.objects.create_user("otto", password="unused-password", is_staff=True)
-    user.groups.add(_group("Operations", ["view_callrecord", "change_callrecord"]))
-    return user
-
-
-@pytest.fixture
-def analyst_client(client, analyst):
-    client.force_login(analyst)
-    return client
-
-
-@pytest.fixture
-def operator_client(client, operator):
-    client.force_login(operator)
+def call_viewer_client(client, call_viewer):
+    client.force_login(call_viewer)
     return client
 
 
@@ -62,8 +47,8 @@ def analyst_token(analyst) -> str:
 
 
 @pytest.fixture
-def operator_token(operator) -> str:
-    return Token.objects.create(user=operator).key
+def call_viewer_token(call_viewer) -> str:
+    return Token.objects.create(user=call_viewer).key
 
 
 @pytest.fixture

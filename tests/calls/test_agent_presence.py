@@ -1,19 +1,30 @@
 """Agents go available or offline, from their page or a dialer's API; offline frees their holds."""
 
+import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from telephony_support import agent_with_token, dial_twiml
 
 from calls.models import CallRecord, InboundCall
 from routing.models import Agent, Reservation
+from tests.factories import VendorFactory, floor_build
 
+KEY = "c4e7a1f0-6b2d-4e93-8a5c-0f1d2e3b4a59"
 PING = {
-    "vendorKey": "6ab36a94-5dfb-4336-a559-63da6a5a26d2",
+    "vendorKey": KEY,
     "phoneNumber": "+14801234567",
     "stateCode": "AZ",
     "lead_id": "L-12345",
     "ad_url": "https://example.com/offer",
 }
+
+
+@pytest.fixture
+def floor(db):
+    """Acme Leads, a vendor for AZ with KEY; three agents licensed for AZ, one for CA, one for
+    TX; five transfer numbers."""
+    VendorFactory.with_key(name="Acme Leads", authorized_states=["AZ"], key=KEY)
+    return floor_build(agents={"AZ": 3, "CA": 1, "TX": 1}, numbers=5)
 
 
 def _status(api, agent_id, body, token=None):
@@ -22,7 +33,7 @@ def _status(api, agent_id, body, token=None):
 
 
 def test_it_releases_the_reservation_of_an_agent_going_offline_through_the_api(
-    demo, ping, api, carrier
+    floor, ping, api, carrier
 ):
     first = ping(PING).json()["data"]
     record = CallRecord.objects.get(request_id=first["requestId"])
@@ -52,11 +63,12 @@ def test_it_releases_the_reservation_of_an_agent_going_offline_through_the_api(
     inbound = InboundCall.objects.get(call_sid="CA500")
     assert (inbound.match, inbound.call_record_id) == ("late", record.pk)
     ping_after = ping({**PING, "phoneNumber": "+14805550123"}).json()["data"]
-    assert ping_after["agentCount"] == 1  # three AZ agents: one offline, one on the call
+    # All the AZ agents but one offline and one on the call.
+    assert ping_after["agentCount"] == len(floor.agents["AZ"]) - 2
 
 
-def test_it_restarts_the_idle_clock_when_an_agent_comes_available(demo, api):
-    agent, token = agent_with_token("Demo Agent AZ 1")
+def test_it_restarts_the_idle_clock_when_an_agent_comes_available(floor, api):
+    agent, token = agent_with_token(floor.agents["AZ"][0].name)
     _status(api, agent.pk, {"status": "offline"}, token)
     before = Agent.objects.get(pk=agent.pk).idle_since
 
@@ -70,9 +82,9 @@ def test_it_restarts_the_idle_clock_when_an_agent_comes_available(demo, api):
     assert Agent.objects.get(pk=agent.pk).idle_since == agent.idle_since
 
 
-def test_it_refuses_a_missing_token_another_agents_token_and_a_bad_status(demo, api):
-    agent, token = agent_with_token("Demo Agent AZ 1")
-    other = Agent.objects.get(name="Demo Agent AZ 2")
+def test_it_refuses_a_missing_token_another_agents_token_and_a_bad_status(floor, api):
+    agent, token = agent_with_token(floor.agents["AZ"][0].name)
+    other = floor.agents["AZ"][1]
 
     missing = _status(api, agent.pk, {"status": "offline"})
     wrong = _status(api, agent.pk, {"status": "offline"}, "0" * 40)
@@ -92,10 +104,10 @@ def test_it_refuses_a_missing_token_another_agents_token_and_a_bad_status(demo, 
 
 
 def test_it_lets_operations_change_any_agent_and_tells_them_of_an_unknown_one(
-    demo, api, make_staff
+    floor, api, make_staff
 ):
     token = Token.objects.create(user=make_staff("olivia.ops", "Operations")).key
-    agent = Agent.objects.get(name="Demo Agent CA 1")
+    (agent,) = floor.agents["CA"]
 
     changed = _status(api, agent.pk, {"status": "offline"}, token)
     unknown = _status(api, 999999, {"status": "offline"}, token)
@@ -104,7 +116,7 @@ def test_it_lets_operations_change_any_agent_and_tells_them_of_an_unknown_one(
     assert (unknown.status_code, unknown.json()["data"]["message"]) == (404, "Agent not found.")
 
 
-def test_the_agent_page_pops_the_reserved_call_with_the_vendors_tracking_data(demo, ping, client):
+def test_the_agent_page_pops_the_reserved_call_with_the_vendors_tracking_data(floor, ping, client):
     first = ping(PING).json()["data"]
     agent, _ = agent_with_token(CallRecord.objects.get(request_id=first["requestId"]).agent.name)
     client.force_login(agent.user)
@@ -114,12 +126,12 @@ def test_the_agent_page_pops_the_reserved_call_with_the_vendors_tracking_data(de
     assert page.status_code == 200
     html = page.content.decode()
     assert 'id="reservation"' in html
-    for shown in ("Demo Vendor", "+14801234567", "L-12345", "https://example.com/offer"):
+    for shown in ("Acme Leads", "+14801234567", "L-12345", "https://example.com/offer"):
         assert shown in html
     assert 'value="offline"' in html
 
 
-def test_the_agent_page_shows_the_call_on_the_line(demo, ping, client, carrier):
+def test_the_agent_page_shows_the_call_on_the_line(floor, ping, client, carrier):
     first = ping(PING).json()["data"]
     agent, _ = agent_with_token(CallRecord.objects.get(request_id=first["requestId"]).agent.name)
     carrier.voice(sid="CA501", to=first["transferTarget"], caller="+16025550100")
@@ -132,7 +144,7 @@ def test_the_agent_page_shows_the_call_on_the_line(demo, ping, client, carrier):
         assert shown in html
 
 
-def test_the_agent_page_buttons_go_offline_and_back(demo, ping, client):
+def test_the_agent_page_buttons_go_offline_and_back(floor, ping, client):
     first = ping(PING).json()["data"]
     record = CallRecord.objects.get(request_id=first["requestId"])
     agent, _ = agent_with_token(record.agent.name)
@@ -148,14 +160,15 @@ def test_the_agent_page_buttons_go_offline_and_back(demo, ping, client):
     assert Agent.objects.get(pk=agent.pk).status == "available"
 
 
-def test_the_agent_page_asks_for_a_login_and_refuses_users_who_are_not_agents(demo, client):
+def test_the_agent_page_asks_for_a_login_and_refuses_users_who_are_not_agents(floor, client):
     assert client.get("/agent/")["Location"] == "/agent/login/?next=/agent/"
     client.force_login(get_user_model().objects.create_user(username="analyst"))
     assert client.get("/agent/").status_code == 403
 
 
-def test_an_agent_can_sign_in_on_the_login_page(demo, client):
-    agent, _ = agent_with_token("Demo Agent TX 1")
+def test_an_agent_can_sign_in_on_the_login_page(floor, client):
+    (tx_agent,) = floor.agents["TX"]
+    agent, _ = agent_with_token(tx_agent.name)
     agent.user.set_password("a long enough password")
     agent.user.save()
 
@@ -164,4 +177,4 @@ def test_an_agent_can_sign_in_on_the_login_page(demo, client):
     )
 
     assert (signed_in.status_code, signed_in["Location"]) == (302, "/agent/")
-    assert "Demo Agent TX 1" in client.get("/agent/").content.decode()
+    assert tx_agent.name in client.get("/agent/").content.decode()

@@ -9,6 +9,14 @@ from telephony_support import agent_with_token
 from calls.models import CallRecord
 from routing.models import Agent, AgentStatusChange, Reservation
 from tests.conftest import AZ_PING
+from tests.factories import AgentFactory, VendorFactory, floor_build
+
+
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ whose key AZ_PING sends, two agents licensed for AZ, two numbers."""
+    VendorFactory.with_key(authorized_states=["AZ"], key=AZ_PING["vendorKey"])
+    return floor_build(agents={"AZ": 2}, numbers=2)
 
 
 def _set_offline(api, agent_id, token):
@@ -25,7 +33,7 @@ def _token_of(user):
 
 
 @pytest.fixture
-def reserved(demo, ping):
+def reserved(floor, ping):
     """A ping's live hold on an AZ agent, who has a login of their own."""
     answer = ping(AZ_PING).json()["data"]
     record = CallRecord.objects.get(request_id=answer["requestId"])
@@ -56,7 +64,7 @@ def test_it_refuses_a_staff_token_that_may_not_change_agents(api, make_staff, re
     assert not AgentStatusChange.objects.exists()
 
 
-def test_an_analyst_gets_403_for_an_agent_that_does_not_exist_too(api, make_staff, demo):
+def test_an_analyst_gets_403_for_an_agent_that_does_not_exist_too(api, make_staff, db):
     token = _token_of(make_staff("bea.bi-tool", "Analysts"))
 
     answer = _set_offline(api, 999999, token)
@@ -92,9 +100,9 @@ def test_it_lets_operations_a_superuser_and_the_agents_own_login_set_it_offline(
     )
 
 
-def test_an_operations_user_may_change_an_agent_that_is_not_their_own(api, make_staff, demo):
+def test_an_operations_user_may_change_an_agent_that_is_not_their_own(api, make_staff):
     token = _token_of(make_staff("olivia.ops", "Operations"))
-    other = Agent.objects.get(name="Demo Agent CA 1")
+    other = AgentFactory(licensed_states=["CA"])
 
     assert _set_offline(api, other.pk, token).status_code == 200
     assert Agent.objects.get(pk=other.pk).status == "offline"

@@ -9,6 +9,7 @@ import pytest
 
 from calls.models import CallRecord
 from tests.conftest import AZ_PING, PING_URL
+from tests.factories import VendorFactory, floor_build
 from vendors.models import Vendor
 
 
@@ -37,14 +38,21 @@ def test_it_answers_405_in_the_envelope_to_every_other_method(api):
         }
 
 
+@pytest.fixture
+def floor(db):
+    """Acme Leads, a vendor for AZ whose key AZ_PING sends; an agent licensed for AZ, a number."""
+    VendorFactory.with_key(name="Acme Leads", authorized_states=["AZ"], key=AZ_PING["vendorKey"])
+    return floor_build(agents={"AZ": 1}, numbers=1)
+
+
 # Random letters, so PostgreSQL cannot compress them under its index entry limit (2,704 bytes).
 LONG_LEAD_ID = "".join(random.Random(7).choices(string.ascii_letters + string.digits, k=6000))
 
 
 @pytest.mark.parametrize("vendor_active", [True, False], ids=["reserved", "rejected"])
-def test_it_records_a_lead_id_too_long_for_an_index_entry(demo, ping, vendor_active):
+def test_it_records_a_lead_id_too_long_for_an_index_entry(floor, ping, vendor_active):
     # The lead_id index held the whole text: PostgreSQL refused the call record's insert (500).
-    Vendor.objects.filter(name="Demo Vendor").update(is_active=vendor_active)
+    Vendor.objects.filter(name="Acme Leads").update(is_active=vendor_active)
 
     response = ping({**AZ_PING, "lead_id": LONG_LEAD_ID})
 
@@ -63,7 +71,7 @@ def chunked(body: bytes) -> dict:
     }
 
 
-def test_it_reads_a_body_sent_in_chunks(demo, ping):
+def test_it_reads_a_body_sent_in_chunks(floor, ping):
     # Django reads no body without a Content-Length: this was a 400 "must be a JSON object".
     body = json.dumps({**AZ_PING, "lead_id": "L-9"}).encode()
 
@@ -74,7 +82,7 @@ def test_it_reads_a_body_sent_in_chunks(demo, ping):
     assert CallRecord.objects.get().tracking == {"lead_id": "L-9"}
 
 
-def test_it_answers_413_to_a_body_in_chunks_over_the_limit(demo, ping, settings):
+def test_it_answers_413_to_a_body_in_chunks_over_the_limit(floor, ping, settings):
     body = json.dumps({**AZ_PING, "pad": "x" * settings.PING_MAX_BODY_BYTES}).encode()
 
     response = ping(body, **chunked(body))

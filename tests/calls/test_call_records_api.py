@@ -43,8 +43,8 @@ def test_it_refuses_a_wrong_token(api, records):
     assert response.json() == {"detail": "Invalid token."}
 
 
-def test_it_refuses_a_user_who_may_not_export(api, operator_token, records):
-    api.credentials(HTTP_AUTHORIZATION=f"Token {operator_token}")
+def test_it_refuses_a_user_who_may_not_export(api, call_viewer_token, records):
+    api.credentials(HTTP_AUTHORIZATION=f"Token {call_viewer_token}")
 
     response = api.get(URL)
 
@@ -243,7 +243,7 @@ def test_an_empty_cursor_starts_a_listing_and_is_audited(as_analyst, records, an
 
 
 def test_a_cursor_only_continues_the_listing_that_issued_it(
-    as_analyst, api, records, vendors, django_user_model
+    as_analyst, api, records, vendors, make_staff
 ):
     first = as_analyst.get(URL, {"vendor": vendors["acme"].pk, "page_size": 1}).json()
     cursor = parse_qs(urlsplit(first["next"]).query)["cursor"][0]
@@ -253,8 +253,7 @@ def test_a_cursor_only_continues_the_listing_that_issued_it(
     assert other_filters.status_code == 400
     assert other_filters.json() == {"cursor": [INVALID_CURSOR]}
 
-    colleague = django_user_model.objects.create_user("bea")
-    colleague.groups.set(django_user_model.objects.get(username="ana").groups.all())
+    colleague = make_staff("bea", "Analysts")
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=colleague).key}")
     same_filters = api.get(URL, {"vendor": vendors["acme"].pk, "cursor": cursor, "page_size": 1})
     assert same_filters.status_code == 400

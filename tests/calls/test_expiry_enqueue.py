@@ -10,8 +10,16 @@ from calls.models import CallRecord
 from config.celery import app
 from routing.models import Reservation
 from tests.conftest import AZ_PING
+from tests.factories import VendorFactory, floor_build
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ whose key AZ_PING sends, three agents licensed for AZ, five numbers."""
+    VendorFactory.with_key(authorized_states=["AZ"], key=AZ_PING["vendorKey"])
+    return floor_build(agents={"AZ": 3}, numbers=5)
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +49,7 @@ def broker_hung(monkeypatch):
 
 
 def test_a_ping_answers_promptly_when_the_broker_never_answers(
-    demo, ping, broker_hung, django_capture_on_commit_callbacks
+    floor, ping, broker_hung, django_capture_on_commit_callbacks
 ):
     # Without socket timeouts, queuing the expiry task waited on the silent socket for ever.
     started = time.monotonic()
@@ -55,7 +63,7 @@ def test_a_ping_answers_promptly_when_the_broker_never_answers(
 
 
 def test_a_ping_answers_and_reserves_when_the_broker_is_down(
-    demo, ping, broker_down, caplog, django_capture_on_commit_callbacks
+    floor, ping, broker_down, caplog, django_capture_on_commit_callbacks
 ):
     caplog.set_level(logging.WARNING, logger="calls.ping.service")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -65,7 +73,7 @@ def test_a_ping_answers_and_reserves_when_the_broker_is_down(
     assert answer.status_code == 200
     data = answer.json()["data"]
     assert data["agentAvailable"] is True
-    assert data["transferTarget"] == "+18775703926"
+    assert data["transferTarget"] == str(floor.numbers[0].number)
     reservation = Reservation.objects.get()
     assert reservation.status == "active"
     assert CallRecord.objects.get().outcome == "reserved"
@@ -75,9 +83,9 @@ def test_a_ping_answers_and_reserves_when_the_broker_is_down(
 
 
 def test_nothing_is_queued_for_a_ping_that_finds_no_agent(
-    demo, ping, django_capture_on_commit_callbacks
+    floor, ping, django_capture_on_commit_callbacks
 ):
-    for phone in ("+14805550100", "+14805550101", "+14805550102"):
+    for phone in [f"+1480555010{i}" for i in range(len(floor.agents["AZ"]))]:
         assert ping({**AZ_PING, "phoneNumber": phone}).json()["data"]["agentAvailable"] is True
 
     with django_capture_on_commit_callbacks() as callbacks:

@@ -10,8 +10,16 @@ from calls.models import CallRecord
 from calls.tasks import expire_due_reservations, expire_reservation
 from routing.models import Agent, Reservation, TransferNumber
 from tests.conftest import AZ_PING
+from tests.factories import VendorFactory, floor_build
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ whose key AZ_PING sends, three agents licensed for AZ, five numbers."""
+    VendorFactory.with_key(authorized_states=["AZ"], key=AZ_PING["vendorKey"])
+    return floor_build(agents={"AZ": 3}, numbers=5)
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +49,7 @@ def _snapshot():
 
 
 def test_it_expires_a_reservation_and_its_call_record_within_5_seconds_of_the_ttl(
-    demo, ping, settings, celery_stack
+    floor, ping, settings, celery_stack
 ):
     settings.RESERVATION_TTL_SECONDS = 2
     with celery_stack.running(beat=True):
@@ -61,7 +69,7 @@ def test_it_expires_a_reservation_and_its_call_record_within_5_seconds_of_the_tt
 
 
 def test_the_sweep_expires_a_reservation_whose_ttl_passed_while_no_worker_ran(
-    demo, ping, settings, celery_stack
+    floor, ping, settings, celery_stack
 ):
     settings.RESERVATION_TTL_SECONDS = 1
     assert ping(AZ_PING).status_code == 200
@@ -84,7 +92,7 @@ def test_the_sweep_expires_a_reservation_whose_ttl_passed_while_no_worker_ran(
 
 
 def test_running_the_expiry_task_twice_changes_nothing_the_second_time(
-    demo, ping, settings, celery_stack
+    floor, ping, settings, celery_stack
 ):
     settings.RESERVATION_TTL_SECONDS = 1
     assert ping(AZ_PING).status_code == 200
@@ -103,7 +111,9 @@ def test_running_the_expiry_task_twice_changes_nothing_the_second_time(
         assert _snapshot() == after_first
 
 
-def test_the_expiry_task_changes_nothing_after_the_call_arrived(demo, ping, settings, celery_stack):
+def test_the_expiry_task_changes_nothing_after_the_call_arrived(
+    floor, ping, settings, celery_stack
+):
     settings.RESERVATION_TTL_SECONDS = 1
     assert ping(AZ_PING).status_code == 200
     reservation = Reservation.objects.get()

@@ -150,19 +150,21 @@ def test_an_export_leaves_an_audit_record(analyst_client, analyst, records, vend
     assert export.finished_at is not None
 
 
-def test_an_operations_user_without_the_export_permission_is_refused(operator_client, records):
-    assert operator_client.get(EXPORT_URL).status_code == 403
-    assert operator_client.post(EXPORT_URL, {"format": "csv"}).status_code == 403
-    assert operator_client.post(EXPORT_URL, {"format": "xlsx"}).status_code == 403
+def test_a_viewer_without_the_export_permission_is_refused(call_viewer_client, records):
+    assert call_viewer_client.get(EXPORT_URL).status_code == 403
+    assert call_viewer_client.post(EXPORT_URL, {"format": "csv"}).status_code == 403
+    assert call_viewer_client.post(EXPORT_URL, {"format": "xlsx"}).status_code == 403
     assert not CallExport.objects.exists()
 
 
-def test_the_change_list_offers_export_to_analysts_only(analyst_client, client, operator, records):
+def test_the_change_list_offers_export_to_analysts_only(
+    analyst_client, client, call_viewer, records
+):
     page = analyst_client.get("/admin/calls/callrecord/?outcome__exact=no_agent")
     assert page.status_code == 200
     assert b'href="/admin/calls/callrecord/export/?outcome__exact=no_agent"' in page.content
 
-    client.force_login(operator)
+    client.force_login(call_viewer)
     page = client.get("/admin/calls/callrecord/")
     assert page.status_code == 200
     assert b"/admin/calls/callrecord/export/" not in page.content

@@ -116,12 +116,11 @@ def test_the_progress_page_refreshes_while_the_job_waits(analyst_client, records
 
 @pytest.mark.django_db
 def test_another_analyst_cannot_open_someone_elses_export(
-    analyst_client, records, client, django_user_model
+    analyst_client, records, client, make_staff
 ):
     analyst_client.post(EXPORT_URL, {"format": "xlsx"})
     export = CallExport.objects.get()
-    other = django_user_model.objects.create_user("bea", is_staff=True)
-    other.groups.set(django_user_model.objects.get(username="ana").groups.all())
+    other = make_staff("bea", "Analysts")
     client.force_login(other)
 
     assert client.get(f"/admin/calls/callrecord/export/{export.pk}/").status_code == 403

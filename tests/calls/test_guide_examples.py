@@ -1,4 +1,9 @@
-"""Every curl example of the integration guide, replayed, gets the answer the guide shows."""
+"""Every curl example of the integration guide, replayed, gets the answer the guide shows.
+
+These tests run on `seed_demo` on purpose: the guide's examples are written against the demo
+data (its keys, its three agents in Arizona, its first transfer number), so the numbers they
+assert come from the contract, not from a setup hidden from the test. Other tests build their
+own rows with tests/factories.py."""
 
 import re
 import uuid

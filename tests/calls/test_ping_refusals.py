@@ -10,6 +10,7 @@ from calls.models import CallRecord
 from calls.ping import views
 from routing.models import Agent, Reservation
 from tests.conftest import DEMO_KEY, PING_URL
+from tests.factories import AgentFactory, TransferNumberFactory, VendorFactory
 from vendors.models import Vendor, VendorKey
 
 BAD_KEY = "Vendor key was not found or not formatted correctly."
@@ -17,7 +18,17 @@ BAD_PHONE = "Invalid phone number format. Please provide a valid US phone number
 BAD_STATE = "Invalid state code. Please provide a valid two-letter US state code."
 BAD_BODY = "Request body must be a JSON object."
 
-pytestmark = pytest.mark.usefixtures("demo")
+
+@pytest.fixture(autouse=True)
+def vendor(db):
+    """Acme Leads, whose key is DEMO_KEY, authorized for AZ and CA; an agent licensed for AZ
+    and a transfer number, so that a ping these tests refuse would otherwise reserve."""
+    vendor, _ = VendorFactory.with_key(
+        name="Acme Leads", authorized_states=["AZ", "CA"], key=DEMO_KEY
+    )
+    AgentFactory(licensed_states=["AZ"])
+    TransferNumberFactory()
+    return vendor
 
 
 def assert_refused(response, status: int, message: str) -> None:
@@ -199,7 +210,7 @@ def test_it_answers_json_whatever_the_client_accepts(ping):
 
 
 def test_it_refuses_an_inactive_vendor_and_records_the_rejection(ping):
-    Vendor.objects.filter(name="Demo Vendor").update(is_active=False)
+    Vendor.objects.filter(name="Acme Leads").update(is_active=False)
 
     response = ping({"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567", "lead_id": "L-1"})
 
@@ -213,7 +224,7 @@ def test_it_refuses_an_inactive_vendor_and_records_the_rejection(ping):
 
 
 def test_an_inactive_vendor_can_still_validate_its_key(ping):
-    Vendor.objects.filter(name="Demo Vendor").update(is_active=False)
+    Vendor.objects.filter(name="Acme Leads").update(is_active=False)
 
     response = ping({"vendorKey": DEMO_KEY})
 

@@ -12,14 +12,24 @@ from calls.ping.views import ping_answer_data
 from calls.timestamps import format_timestamp
 from routing.allocation import NUMBER_WINDOW
 from routing.models import Agent, Reservation, TransferNumber
-from tests.conftest import ALL_STATES_KEY, DEMO_KEY
+from tests.factories import VendorFactory, floor_build
 
-pytestmark = pytest.mark.usefixtures("demo")
+KEY = "0d9c5a2e-4f7b-4c1e-9a36-8e2b7f1c5d40"
+ALL_STATES_KEY = "7e4b1c9a-2d3f-4a8e-b5c6-1f0e9d8c7b6a"
+
+
+@pytest.fixture(autouse=True)
+def floor(db):
+    """A vendor for AZ and CA with KEY, one for every state with ALL_STATES_KEY; three agents
+    licensed for AZ, two for CA, none anywhere else; ten transfer numbers."""
+    VendorFactory.with_key(name="Acme Leads", authorized_states=["AZ", "CA"], key=KEY)
+    VendorFactory.with_key(name="Everywhere Leads", all_states=True, key=ALL_STATES_KEY)
+    return floor_build(agents={"AZ": 3, "CA": 2}, numbers=10)
 
 
 def ping_at(moment, **fields):
     """The ping service itself at a chosen moment: a fake clock instead of waiting out a TTL."""
-    payload = {"vendorKey": DEMO_KEY, **fields}
+    payload = {"vendorKey": KEY, **fields}
     request_id = str(uuid.uuid4())
     # The answer's `data` as the view renders it.
     return ping_answer_data(
@@ -42,7 +52,7 @@ def ping_at(moment, **fields):
     ],
 )
 def test_it_accepts_the_guides_phone_formats_and_stores_e164(ping, phone):
-    response = ping({"vendorKey": DEMO_KEY, "phoneNumber": phone})
+    response = ping({"vendorKey": KEY, "phoneNumber": phone})
 
     assert response.status_code == 200
     assert response.json()["data"]["agentAvailable"] is True
@@ -57,7 +67,7 @@ def test_it_takes_territories_and_dc_from_the_area_code(ping, phone):
 
     assert response.status_code == 200
     assert response.json()["data"] == {
-        "agentAvailable": False,  # no demo agent is licensed there
+        "agentAvailable": False,  # no agent here is licensed there
         "timestamp": response.json()["data"]["timestamp"],
         "requestId": response["X-Request-ID"],
     }
@@ -68,7 +78,7 @@ def test_it_takes_territories_and_dc_from_the_area_code(ping, phone):
 
 def test_a_state_code_overrides_the_area_code(ping):
     # A Dallas number, but the vendor says the caller is in California.
-    response = ping({"vendorKey": DEMO_KEY, "phoneNumber": "+12145550100", "stateCode": "ca"})
+    response = ping({"vendorKey": KEY, "phoneNumber": "+12145550100", "stateCode": "ca"})
 
     assert response.status_code == 200
     assert response.json()["data"]["agentAvailable"] is True
@@ -78,7 +88,7 @@ def test_a_state_code_overrides_the_area_code(ping):
 
 
 def test_a_null_state_code_is_the_same_as_none(ping):
-    response = ping({"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567", "stateCode": None})
+    response = ping({"vendorKey": KEY, "phoneNumber": "+14801234567", "stateCode": None})
 
     assert response.status_code == 200
     assert CallRecord.objects.get().state_source == "area_code"
@@ -97,7 +107,7 @@ def test_it_stores_the_tracking_data_verbatim(ping):
         "formula": '=HYPERLINK("http://x","y")',
     }
 
-    response = ping({"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567", **tracking})
+    response = ping({"vendorKey": KEY, "phoneNumber": "+14801234567", **tracking})
 
     assert response.status_code == 200
     record = CallRecord.objects.get()
@@ -107,7 +117,7 @@ def test_it_stores_the_tracking_data_verbatim(ping):
 
 def test_tracking_data_no_database_can_hold_is_kept_readable_not_refused(ping):
     raw = (
-        '{"vendorKey": "' + DEMO_KEY + '", "phoneNumber": "+14801234567", '
+        '{"vendorKey": "' + KEY + '", "phoneNumber": "+14801234567", '
         '"nul": "a\\u0000b", "surrogate": "\\ud800x", "huge": 1e400, '
         '"long": ' + "9" * 5000 + "}"
     )
@@ -126,8 +136,8 @@ def test_tracking_data_no_database_can_hold_is_kept_readable_not_refused(ping):
     }
 
 
-def test_it_reserves_an_agent_and_a_number_and_records_it(ping):
-    response = ping({"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567", "lead_id": "L-1"})
+def test_it_reserves_an_agent_and_a_number_and_records_it(ping, floor):
+    response = ping({"vendorKey": KEY, "phoneNumber": "+14801234567", "lead_id": "L-1"})
 
     data = response.json()["data"]
     reservation = Reservation.objects.get()
@@ -140,34 +150,34 @@ def test_it_reserves_an_agent_and_a_number_and_records_it(ping):
     assert record.reservation == reservation
     assert record.agent == reservation.agent
     assert record.transfer_target == data["transferTarget"]
-    assert (record.agent_count, record.ttl_seconds) == (3, 60)
+    assert (record.agent_count, record.ttl_seconds) == (len(floor.agents["AZ"]), 60)
     assert str(record.request_id) == data["requestId"]
-    assert record.vendor.name == "Demo Vendor"
+    assert record.vendor.name == "Acme Leads"
 
 
-def test_each_ping_for_a_new_caller_takes_another_agent_and_number(ping):
+def test_each_ping_for_a_new_caller_takes_another_agent_and_number(ping, floor):
+    az_agents = len(floor.agents["AZ"])
     answers = [
-        ping({"vendorKey": DEMO_KEY, "phoneNumber": f"+1480555010{i}"}).json()["data"]
-        for i in range(4)
+        ping({"vendorKey": KEY, "phoneNumber": f"+1480555010{i}"}).json()["data"]
+        for i in range(az_agents + 1)
     ]
 
-    assert [a["agentAvailable"] for a in answers] == [True, True, True, False]
-    assert [a.get("agentCount") for a in answers] == [3, 2, 1, None]
-    targets = [a["transferTarget"] for a in answers[:3]]
-    assert len(set(targets)) == 3
-    assert targets[0] == "+18775703926"
-    assert Reservation.objects.values("agent").distinct().count() == 3
+    assert [a["agentAvailable"] for a in answers] == [True] * az_agents + [False]
+    # Each answer counts the free agents, the one it reserves included: 3, 2, 1.
+    assert [a.get("agentCount") for a in answers] == [*range(az_agents, 0, -1), None]
+    targets = [a["transferTarget"] for a in answers[:az_agents]]
+    assert len(set(targets)) == az_agents
+    assert targets[0] == str(floor.numbers[0].number)
+    assert Reservation.objects.values("agent").distinct().count() == az_agents
     assert list(CallRecord.objects.order_by("id").values_list("outcome", flat=True)) == [
-        "reserved",
-        "reserved",
-        "reserved",
+        *["reserved"] * az_agents,
         "no_agent",
     ]
 
 
-def test_it_offers_the_longest_idle_agent_first():
+def test_it_offers_the_longest_idle_agent_first(floor):
     now = timezone.now()
-    agents = list(Agent.objects.filter(licenses__state="AZ").order_by("id"))
+    agents = floor.agents["AZ"]
     for minutes_idle, agent in zip([5, 30, 10], agents, strict=True):
         Agent.objects.filter(pk=agent.pk).update(idle_since=now - timedelta(minutes=minutes_idle))
 
@@ -176,10 +186,10 @@ def test_it_offers_the_longest_idle_agent_first():
     assert Reservation.objects.get().agent == agents[1]
 
 
-def test_it_hands_out_the_number_released_longest_ago():
+def test_it_hands_out_the_number_released_longest_ago(floor):
     now = timezone.now()
     TransferNumber.objects.update(held_until=now - timedelta(seconds=5))
-    oldest = TransferNumber.objects.order_by("id")[7]
+    oldest = floor.numbers[7]
     TransferNumber.objects.filter(pk=oldest.pk).update(held_until=now - timedelta(hours=1))
 
     data = ping_at(now, phoneNumber="+14805550100")
@@ -229,26 +239,26 @@ def test_holds_are_spread_over_a_large_pool():
     assert not targets <= first_window
 
 
-def test_offline_and_busy_agents_are_not_offered_or_counted():
+def test_offline_and_busy_agents_are_not_offered_or_counted(floor):
     now = timezone.now()
-    az = Agent.objects.filter(licenses__state="AZ").order_by("id")
-    Agent.objects.filter(pk=az[0].pk).update(status=Agent.Status.OFFLINE)
-    Agent.objects.filter(pk=az[1].pk).update(on_call_since=now)
+    offline, busy, free = floor.agents["AZ"]
+    Agent.objects.filter(pk=offline.pk).update(status=Agent.Status.OFFLINE)
+    Agent.objects.filter(pk=busy.pk).update(on_call_since=now)
 
     data = ping_at(now, phoneNumber="+14805550100")
 
     assert data["agentCount"] == 1
-    assert Reservation.objects.get().agent == az[2]
+    assert Reservation.objects.get().agent == free
 
 
-def test_a_repeat_answers_as_the_first_did_and_reserves_nothing_new():
+def test_a_repeat_answers_as_the_first_did_and_reserves_nothing_new(floor):
     now = timezone.now()
     first = ping_at(now, phoneNumber="+14805550100", stateCode="AZ", lead_id="L-1")
 
     repeat = ping_at(now + timedelta(seconds=20.5), phoneNumber="(480) 555-0100", lead_id="L-2")
 
     assert repeat["transferTarget"] == first["transferTarget"]
-    assert repeat["agentCount"] == first["agentCount"] == 3
+    assert repeat["agentCount"] == first["agentCount"] == len(floor.agents["AZ"])
     assert repeat["ttlSeconds"] == 40  # 39.5 s left, rounded up
     assert repeat["requestId"] != first["requestId"]
     assert repeat["timestamp"] != first["timestamp"]
@@ -300,9 +310,10 @@ def test_the_same_caller_in_another_state_is_a_repeat_of_the_first():
     }
 
 
-def test_a_reservation_past_its_ttl_holds_nothing_with_no_worker_running():
+def test_a_reservation_past_its_ttl_holds_nothing_with_no_worker_running(floor):
+    az_agents = len(floor.agents["AZ"])
     now = timezone.now()
-    for i in range(3):
+    for i in range(az_agents):
         ping_at(now, phoneNumber=f"+1480555010{i}")
     assert ping_at(now + timedelta(seconds=59), phoneNumber="+14805550199")["agentAvailable"] is (
         False
@@ -311,7 +322,7 @@ def test_a_reservation_past_its_ttl_holds_nothing_with_no_worker_running():
     later = ping_at(now + timedelta(seconds=60), phoneNumber="+14805550199")
 
     assert later["agentAvailable"] is True
-    assert later["agentCount"] == 3
+    assert later["agentCount"] == az_agents
     # The agent freed by time kept their place: nobody's idle clock restarted.
     assert Agent.objects.filter(idle_since__gt=now).count() == 0
 
@@ -329,7 +340,7 @@ def test_after_the_ttl_the_same_caller_gets_a_new_reservation_not_a_repeat():
 
 
 def test_key_validation_reserves_nothing_and_writes_no_record(ping):
-    ping({"vendorKey": DEMO_KEY})
+    ping({"vendorKey": KEY})
 
     assert CallRecord.objects.count() == 0
     assert Reservation.objects.count() == 0
@@ -338,7 +349,7 @@ def test_key_validation_reserves_nothing_and_writes_no_record(ping):
 def test_the_ttl_is_configurable(ping, settings):
     settings.RESERVATION_TTL_SECONDS = 15
 
-    data = ping({"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567"}).json()["data"]
+    data = ping({"vendorKey": KEY, "phoneNumber": "+14801234567"}).json()["data"]
 
     assert data["ttlSeconds"] == 15
     reservation = Reservation.objects.get()
@@ -347,13 +358,13 @@ def test_the_ttl_is_configurable(ping, settings):
 
 def test_exactly_one_call_record_per_ping_that_passes_the_checks(ping):
     bodies = [
-        {"vendorKey": DEMO_KEY},  # key validation: none
+        {"vendorKey": KEY},  # key validation: none
         {"vendorKey": "bad", "phoneNumber": "+14801234567"},  # 401: none
-        {"vendorKey": DEMO_KEY, "phoneNumber": "bad"},  # 400: none
-        {"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567", "stateCode": "XX"},  # 400: none
-        {"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567"},  # reserved
-        {"vendorKey": DEMO_KEY, "phoneNumber": "+14801234567"},  # repeat
-        {"vendorKey": DEMO_KEY, "phoneNumber": "+12145550100"},  # rejected (TX)
+        {"vendorKey": KEY, "phoneNumber": "bad"},  # 400: none
+        {"vendorKey": KEY, "phoneNumber": "+14801234567", "stateCode": "XX"},  # 400: none
+        {"vendorKey": KEY, "phoneNumber": "+14801234567"},  # reserved
+        {"vendorKey": KEY, "phoneNumber": "+14801234567"},  # repeat
+        {"vendorKey": KEY, "phoneNumber": "+12145550100"},  # rejected (TX)
     ]
 
     request_ids = [ping(body)["X-Request-ID"] for body in bodies]
@@ -368,11 +379,11 @@ def test_the_service_answers_in_plain_python_and_the_view_in_the_contracts_words
     request_id = str(uuid.uuid4())
 
     answer = vendor_ping(
-        payload={"vendorKey": DEMO_KEY, "phoneNumber": "+14805550100"},
+        payload={"vendorKey": KEY, "phoneNumber": "+14805550100"},
         request_id=request_id,
         now=now,
     )
-    validation = vendor_ping(payload={"vendorKey": DEMO_KEY}, request_id=request_id, now=now)
+    validation = vendor_ping(payload={"vendorKey": KEY}, request_id=request_id, now=now)
 
     reservation = Reservation.objects.get()
     assert answer == PingAnswer(

@@ -17,10 +17,23 @@ from calls.ping import service as calls_services
 from routing.models import Agent, Reservation, TransferNumber
 from routing.services import database_now, reservation_release
 from tests.conftest import ALL_STATES_KEY, DEMO_KEY, PING_URL
+from tests.factories import VendorFactory, floor_build
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-# The rounds use the vendor authorized everywhere, for TX, where the demo has ten agents.
+TX_AGENTS = 10
+
+
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ and CA with DEMO_KEY, one for every state with ALL_STATES_KEY; three
+    agents licensed for AZ, three for CA, TX_AGENTS for TX; twenty transfer numbers."""
+    VendorFactory.with_key(authorized_states=["AZ", "CA"], key=DEMO_KEY)
+    VendorFactory.with_key(all_states=True, key=ALL_STATES_KEY)
+    return floor_build(agents={"AZ": 3, "CA": 3, "TX": TX_AGENTS}, numbers=20)
+
+
+# The rounds use the vendor authorized everywhere, for TX, where there are TX_AGENTS agents.
 CONTROL_TRIES = 10
 PINGS_AT_ONCE = 8
 # From the fourth round on, fewer TX agents are free than pings race: a repeat that took an agent
@@ -61,7 +74,7 @@ def _ping_rounds():
         yield phone, _ping_at_once(body, PINGS_AT_ONCE)
 
 
-def test_without_the_caller_lock_a_racing_repeat_is_told_no_agent_is_free(demo, monkeypatch):
+def test_without_the_caller_lock_a_racing_repeat_is_told_no_agent_is_free(floor, monkeypatch):
     # The control: proves the race is real, so the lock is what prevents it. Eight pings for one
     # caller race for AZ's three agents; one try that shows it is enough.
     # No lock, only the clock it reads.
@@ -93,7 +106,7 @@ def test_without_the_caller_lock_a_racing_repeat_is_told_no_agent_is_free(demo, 
     pytest.fail(f"the race never showed in {CONTROL_TRIES} tries")
 
 
-def test_racing_repeats_leave_scarce_agents_alone_and_answer_at_most_the_ttl(demo):
+def test_racing_repeats_leave_scarce_agents_alone_and_answer_at_most_the_ttl(floor):
     for phone, answers in _ping_rounds():
         assert [answer.status_code for answer in answers] == [200] * PINGS_AT_ONCE
         data = [answer.json()["data"] for answer in answers]
@@ -114,7 +127,7 @@ def test_racing_repeats_leave_scarce_agents_alone_and_answer_at_most_the_ttl(dem
     assert TransferNumber.objects.exclude(held_until=None).count() == ROUNDS
 
 
-def test_one_caller_pinged_at_once_in_three_states_holds_one_agent(demo):
+def test_one_caller_pinged_at_once_in_three_states_holds_one_agent(floor):
     # The vendor authorized everywhere names AZ, CA and TX for one caller, two pings each, all
     # at once: the first to reserve holds the caller's one agent, every other ping is its repeat.
     for round_ in range(ROUNDS):

@@ -12,6 +12,7 @@ from calls.ping.service import vendor_ping
 from routing.models import Agent, Reservation, TransferNumber
 from routing.services import reservation_release
 from tests.conftest import DEMO_KEY
+from tests.factories import VendorFactory, floor_build
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,14 @@ def _ping(now, phone="+14801234567"):
 
 
 @pytest.fixture
-def start(demo):
+def floor(db):
+    """A vendor for AZ whose key is DEMO_KEY, three agents licensed for AZ, five numbers."""
+    VendorFactory.with_key(authorized_states=["AZ"], key=DEMO_KEY)
+    return floor_build(agents={"AZ": 3}, numbers=5)
+
+
+@pytest.fixture
+def start(floor):
     return timezone.now()
 
 
@@ -117,21 +125,23 @@ def test_releasing_a_reservation_past_its_ttl_changes_nothing_and_the_sweep_expi
     assert (reservation.status, reservation.ended_at) == ("expired", reservation.expires_at)
 
 
-def test_the_sweep_expires_the_call_record_of_a_reservation_a_later_ping_marked_expired(start):
-    # Three AZ agents: the fourth caller, after the TTL, takes the first caller's agent back, and
-    # the ping itself marks that stale reservation expired before any sweep ran.
-    for index in range(3):
+def test_the_sweep_expires_the_call_record_of_a_reservation_a_later_ping_marked_expired(
+    start, floor
+):
+    # Every AZ agent reserved: one more caller, after the TTL, takes the first caller's agent
+    # back, and the ping itself marks that stale reservation expired before any sweep ran.
+    az_agents = len(floor.agents["AZ"])
+    for index in range(az_agents):
         _ping(start, phone=f"+1480555010{index}")
     _ping(start + TTL, phone="+14805550199")
     assert Reservation.objects.filter(status="expired").count() == 1
 
     expiry = call_records_expire_due(now=start + TTL)
 
-    assert expiry == Expiry(reservations=2, call_records=3)
+    # The other stale reservations, and the call records of all of them.
+    assert expiry == Expiry(reservations=az_agents - 1, call_records=az_agents)
     assert sorted(CallRecord.objects.values_list("outcome", flat=True)) == [
-        "expired",
-        "expired",
-        "expired",
+        *["expired"] * az_agents,
         "reserved",
     ]
 
@@ -148,8 +158,8 @@ def test_it_changes_nothing_the_second_time(start):
     assert (list(Reservation.objects.values()), list(CallRecord.objects.values())) == rows
 
 
-def test_an_expired_agent_is_handed_out_again_at_once_and_keeps_their_place(start):
-    agents = list(Agent.objects.licensed_for("AZ").order_by("idle_since", "id"))
+def test_an_expired_agent_is_handed_out_again_at_once_and_keeps_their_place(start, floor):
+    agents = floor.agents["AZ"]  # longest idle first: made first
     idle_since = {agent.pk: agent.idle_since for agent in agents}
     _ping(start, phone="+14805550100")
     first = Reservation.objects.get()

@@ -12,6 +12,15 @@ from telephony_support import HANGUP_TWIML, message_twiml, record_of
 from calls.models import DialAttempt, InboundCall
 from routing.models import Agent
 from tests.conftest import AZ_PING
+from tests.factories import VendorFactory, floor_build
+
+
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ and CA whose key AZ_PING sends; three agents licensed for AZ (as many
+    as the carrier fixture's tries), three for CA; five transfer numbers."""
+    VendorFactory.with_key(authorized_states=["AZ", "CA"], key=AZ_PING["vendorKey"])
+    return floor_build(agents={"AZ": 3, "CA": 3}, numbers=5)
 
 
 def _ended(record):
@@ -19,7 +28,7 @@ def _ended(record):
 
 
 def test_it_keeps_a_call_that_rang_out_everywhere_at_0_seconds_when_the_caller_hangs_up(
-    demo, ping, carrier, settings
+    floor, ping, carrier, settings
 ):
     first = ping(AZ_PING).json()["data"]
     carrier.voice(sid="CA700", to=first["transferTarget"])
@@ -37,7 +46,7 @@ def test_it_keeps_a_call_that_rang_out_everywhere_at_0_seconds_when_the_caller_h
 
 
 def test_it_keeps_a_call_the_caller_left_while_it_rang_at_0_seconds_when_the_dial_action_is_late(
-    demo, ping, carrier
+    floor, ping, carrier
 ):
     first = ping(AZ_PING).json()["data"]
     reserved = record_of(first).agent
@@ -56,7 +65,7 @@ def test_it_keeps_a_call_the_caller_left_while_it_rang_at_0_seconds_when_the_dia
 
 
 def test_it_counts_the_talk_time_not_the_whole_call_when_the_dial_action_comes_after_the_call(
-    demo, ping, carrier
+    floor, ping, carrier
 ):
     first = ping(AZ_PING).json()["data"]
     reserved = record_of(first).agent
@@ -82,7 +91,7 @@ def test_it_counts_the_talk_time_not_the_whole_call_when_the_dial_action_comes_a
     assert Agent.objects.get(pk=reserved.pk).last_call_ended_at == reserved.last_call_ended_at
 
 
-def test_it_keeps_a_leg_answered_when_its_ringing_callback_arrives_late(demo, ping, carrier):
+def test_it_keeps_a_leg_answered_when_its_ringing_callback_arrives_late(floor, ping, carrier):
     first = ping(AZ_PING).json()["data"]
     reserved = record_of(first).agent
     carrier.voice(sid="CA703", to=first["transferTarget"])
@@ -100,7 +109,7 @@ def test_it_keeps_a_leg_answered_when_its_ringing_callback_arrives_late(demo, pi
     assert reserved.last_call_ended_at == reserved.idle_since == record.ended_at
 
 
-def test_it_keeps_the_callers_call_ended_when_an_earlier_status_arrives_late(demo, ping, carrier):
+def test_it_keeps_the_callers_call_ended_when_an_earlier_status_arrives_late(floor, ping, carrier):
     first = ping(AZ_PING).json()["data"]
     carrier.voice(sid="CA704", to=first["transferTarget"])
     carrier.dial_status(sid="CA704", attempt=1, status="completed", duration=30)
@@ -132,7 +141,7 @@ def _only_agent_in_az(reserved):
 
 
 def test_it_records_a_talk_whose_answered_callback_was_lost_when_the_dial_action_says_so_late(
-    demo, ping, carrier
+    floor, ping, carrier
 ):
     first, reserved = _talk_heard_only_from_the_dial_action(carrier, ping, "CA705")
 
@@ -159,7 +168,7 @@ def test_it_records_a_talk_whose_answered_callback_was_lost_when_the_dial_action
 
 
 def test_it_leaves_an_agent_on_another_call_by_then_alone_when_a_late_dial_action_says_they_talked(
-    demo, ping, carrier
+    floor, ping, carrier
 ):
     first, reserved = _talk_heard_only_from_the_dial_action(carrier, ping, "CA706")
     _only_agent_in_az(reserved)
@@ -184,7 +193,7 @@ def test_it_leaves_an_agent_on_another_call_by_then_alone_when_a_late_dial_actio
     "wrap_up_seconds", [10, 600], ids=["the-pings-hold-ends-later", "the-wrap-up-ends-later"]
 )
 def test_an_agent_a_ping_held_since_is_held_until_the_later_of_that_hold_and_the_wrap_up(
-    demo, ping, carrier, wrap_up_seconds
+    floor, ping, carrier, wrap_up_seconds
 ):
     _, reserved = _talk_heard_only_from_the_dial_action(
         carrier, ping, "CA708", wrap_up_seconds=wrap_up_seconds

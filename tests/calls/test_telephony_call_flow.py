@@ -1,13 +1,15 @@
 """A whole call, end to end through HTTP: ping, transfer, agent, status callbacks, agent free."""
 
+import pytest
 from telephony_support import HANGUP_TWIML, dial_twiml
 
 from calls.models import CallRecord, DialAttempt, InboundCall
 from routing.models import Agent, Reservation
+from tests.factories import VendorFactory, floor_build
 
-DEMO_KEY = "6ab36a94-5dfb-4336-a559-63da6a5a26d2"
+KEY = "5b2f8d41-93ce-4a07-8e1d-6c4a2b9f0e73"
 PING = {
-    "vendorKey": DEMO_KEY,
+    "vendorKey": KEY,
     "phoneNumber": "+14801234567",
     "stateCode": "AZ",
     "lead_id": "L-12345",
@@ -16,16 +18,24 @@ PING = {
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ with KEY, three agents licensed for AZ, five transfer numbers."""
+    VendorFactory.with_key(authorized_states=["AZ"], key=KEY)
+    return floor_build(agents={"AZ": 3}, numbers=5)
+
+
 def test_it_connects_the_transferred_call_to_the_reserved_agent_and_frees_them_at_the_end(
-    demo, ping, carrier
+    floor, ping, carrier
 ):
+    first_number = str(floor.numbers[0].number)
     first = ping(PING).json()["data"]
-    assert first["agentCount"] == 3
-    assert first["transferTarget"] == "+18775703926"
+    assert first["agentCount"] == len(floor.agents["AZ"])
+    assert first["transferTarget"] == first_number
     record = CallRecord.objects.get(request_id=first["requestId"])
     reserved = record.agent
 
-    answer = carrier.voice(sid="CA100", to="+18775703926", caller="+14801234567")
+    answer = carrier.voice(sid="CA100", to=first_number, caller="+14801234567")
 
     assert answer.status_code == 200
     assert answer["Content-Type"].startswith("text/xml")
@@ -74,14 +84,14 @@ def test_it_connects_the_transferred_call_to_the_reserved_agent_and_frees_them_a
     assert reserved.status == Agent.Status.AVAILABLE
     assert reserved.last_call_ended_at == reserved.idle_since == record.ended_at
 
-    # Free again: a new ping counts all three, and the longest idle is now someone else.
+    # Free again: a new ping counts them all, and the longest idle is now someone else.
     again = ping({**PING, "phoneNumber": "+14805550123"}).json()["data"]
     assert again["agentAvailable"] is True
-    assert again["agentCount"] == 3
+    assert again["agentCount"] == len(floor.agents["AZ"])
     assert CallRecord.objects.get(request_id=again["requestId"]).agent_id != reserved.pk
 
 
-def test_it_holds_the_agent_through_their_wrap_up_time(demo, ping, carrier):
+def test_it_holds_the_agent_through_their_wrap_up_time(floor, ping, carrier):
     first = ping(PING).json()["data"]
     reserved = CallRecord.objects.get(request_id=first["requestId"]).agent
     Agent.objects.filter(pk=reserved.pk).update(wrap_up_seconds=3600)
@@ -91,10 +101,12 @@ def test_it_holds_the_agent_through_their_wrap_up_time(demo, ping, carrier):
     reserved.refresh_from_db()
     assert reserved.on_call_since is None
     assert (reserved.held_until - reserved.last_call_ended_at).total_seconds() == 3600
-    assert ping({**PING, "phoneNumber": "+14805550123"}).json()["data"]["agentCount"] == 2
+    # Everyone but the agent in wrap-up.
+    answer = ping({**PING, "phoneNumber": "+14805550123"}).json()["data"]
+    assert answer["agentCount"] == len(floor.agents["AZ"]) - 1
 
 
-def test_it_records_both_numbers_when_the_caller_id_differs_from_the_ping(demo, ping, carrier):
+def test_it_records_both_numbers_when_the_caller_id_differs_from_the_ping(floor, ping, carrier):
     first = ping(PING).json()["data"]
     carrier.voice(sid="CA102", to=first["transferTarget"], caller="+1 (602) 555-0100")
 
@@ -106,7 +118,7 @@ def test_it_records_both_numbers_when_the_caller_id_differs_from_the_ping(demo, 
     )
 
 
-def test_it_leaves_the_witness_unknown_when_the_caller_id_is_withheld(demo, ping, carrier):
+def test_it_leaves_the_witness_unknown_when_the_caller_id_is_withheld(floor, ping, carrier):
     first = ping(PING).json()["data"]
     carrier.voice(sid="CA103", to=first["transferTarget"], caller="Anonymous")
 
@@ -115,7 +127,7 @@ def test_it_leaves_the_witness_unknown_when_the_caller_id_is_withheld(demo, ping
 
 
 def test_it_frees_the_agent_when_the_caller_hangs_up_mid_call_without_a_dial_action(
-    demo, ping, carrier
+    floor, ping, carrier
 ):
     first = ping(PING).json()["data"]
     reserved = CallRecord.objects.get(request_id=first["requestId"]).agent
@@ -133,7 +145,7 @@ def test_it_frees_the_agent_when_the_caller_hangs_up_mid_call_without_a_dial_act
 
 
 def test_it_takes_durations_and_attempts_in_other_than_ascii_digits_as_not_given(
-    demo, ping, carrier
+    floor, ping, carrier
 ):
     first = ping(PING).json()["data"]
     reserved = CallRecord.objects.get(request_id=first["requestId"]).agent
@@ -170,7 +182,7 @@ def test_it_takes_durations_and_attempts_in_other_than_ascii_digits_as_not_given
 
 
 def test_it_answers_a_repeated_voice_webhook_as_before_without_a_second_attempt(
-    demo, ping, carrier
+    floor, ping, carrier
 ):
     first = ping(PING).json()["data"]
     one = carrier.voice(sid="CA105", to=first["transferTarget"])
@@ -181,13 +193,15 @@ def test_it_answers_a_repeated_voice_webhook_as_before_without_a_second_attempt(
     assert DialAttempt.objects.filter(inbound_call__call_sid="CA105").count() == 1
 
 
-def test_staff_see_an_inbound_call_and_its_attempts_in_the_admin(demo, ping, carrier, admin_client):
+def test_staff_see_an_inbound_call_and_its_attempts_in_the_admin(
+    floor, ping, carrier, superuser_client
+):
     first = ping(PING).json()["data"]
     carrier.voice(sid="CA106", to=first["transferTarget"])
     inbound = InboundCall.objects.get(call_sid="CA106")
 
-    listing = admin_client.get("/admin/calls/inboundcall/?match=matched")
-    detail = admin_client.get(f"/admin/calls/inboundcall/{inbound.pk}/change/")
+    listing = superuser_client.get("/admin/calls/inboundcall/?match=matched")
+    detail = superuser_client.get(f"/admin/calls/inboundcall/{inbound.pk}/change/")
 
     assert listing.status_code == 200 and "CA106" in listing.content.decode()
     assert detail.status_code == 200

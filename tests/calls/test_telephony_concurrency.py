@@ -14,6 +14,16 @@ from calls.models import CallRecord, DialAttempt, InboundCall
 from routing.models import Agent, Reservation
 from routing.services import reservation_connect
 from tests.conftest import AZ_PING
+from tests.factories import VendorFactory, floor_build
+
+
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ and CA whose key AZ_PING sends; three agents licensed for AZ (as many
+    as the carrier fixture's tries), three for CA; five transfer numbers."""
+    VendorFactory.with_key(authorized_states=["AZ", "CA"], key=AZ_PING["vendorKey"])
+    return floor_build(agents={"AZ": 3, "CA": 3}, numbers=5)
+
 
 ARRIVALS = 8
 
@@ -42,7 +52,7 @@ def _arrive_together(count, arrive):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_calls_on_one_number_never_connect_its_reservation_twice(
-    demo, ping, carrier, settings
+    floor, ping, carrier, settings
 ):
     for round_number in range(3):
         first = ping({**AZ_PING, "phoneNumber": f"+1480555010{round_number}"}).json()["data"]
@@ -83,7 +93,7 @@ def test_concurrent_calls_on_one_number_never_connect_its_reservation_twice(
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_without_the_locked_live_condition_two_arrivals_both_connect(demo, ping):
+def test_without_the_locked_live_condition_two_arrivals_both_connect(floor, ping):
     """The control: read the live reservation, then mark it connected by id. Two arrivals that
     both read before either writes both "connect" it; reservation_connect's locked query with the
     live condition in it is what the test above shows connecting once."""
@@ -110,7 +120,7 @@ def test_without_the_locked_live_condition_two_arrivals_both_connect(demo, ping)
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_connect_service_connects_a_live_reservation_once_however_often_it_is_called(
-    demo, ping
+    floor, ping
 ):
     ping(AZ_PING)
     number = Reservation.objects.get().transfer_number
@@ -129,7 +139,7 @@ def test_the_connect_service_connects_a_live_reservation_once_however_often_it_i
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_call_arriving_as_its_agent_goes_offline_is_either_connected_or_sent_elsewhere(
-    demo, ping, api
+    floor, ping, api
 ):
     for round_number in range(5):
         first = ping({**AZ_PING, "phoneNumber": f"+1480555020{round_number}"}).json()["data"]

@@ -1,10 +1,20 @@
 """An agent who does not answer: the next free agent for the state, then the overflow number."""
 
+import pytest
 from telephony_support import HANGUP_TWIML, OVERFLOW, dial_twiml, message_twiml
 
 from calls.models import CallRecord, DialAttempt, InboundCall
 from routing.models import Agent
 from tests.conftest import AZ_PING
+from tests.factories import VendorFactory, floor_build
+
+
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ and CA whose key AZ_PING sends; three agents licensed for AZ (as many
+    as the carrier fixture's tries), three for CA; five transfer numbers."""
+    VendorFactory.with_key(authorized_states=["AZ", "CA"], key=AZ_PING["vendorKey"])
+    return floor_build(agents={"AZ": 3, "CA": 3}, numbers=5)
 
 
 def _attempts(sid):
@@ -15,7 +25,7 @@ def _attempts(sid):
     )
 
 
-def test_it_tries_the_next_agent_then_the_overflow_number(demo, ping, carrier, settings):
+def test_it_tries_the_next_agent_then_the_overflow_number(floor, ping, carrier, settings):
     settings.TELEPHONY_MAX_AGENT_TRIES = 2
     settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
     first = ping(AZ_PING).json()["data"]
@@ -49,7 +59,7 @@ def test_it_tries_the_next_agent_then_the_overflow_number(demo, ping, carrier, s
 
 
 def test_it_says_sorry_when_every_try_rang_out_and_there_is_no_overflow(
-    demo, ping, carrier, settings
+    floor, ping, carrier, settings
 ):
     first = ping(AZ_PING).json()["data"]
     carrier.voice(sid="CA201", to=first["transferTarget"])
@@ -64,7 +74,7 @@ def test_it_says_sorry_when_every_try_rang_out_and_there_is_no_overflow(
     assert not Agent.objects.licensed_for("AZ").filter(status=Agent.Status.AVAILABLE).exists()
 
 
-def test_it_answers_a_repeated_dial_status_without_moving_on_twice(demo, ping, carrier):
+def test_it_answers_a_repeated_dial_status_without_moving_on_twice(floor, ping, carrier):
     first = ping(AZ_PING).json()["data"]
     carrier.voice(sid="CA202", to=first["transferTarget"])
     one = carrier.dial_status(sid="CA202", attempt=1, status="no-answer")
@@ -75,7 +85,7 @@ def test_it_answers_a_repeated_dial_status_without_moving_on_twice(demo, ping, c
 
 
 def test_it_frees_the_ringing_agent_without_restarting_their_idle_clock_when_the_caller_hangs_up(
-    demo, ping, carrier
+    floor, ping, carrier
 ):
     first = ping(AZ_PING).json()["data"]
     reserved = CallRecord.objects.get(request_id=first["requestId"]).agent

@@ -2,19 +2,32 @@
 
 import logging
 
+import pytest
 from telephony_support import OVERFLOW, Carrier
 from twilio.request_validator import RequestValidator
 
 from calls.models import InboundCall
 from routing.models import Reservation
 from tests.conftest import AZ_PING
+from tests.factories import AgentFactory, TransferNumberFactory, VendorFactory
+
+TRANSFER_NUMBER = "+18775703926"
 
 
-def test_it_refuses_a_forged_signature_with_403_and_changes_nothing(demo, ping, carrier, client):
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ whose key AZ_PING sends, an agent licensed for AZ, and TRANSFER_NUMBER,
+    the one number a ping can be given."""
+    VendorFactory.with_key(authorized_states=["AZ"], key=AZ_PING["vendorKey"])
+    AgentFactory(licensed_states=["AZ"])
+    TransferNumberFactory(number=TRANSFER_NUMBER)
+
+
+def test_it_refuses_a_forged_signature_with_403_and_changes_nothing(floor, ping, carrier, client):
     ping(AZ_PING)
     forger = Carrier(client, token="not-the-auth-token")
 
-    answer = forger.voice(sid="CA400", to="+18775703926")
+    answer = forger.voice(sid="CA400", to=TRANSFER_NUMBER)
 
     assert (answer.status_code, answer.content) == (403, b"Invalid signature.")
     assert not InboundCall.objects.exists()
@@ -22,11 +35,11 @@ def test_it_refuses_a_forged_signature_with_403_and_changes_nothing(demo, ping, 
 
 
 def test_it_refuses_an_unsigned_request_and_a_signature_over_other_parameters(
-    demo, carrier, client
+    floor, carrier, client
 ):
     unsigned = client.post(
         "/telephony/voice",
-        data="CallSid=CA401&To=%2B18775703926",
+        data=f"CallSid=CA401&To=%2B{TRANSFER_NUMBER[1:]}",
         content_type="application/x-www-form-urlencoded",
     )
     signed_for_other = carrier.post(
@@ -39,22 +52,22 @@ def test_it_refuses_an_unsigned_request_and_a_signature_over_other_parameters(
     assert not InboundCall.objects.exists()
 
 
-def test_it_checks_the_signature_against_the_public_url_behind_a_proxy(demo, client, settings):
+def test_it_checks_the_signature_against_the_public_url_behind_a_proxy(floor, client, settings):
     settings.TWILIO_AUTH_TOKEN = "proxy-token"
     settings.TELEPHONY_PUBLIC_BASE_URL = "https://calls.example.com"
     public = Carrier(client, token="proxy-token", base="https://calls.example.com")
     internal = Carrier(client, token="proxy-token", base="http://testserver")
 
-    assert public.voice(sid="CA402", to="+18775703926").status_code == 200
-    assert internal.voice(sid="CA403", to="+18775703926").status_code == 403
+    assert public.voice(sid="CA402", to=TRANSFER_NUMBER).status_code == 200
+    assert internal.voice(sid="CA403", to=TRANSFER_NUMBER).status_code == 403
     assert list(InboundCall.objects.values_list("call_sid", flat=True)) == ["CA402"]
 
 
-def test_it_hears_unsigned_requests_when_no_auth_token_is_set(demo, client, settings):
+def test_it_hears_unsigned_requests_when_no_auth_token_is_set(floor, client, settings):
     settings.TWILIO_AUTH_TOKEN = ""
     answer = client.post(
         "/telephony/voice",
-        data="CallSid=CA404&To=%2B18775703926&From=%2B14801234567",
+        data=f"CallSid=CA404&To=%2B{TRANSFER_NUMBER[1:]}&From=%2B14801234567",
         content_type="application/x-www-form-urlencoded",
     )
 
@@ -63,11 +76,11 @@ def test_it_hears_unsigned_requests_when_no_auth_token_is_set(demo, client, sett
 
 
 def test_it_refuses_a_form_it_cannot_read_instead_of_sending_the_caller_to_the_overflow(
-    demo, carrier, settings, caplog
+    floor, carrier, settings, caplog
 ):
     settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
-    too_many = {"CallSid": "CA405", "To": "+18775703926"} | {f"F{n}": "x" for n in range(1000)}
-    too_big = {"CallSid": "CA406", "To": "+18775703926", "Pad": "x" * (3 * 1024 * 1024)}
+    too_many = {"CallSid": "CA405", "To": TRANSFER_NUMBER} | {f"F{n}": "x" for n in range(1000)}
+    too_big = {"CallSid": "CA406", "To": TRANSFER_NUMBER, "Pad": "x" * (3 * 1024 * 1024)}
 
     with caplog.at_level(logging.WARNING):
         forged = carrier.post("/telephony/voice", too_many, signature="anything")
@@ -84,13 +97,13 @@ def test_it_refuses_a_form_it_cannot_read_instead_of_sending_the_caller_to_the_o
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
-def test_it_refuses_a_request_whose_url_cannot_be_checked(demo, carrier, settings, caplog):
+def test_it_refuses_a_request_whose_url_cannot_be_checked(floor, carrier, settings, caplog):
     # Django lets any port through; the signature check cannot parse one out of range.
     settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
     with caplog.at_level(logging.WARNING):
         answer = carrier.client.post(
             "/telephony/voice",
-            data="CallSid=CA408&To=%2B18775703926",
+            data=f"CallSid=CA408&To=%2B{TRANSFER_NUMBER[1:]}",
             content_type="application/x-www-form-urlencoded",
             HTTP_HOST="testserver:99999",
             HTTP_X_TWILIO_SIGNATURE="anything",

@@ -20,6 +20,14 @@ from calls.telephony.service import agent_calls_end_stale
 from routing.models import Agent
 from routing.services import agent_call_end
 from tests.conftest import AZ_PING
+from tests.factories import AgentFactory, VendorFactory, floor_build
+
+
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ whose key AZ_PING sends, three agents licensed for AZ, five numbers."""
+    VendorFactory.with_key(authorized_states=["AZ"], key=AZ_PING["vendorKey"])
+    return floor_build(agents={"AZ": 3}, numbers=5)
 
 
 def _agent_on_a_call(ping, carrier, sid: str, leg: str | None = None):
@@ -58,7 +66,7 @@ def _ring_by(dial, settings):
 
 
 def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_recorded(
-    demo, ping, carrier, settings, caplog
+    floor, ping, carrier, settings, caplog
 ):
     first = ping(AZ_PING).json()["data"]
     reserved = record_of(first).agent
@@ -79,7 +87,7 @@ def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_r
     freed = Agent.objects.get(pk=reserved.pk)
     assert (freed.on_call_since, freed.idle_since) == (None, reserved.idle_since)
     assert Agent.objects.free(later).filter(pk=reserved.pk).exists()
-    assert _free_az_agents(later) == 3
+    assert _free_az_agents(later) == len(floor.agents["AZ"])
     assert DialAttempt.objects.get(inbound_call__call_sid="CA800").status == "canceled"
     inbound = InboundCall.objects.get(call_sid="CA800")
     assert (inbound.ended_at, inbound.duration_seconds) == (later, None)
@@ -95,7 +103,7 @@ def test_it_frees_an_agent_whose_callers_hang_up_was_heard_before_the_call_was_r
 
 
 def test_it_leaves_an_agent_whose_phone_rang_on_the_call_until_the_longest_call(
-    demo, ping, carrier, settings
+    floor, ping, carrier, settings
 ):
     _, reserved = _agent_on_a_call(ping, carrier, "CA807", leg="ringing")
     before = _snapshot()
@@ -111,7 +119,7 @@ def test_it_leaves_an_agent_whose_phone_rang_on_the_call_until_the_longest_call(
     assert DialAttempt.objects.get(inbound_call__call_sid="CA807").status == "canceled"
 
 
-def test_it_leaves_an_agent_talking_on_a_call_alone(demo, ping, carrier):
+def test_it_leaves_an_agent_talking_on_a_call_alone(floor, ping, carrier):
     first, _ = _agent_on_a_call(ping, carrier, "CA801", leg="in-progress")
     before = _snapshot()
 
@@ -125,7 +133,7 @@ def test_it_leaves_an_agent_talking_on_a_call_alone(demo, ping, carrier):
 
 
 def test_it_frees_an_agent_talking_past_the_longest_call_with_the_talk_time_unknown(
-    demo, ping, carrier, settings
+    floor, ping, carrier, settings
 ):
     first, reserved = _agent_on_a_call(ping, carrier, "CA802", leg="in-progress")
     later = _longest_call_after(reserved, settings) + timedelta(seconds=1)
@@ -149,7 +157,7 @@ def test_it_frees_an_agent_talking_past_the_longest_call_with_the_talk_time_unkn
     assert record_of(first).duration_seconds == 1800
 
 
-def test_it_frees_at_once_an_agent_whose_call_ended_without_freeing_them(demo, ping, carrier):
+def test_it_frees_at_once_an_agent_whose_call_ended_without_freeing_them(floor, ping, carrier):
     first = ping(AZ_PING).json()["data"]
     reserved = record_of(first).agent
     carrier.voice(sid="CA803", to=first["transferTarget"])
@@ -168,7 +176,7 @@ def test_it_frees_at_once_an_agent_whose_call_ended_without_freeing_them(demo, p
     assert {key: value for key, value in _snapshot().items() if key != "agents"} == calls_before
 
 
-def test_running_it_twice_changes_nothing_the_second_time(demo, ping, carrier, settings):
+def test_running_it_twice_changes_nothing_the_second_time(floor, ping, carrier, settings):
     _, reserved = _agent_on_a_call(ping, carrier, "CA804")
     later = _longest_call_after(reserved, settings) + timedelta(seconds=1)
     assert agent_calls_end_stale(now=later) == 1
@@ -179,8 +187,8 @@ def test_running_it_twice_changes_nothing_the_second_time(demo, ping, carrier, s
     assert _snapshot() == after_first
 
 
-def test_it_ends_only_the_call_it_saw_never_one_the_agent_took_since(demo):
-    agent = Agent.objects.get(name="Demo Agent AZ 1")
+def test_it_ends_only_the_call_it_saw_never_one_the_agent_took_since(db):
+    agent = AgentFactory(licensed_states=["AZ"])
     now = timezone.now()
     Agent.objects.filter(pk=agent.pk).update(on_call_since=now)
 
@@ -201,7 +209,7 @@ def test_beat_runs_the_stale_call_sweep_every_minute():
 
 @pytest.mark.django_db(transaction=True)
 def test_the_sweep_task_frees_an_agent_whose_call_already_ended_on_a_real_worker(
-    demo, ping, carrier, celery_stack
+    floor, ping, carrier, celery_stack
 ):
     first = ping(AZ_PING).json()["data"]
     reserved = record_of(first).agent
@@ -220,7 +228,7 @@ def test_the_sweep_task_frees_an_agent_whose_call_already_ended_on_a_real_worker
 
 
 def test_a_call_the_sweep_ended_says_its_end_went_unheard_until_the_carrier_reports_it(
-    demo, ping, carrier, settings
+    floor, ping, carrier, settings
 ):
     first, reserved = _agent_on_a_call(ping, carrier, "CA806", leg="in-progress")
     later = _longest_call_after(reserved, settings) + timedelta(seconds=1)

@@ -8,10 +8,19 @@ from telephony_support import OVERFLOW, agent_with_token, dial_twiml, message_tw
 from calls.models import CallRecord, DialAttempt, InboundCall
 from routing.models import Agent, Reservation
 from tests.conftest import AZ_PING
+from tests.factories import VendorFactory, floor_build
+
+
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ and CA whose key AZ_PING sends; three agents licensed for AZ (as many
+    as the carrier fixture's tries), three for CA; five transfer numbers."""
+    VendorFactory.with_key(authorized_states=["AZ", "CA"], key=AZ_PING["vendorKey"])
+    return floor_build(agents={"AZ": 3, "CA": 3}, numbers=5)
 
 
 def test_it_routes_a_call_arriving_after_the_ttl_as_late_to_an_agent_of_the_state(
-    demo, ping, carrier, settings
+    floor, ping, carrier, settings
 ):
     settings.RESERVATION_TTL_SECONDS = 1
     first = ping(AZ_PING).json()["data"]
@@ -37,7 +46,7 @@ def test_it_routes_a_call_arriving_after_the_ttl_as_late_to_an_agent_of_the_stat
 
 @pytest.mark.parametrize("caller", ["+14801234567", "Anonymous"], ids=["az-caller", "withheld"])
 def test_it_routes_a_call_after_its_agent_went_offline_to_an_agent_of_the_reservations_state(
-    demo, ping, api, carrier, settings, caller
+    floor, ping, api, carrier, settings, caller
 ):
     settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
     # An Arizona number, but the vendor says the caller is in California.
@@ -66,7 +75,7 @@ def test_it_routes_a_call_after_its_agent_went_offline_to_an_agent_of_the_reserv
     assert (record.outcome, record.connected_at) == ("reserved", None)  # the sweep's to expire
 
 
-def test_it_routes_a_call_to_an_unknown_number_by_the_callers_area_code(demo, carrier):
+def test_it_routes_a_call_to_an_unknown_number_by_the_callers_area_code(floor, carrier):
     expected = (
         Agent.objects.licensed_for("CA").filter(status="available").order_by("idle_since", "id")[0]
     )
@@ -80,21 +89,21 @@ def test_it_routes_a_call_to_an_unknown_number_by_the_callers_area_code(demo, ca
 
 
 def test_it_sends_a_call_with_no_reservation_and_no_known_caller_to_the_overflow_number(
-    demo, carrier, settings
+    floor, carrier, settings
 ):
     settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
 
-    answer = carrier.voice(sid="CA302", to="+18775703926", caller="+442071234567")
+    answer = carrier.voice(sid="CA302", to=str(floor.numbers[0].number), caller="+442071234567")
 
     assert answer.content.decode() == dial_twiml(OVERFLOW, 1)
     inbound = InboundCall.objects.get(call_sid="CA302")
     assert (inbound.match, inbound.state, inbound.routed_to) == ("no_reservation", "", OVERFLOW)
 
 
-def test_it_says_a_polite_message_when_there_is_no_one_and_no_overflow(demo, carrier, settings):
+def test_it_says_a_polite_message_when_there_is_no_one_and_no_overflow(floor, carrier, settings):
     Agent.objects.update(status=Agent.Status.OFFLINE)
 
-    answer = carrier.voice(sid="CA303", to="+18775703926", caller="+14801234567")
+    answer = carrier.voice(sid="CA303", to=str(floor.numbers[0].number), caller="+14801234567")
 
     assert answer.content.decode() == message_twiml(settings.TELEPHONY_UNAVAILABLE_MESSAGE)
     inbound = InboundCall.objects.get(call_sid="CA303")
@@ -102,7 +111,7 @@ def test_it_says_a_polite_message_when_there_is_no_one_and_no_overflow(demo, car
 
 
 def test_it_answers_valid_twiml_and_records_a_call_whose_fields_are_missing(
-    demo, carrier, settings
+    floor, carrier, settings
 ):
     answer = carrier.post("/telephony/voice", {"Junk": "\x00" * 10})
 
@@ -117,7 +126,7 @@ def test_it_answers_valid_twiml_and_records_a_call_whose_fields_are_missing(
     )
 
 
-def test_it_answers_garbage_callbacks_for_calls_it_never_saw_with_valid_twiml(demo, carrier):
+def test_it_answers_garbage_callbacks_for_calls_it_never_saw_with_valid_twiml(floor, carrier):
     dial = carrier.dial_status(sid="CA-nobody", attempt=1, status="??")
     status = carrier.post("/telephony/status", {"CallSid": "x" * 500, "CallDuration": "-4"})
     odd = carrier.post("/telephony/dial-status?attempt=zero", {"CallSid": ""})
@@ -127,13 +136,13 @@ def test_it_answers_garbage_callbacks_for_calls_it_never_saw_with_valid_twiml(de
     assert not InboundCall.objects.exists()
 
 
-def test_it_refuses_a_get_on_a_webhook_with_405_and_records_nothing(demo, client):
+def test_it_refuses_a_get_on_a_webhook_with_405_and_records_nothing(floor, client):
     assert client.get("/telephony/voice").status_code == 405
     assert not InboundCall.objects.exists()
 
 
 def test_it_still_sends_the_caller_somewhere_when_a_webhook_fails_inside(
-    demo, carrier, settings, monkeypatch
+    floor, carrier, settings, monkeypatch
 ):
     def broken(**fields):
         raise RuntimeError("the database went away")
@@ -141,7 +150,7 @@ def test_it_still_sends_the_caller_somewhere_when_a_webhook_fails_inside(
     monkeypatch.setattr("calls.telephony.views.inbound_call_receive", broken)
     settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
 
-    answer = carrier.voice(sid="CA304", to="+18775703926")
+    answer = carrier.voice(sid="CA304", to=str(floor.numbers[0].number))
 
     assert answer.status_code == 200
     assert answer.content.decode() == (

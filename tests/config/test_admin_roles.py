@@ -139,9 +139,8 @@ def test_it_refuses_operations_the_call_records(operations_client, rows):
         assert operations_client.get(url).status_code == 403, url
 
 
-def test_call_records_stay_read_only_even_for_a_superuser(rows):
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", password="x" * 12))
+def test_call_records_stay_read_only_even_for_a_superuser(rows, superuser_client):
+    client = superuser_client
     url = f"/admin/calls/callrecord/{rows['record'].pk}/change/"
     page = client.get(url)
     assert page.status_code == 200
@@ -215,11 +214,10 @@ def test_the_admin_lives_where_the_admin_url_setting_says(admin_at_ops_console, 
     assert client.get("/admin/").status_code == 404
 
 
-def test_a_superuser_opens_every_admin_list_and_every_add_form_it_offers(rows):
+def test_a_superuser_opens_every_admin_list_and_every_add_form_it_offers(rows, superuser_client):
     from django.contrib import admin
 
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", password="x" * 12))
+    client = superuser_client
     for model in admin.site._registry:
         opts = model._meta
         base = f"/admin/{opts.app_label}/{opts.model_name}/"

@@ -20,8 +20,17 @@ from config.database import database_timeouts_lifted
 from config.errors import is_database_stall
 from routing.models import Agent, Reservation
 from tests.conftest import AZ_PING
+from tests.factories import VendorFactory, floor_build
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ whose key AZ_PING sends, three agents licensed for AZ, five numbers."""
+    VendorFactory.with_key(authorized_states=["AZ"], key=AZ_PING["vendorKey"])
+    return floor_build(agents={"AZ": 3}, numbers=5)
+
 
 BUSY = "The service is busy. Please retry shortly."
 
@@ -61,7 +70,7 @@ def show(setting: str) -> str:
 
 
 @pytest.mark.parametrize("table", ["routing_agent", "calls_callrecord", "vendors_vendor"])
-def test_a_ping_answers_503_within_2_seconds_while_a_table_it_needs_is_locked(demo, ping, table):
+def test_a_ping_answers_503_within_2_seconds_while_a_table_it_needs_is_locked(floor, ping, table):
     with table_locked(table):
         started = time.monotonic()
         answer = ping(AZ_PING)
@@ -98,7 +107,7 @@ def test_lifted_timeouts_let_long_work_finish_and_are_put_back_after(settings):
     assert show("lock_timeout") == str(settings.DATABASE_LOCK_TIMEOUT_MS)
 
 
-def test_an_export_waits_for_a_lock_a_ping_would_not(demo, ping, tmp_path, settings):
+def test_an_export_waits_for_a_lock_a_ping_would_not(floor, ping, tmp_path, settings):
     for phone in ("+14805550100", "+14805550101"):
         assert ping({**AZ_PING, "phoneNumber": phone}).status_code == 200
     output = tmp_path / "records.csv"

@@ -23,7 +23,7 @@ def console():
     handler.setStream(previous)
 
 
-def test_it_logs_json_with_the_request_id_when_debug_is_off(console, demo, ping):
+def test_it_logs_json_with_the_request_id_when_debug_is_off(console, db, ping):
     assert settings.LOG_FORMAT == "json"
     response = ping({"vendorKey": "00000000-0000-4000-8000-000000000000"})
     assert response.status_code == 401

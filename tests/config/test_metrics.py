@@ -6,6 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ALL_STATES_KEY, DEMO_KEY
+from tests.factories import VendorFactory, floor_build
 
 UNKNOWN_KEY = "00000000-0000-4000-8000-000000000000"
 
@@ -31,7 +32,17 @@ def observed(samples, outcome) -> float:
     return samples.get(("callrouting_ping_duration_seconds_count", (("outcome", outcome),)), 0.0)
 
 
-def test_it_counts_each_ping_by_outcome_and_status(client, demo, ping, api):
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ and CA with DEMO_KEY, one for every state with ALL_STATES_KEY; three
+    agents licensed for AZ, two for CA, four for TX; ten transfer numbers."""
+    VendorFactory.with_key(authorized_states=["AZ", "CA"], key=DEMO_KEY)
+    VendorFactory.with_key(all_states=True, key=ALL_STATES_KEY)
+    return floor_build(agents={"AZ": 3, "CA": 2, "TX": 4}, numbers=10)
+
+
+def test_it_counts_each_ping_by_outcome_and_status(client, floor, ping, api):
+    az_agents = len(floor.agents["AZ"])
     before = scrape(client)
     assert ping({"vendorKey": DEMO_KEY, "phoneNumber": "4805550100"}).status_code == 200
     assert ping({"vendorKey": DEMO_KEY, "phoneNumber": "4805550100"}).status_code == 200
@@ -41,16 +52,14 @@ def test_it_counts_each_ping_by_outcome_and_status(client, demo, ping, api):
     assert ping({"vendorKey": DEMO_KEY, "phoneNumber": "12"}).status_code == 400
     assert ping("[1]").status_code == 400
     assert api.get("/functions/v1/vendors-ping").status_code == 405
-    for phone in ("4805550101", "4805550102"):
-        ping({"vendorKey": DEMO_KEY, "phoneNumber": phone})
-    assert (
-        ping({"vendorKey": DEMO_KEY, "phoneNumber": "4805550103"}).json()["data"]["agentAvailable"]
-        is False
-    )
+    for index in range(1, az_agents):  # the other AZ agents
+        ping({"vendorKey": DEMO_KEY, "phoneNumber": f"480555010{index}"})
+    no_agent = ping({"vendorKey": DEMO_KEY, "phoneNumber": f"480555010{az_agents}"})
+    assert no_agent.json()["data"]["agentAvailable"] is False
     after = scrape(client)
 
     expected = {
-        ("reserved", 200): 3,
+        ("reserved", 200): az_agents,
         ("repeat", 200): 1,
         ("no_agent", 200): 1,
         ("key_validation", 200): 1,
@@ -66,7 +75,7 @@ def test_it_counts_each_ping_by_outcome_and_status(client, demo, ping, api):
         assert observed(after, outcome) - observed(before, outcome) == expected_count, outcome
 
 
-def test_it_reads_free_agents_and_live_reservations_from_the_database(client, demo, ping):
+def test_it_reads_free_agents_and_live_reservations_from_the_database(client, floor, ping):
     ping({"vendorKey": DEMO_KEY, "phoneNumber": "4805550100"})
     ping({"vendorKey": ALL_STATES_KEY, "phoneNumber": "5125550100"})
     samples = scrape(client)
@@ -75,7 +84,11 @@ def test_it_reads_free_agents_and_live_reservations_from_the_database(client, de
         for (name, labels), value in samples.items()
         if name == "callrouting_agents_free"
     }
-    assert free == {"AZ": 2, "CA": 3, "TX": 9}
+    # One agent held in AZ and one in TX.
+    held = {"AZ": 1, "TX": 1}
+    assert free == {
+        state: len(agents) - held.get(state, 0) for state, agents in floor.agents.items()
+    }
     assert samples[("callrouting_reservations_live", ())] == 2
     assert samples[("callrouting_metrics_database_up", ())] == 1
 

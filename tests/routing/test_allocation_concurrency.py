@@ -26,10 +26,11 @@ from django.utils import timezone
 from calls.models import CallRecord
 from routing.models import Agent, Reservation
 from tests.conftest import ALL_STATES_KEY, PING_URL
+from tests.factories import VendorFactory, floor_build
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-TX_AGENTS = 10  # seed_demo's agents licensed for Texas
+TX_AGENTS = 10
 # One connection per thread: 60 threads, six for each free agent, leave PostgreSQL's default
 # max_connections (100) room for whatever else uses it meanwhile; the test's own connection is
 # closed before they start. Over HTTP the servers cap connections.
@@ -74,6 +75,14 @@ def run_concurrently(count: int, work, *, database: bool = True):
             options["connect_timeout"] = production_timeout
 
 
+@pytest.fixture
+def floor(db):
+    """A vendor for every state with ALL_STATES_KEY, TX_AGENTS agents licensed for Texas and
+    twice as many transfer numbers."""
+    VendorFactory.with_key(all_states=True, key=ALL_STATES_KEY)
+    return floor_build(agents={"TX": TX_AGENTS}, numbers=2 * TX_AGENTS)
+
+
 def texas_caller(i: int) -> str:
     return f"+1214555{i:04d}"
 
@@ -84,7 +93,7 @@ def assert_no_double_holds() -> None:
     assert live.count() == live.values("transfer_number").distinct().count()
 
 
-def test_concurrent_pings_for_n_free_agents_make_exactly_n_reservations(demo):
+def test_concurrent_pings_for_n_free_agents_make_exactly_n_reservations(floor):
     def ping(i):
         body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(i)})
         response = Client().post(PING_URL, data=body, content_type="application/json")
@@ -104,7 +113,7 @@ def test_concurrent_pings_for_n_free_agents_make_exactly_n_reservations(demo):
     assert outcomes == {"reserved": TX_AGENTS, "no_agent": PINGS - TX_AGENTS}
 
 
-def test_without_the_row_lock_the_same_agent_is_taken_twice(demo):
+def test_without_the_row_lock_the_same_agent_is_taken_twice(floor):
     """Control: the naive read-then-write the lock replaces does double-book under this load."""
     now = timezone.now()
 
@@ -121,7 +130,7 @@ def test_without_the_row_lock_the_same_agent_is_taken_twice(demo):
     assert len(taken) > len(set(taken)), "the race did not show; the control proves nothing"
 
 
-def test_concurrent_repeats_of_one_ping_reserve_one_agent(demo):
+def test_concurrent_repeats_of_one_ping_reserve_one_agent(floor):
     def ping(i):
         body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(1)})
         response = Client().post(PING_URL, data=body, content_type="application/json")
@@ -130,7 +139,7 @@ def test_concurrent_repeats_of_one_ping_reserve_one_agent(demo):
     answers = run_concurrently(30, ping)
 
     assert {status for status, _ in answers} == {200}
-    assert {data["transferTarget"] for _, data in answers} == {"+18775703926"}
+    assert {data["transferTarget"] for _, data in answers} == {str(floor.numbers[0].number)}
     assert Reservation.objects.count() == 1
     outcomes = Counter(CallRecord.objects.values_list("outcome", flat=True))
     assert outcomes == {"reserved": 1, "repeat": 29}
@@ -140,7 +149,7 @@ def test_concurrent_repeats_of_one_ping_reserve_one_agent(demo):
     }
 
 
-def test_the_database_refuses_a_second_live_hold_even_if_the_code_were_wrong(demo):
+def test_the_database_refuses_a_second_live_hold_even_if_the_code_were_wrong(floor):
     from django.db import IntegrityError
 
     now = timezone.now()
@@ -181,7 +190,7 @@ def wait_until_serving(port: int, process: subprocess.Popen, seconds: float = 30
     raise AssertionError(f"server on {port} did not start")
 
 
-def test_two_server_processes_sharing_one_database_never_double_book(demo):
+def test_two_server_processes_sharing_one_database_never_double_book(floor):
     db = connection.settings_dict
     env = {
         **os.environ,

@@ -10,12 +10,21 @@ from django.utils import timezone
 
 from routing.models import Agent, Reservation, TransferNumber
 from tests.conftest import AZ_PING
+from tests.factories import VendorFactory, floor_build
+
+
+@pytest.fixture
+def floor(db):
+    """A vendor for AZ and CA whose key AZ_PING sends, two agents licensed for AZ, two numbers:
+    room for a second hold beside the first."""
+    VendorFactory.with_key(authorized_states=["AZ", "CA"], key=AZ_PING["vendorKey"])
+    return floor_build(agents={"AZ": 2}, numbers=2)
 
 
 @pytest.mark.parametrize(
     "shared", ["agent", "transfer number", "caller", "caller in another state"]
 )
-def test_the_database_refuses_a_second_live_hold(demo, ping, shared):
+def test_the_database_refuses_a_second_live_hold(floor, ping, shared):
     assert ping(AZ_PING).json()["data"]["agentAvailable"] is True
     held = Reservation.objects.get()
     other_agent = Agent.objects.exclude(pk=held.agent_id).first()

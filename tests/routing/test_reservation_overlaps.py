@@ -7,20 +7,22 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from routing.models import Agent, Reservation, TransferNumber
-from vendors.models import Vendor
+from tests.factories import (
+    AgentFactory,
+    ReservationFactory,
+    TransferNumberFactory,
+    VendorFactory,
+)
 
-pytestmark = pytest.mark.usefixtures("demo")
+pytestmark = pytest.mark.django_db
 
 
 def reserve(*, agent, number, start, seconds=60, status="expired", ended_after=None, phone="+1"):
-    return Reservation.objects.create(
-        vendor=Vendor.objects.get(name="Demo Vendor"),
+    return ReservationFactory(
+        vendor=VendorFactory(),
         agent=agent,
         transfer_number=number,
         phone_number=phone,
-        state="AZ",
-        agent_count=1,
         ttl_seconds=seconds,
         created_at=start,
         expires_at=start + timedelta(seconds=seconds),
@@ -36,7 +38,7 @@ def overlaps() -> int:
 
 
 def test_back_to_back_holds_of_one_agent_and_number_do_not_overlap():
-    agent, number = Agent.objects.first(), TransferNumber.objects.first()
+    agent, number = AgentFactory(), TransferNumberFactory()
     start = timezone.now()
     reserve(agent=agent, number=number, start=start, phone="+14805550001")
     reserve(agent=agent, number=number, start=start + timedelta(seconds=60), phone="+14805550002")
@@ -45,7 +47,7 @@ def test_back_to_back_holds_of_one_agent_and_number_do_not_overlap():
 
 
 def test_a_hold_released_early_frees_its_rows_for_the_next():
-    agent, number = Agent.objects.first(), TransferNumber.objects.first()
+    agent, number = AgentFactory(), TransferNumberFactory()
     start = timezone.now()
     reserve(agent=agent, number=number, start=start, ended_after=5, phone="+14805550001")
     reserve(agent=agent, number=number, start=start + timedelta(seconds=5), phone="+14805550002")
@@ -54,8 +56,8 @@ def test_a_hold_released_early_frees_its_rows_for_the_next():
 
 
 def test_two_holds_of_one_agent_at_once_are_counted():
-    agent = Agent.objects.first()
-    first_number, second_number = TransferNumber.objects.all()[:2]
+    agent = AgentFactory()
+    first_number, second_number = TransferNumberFactory.create_batch(2)
     start = timezone.now()
     reserve(agent=agent, number=first_number, start=start, phone="+14805550001")
     reserve(agent=agent, number=second_number, start=start + timedelta(seconds=30),
@@ -65,8 +67,8 @@ def test_two_holds_of_one_agent_at_once_are_counted():
 
 
 def test_two_holds_of_one_number_at_once_are_counted():
-    first_agent, second_agent = Agent.objects.all()[:2]
-    number = TransferNumber.objects.first()
+    first_agent, second_agent = AgentFactory.create_batch(2)
+    number = TransferNumberFactory()
     start = timezone.now()
     reserve(agent=first_agent, number=number, start=start, phone="+14805550001")
     reserve(agent=second_agent, number=number, start=start + timedelta(seconds=59),

@@ -12,11 +12,22 @@ from django.test import Client
 from calls.models import CallRecord
 from routing.models import Reservation
 from tests.conftest import ALL_STATES_KEY, PING_URL
+from tests.factories import VendorFactory, floor_build
 
 pytestmark = [pytest.mark.sqlite, pytest.mark.django_db(transaction=True)]
 
+TX_AGENTS = 10
 
-def test_concurrent_pings_on_sqlite_all_succeed_and_never_double_book(demo):
+
+@pytest.fixture
+def floor(db):
+    """A vendor for every state with ALL_STATES_KEY, TX_AGENTS agents licensed for Texas and
+    twice as many transfer numbers."""
+    VendorFactory.with_key(all_states=True, key=ALL_STATES_KEY)
+    return floor_build(agents={"TX": TX_AGENTS}, numbers=2 * TX_AGENTS)
+
+
+def test_concurrent_pings_on_sqlite_all_succeed_and_never_double_book(floor):
     count = 40
     barrier = threading.Barrier(count)
     connection.close()
@@ -34,7 +45,7 @@ def test_concurrent_pings_on_sqlite_all_succeed_and_never_double_book(demo):
         answers = list(pool.map(ping, range(count)))
 
     assert Counter(status for status, _ in answers) == {200: count}
-    assert sum(data["agentAvailable"] for _, data in answers) == 10  # seed_demo's Texas agents
-    assert Reservation.objects.values("agent").distinct().count() == 10
-    assert Reservation.objects.values("transfer_number").distinct().count() == 10
+    assert sum(data["agentAvailable"] for _, data in answers) == TX_AGENTS
+    assert Reservation.objects.values("agent").distinct().count() == TX_AGENTS
+    assert Reservation.objects.values("transfer_number").distinct().count() == TX_AGENTS
     assert CallRecord.objects.count() == count

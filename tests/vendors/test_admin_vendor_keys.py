@@ -246,6 +246,7 @@ def test_keys_cannot_be_deleted_so_their_history_stays(vendor):
 
 
 def test_the_demo_key_still_pings_through_the_digest(demo, ping):
+    """About seed_demo itself: the key the guide prints, and the states the contract gives it."""
     assert not VendorKey.objects.filter(digest=DEMO_KEY).exists()
     answer = ping({"vendorKey": DEMO_KEY.upper()})
     assert answer.status_code == 200

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from calls.ping.service import vendor_ping
 from tests.conftest import DEMO_KEY
+from tests.factories import VendorFactory, floor_build
 from tests.servers import redis_cache_settings
 from vendors.models import Vendor, VendorKey, vendor_key_digest
 from vendors.services import (
@@ -19,7 +20,17 @@ from vendors.services import (
     vendor_key_rotate,
 )
 
-pytestmark = pytest.mark.usefixtures("demo")
+
+@pytest.fixture(autouse=True)
+def vendor(db):
+    """Acme Leads, whose key is DEMO_KEY, authorized for AZ and CA; three agents licensed for AZ
+    and five transfer numbers, for the pings that pass."""
+    vendor, _ = VendorFactory.with_key(
+        name="Acme Leads", authorized_states=["AZ", "CA"], key=DEMO_KEY
+    )
+    floor_build(agents={"AZ": 3}, numbers=5)
+    return vendor
+
 
 BAD_KEY = "Vendor key was not found or not formatted correctly."
 
@@ -79,7 +90,7 @@ def test_a_revocation_set_for_later_takes_effect_at_that_moment_from_the_cache(p
 def test_a_vendor_deactivated_by_staff_is_seen_on_the_next_ping(ping, shared_cache):
     assert validate(ping).json()["data"]["vendorActive"] is True
 
-    vendor = Vendor.objects.get(name="Demo Vendor")
+    vendor = Vendor.objects.get(name="Acme Leads")
     vendor.is_active = False
     vendor.save()
 
@@ -91,7 +102,7 @@ def test_a_vendor_deactivated_by_staff_is_seen_on_the_next_ping(ping, shared_cac
 def test_changed_authorized_states_are_seen_on_the_next_ping(ping, shared_cache):
     assert validate(ping).json()["data"]["authorizedStates"] == ["AZ", "CA"]
 
-    vendor = Vendor.objects.get(name="Demo Vendor")
+    vendor = Vendor.objects.get(name="Acme Leads")
     vendor.authorized_states = ["TX"]
     vendor.save()
 
@@ -109,7 +120,7 @@ def test_a_deleted_key_is_refused_on_the_next_ping(ping, shared_cache):
 
 
 def test_a_new_key_works_at_once(ping, shared_cache):
-    vendor = Vendor.objects.get(name="Demo Vendor")
+    vendor = Vendor.objects.get(name="Acme Leads")
     assert_bad_key(validate(ping, "11111111-2222-4333-8444-555555555555"))
 
     vendor_key_create(vendor=vendor, key="11111111-2222-4333-8444-555555555555")

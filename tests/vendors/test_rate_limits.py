@@ -14,11 +14,24 @@ from django.db import connections
 from calls.models import CallRecord
 from config import sharedcache
 from tests.conftest import DEMO_KEY
+from tests.factories import VendorFactory, floor_build
 from tests.servers import closed_port, redis_cache_settings
 from vendors import services
 from vendors.models import Vendor
 
-pytestmark = pytest.mark.usefixtures("demo", "whole_window")
+pytestmark = pytest.mark.usefixtures("whole_window")
+
+
+@pytest.fixture(autouse=True)
+def vendor(db):
+    """Acme Leads, whose key is DEMO_KEY, authorized for AZ and CA; three agents licensed for AZ
+    and five transfer numbers, for the pings that pass."""
+    vendor, _ = VendorFactory.with_key(
+        name="Acme Leads", authorized_states=["AZ", "CA"], key=DEMO_KEY
+    )
+    floor_build(agents={"AZ": 3}, numbers=5)
+    return vendor
+
 
 TOO_MANY = "Too many requests."
 UNKNOWN_KEY = "00000000-0000-4000-8000-000000000000"
@@ -38,7 +51,7 @@ def assert_too_many(response) -> None:
 
 
 def test_it_answers_429_with_retry_after_past_the_vendors_own_limit(ping, shared_cache):
-    Vendor.objects.filter(name="Demo Vendor").update(rate_limit_per_minute=2)
+    Vendor.objects.filter(name="Acme Leads").update(rate_limit_per_minute=2)
     cache.clear()  # update() sends no signal; the test starts from an empty cache anyway
 
     assert ping(a_ping(1)).status_code == 200
@@ -70,7 +83,8 @@ def test_one_keys_limit_does_not_touch_another_vendors_key(ping, shared_cache, s
     assert ping({"vendorKey": DEMO_KEY}).status_code == 200
     assert ping({"vendorKey": DEMO_KEY}).status_code == 429
 
-    other = ping({"vendorKey": "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"})
+    _, other_key = VendorFactory.with_key(name="Other Leads")
+    other = ping({"vendorKey": other_key})
 
     assert other.status_code == 200
 
@@ -105,7 +119,7 @@ def test_a_valid_key_is_admitted_from_an_address_past_the_guessing_limit(
 
 def test_a_vendor_mid_rotation_sending_its_revoked_key_is_not_locked_out(ping, shared_cache):
     # The default limit (PING_KEY_FAILURES_PER_MINUTE = 20) and more revoked pings than that.
-    vendor = Vendor.objects.get(name="Demo Vendor")
+    vendor = Vendor.objects.get(name="Acme Leads")
     old_key, old_plain = services.vendor_key_create(vendor=vendor, label="before rotation")
     services.vendor_key_revoke(vendor_key=old_key)
 
@@ -155,7 +169,7 @@ def test_good_pings_in_flight_together_at_a_cache_miss_are_not_taken_for_guesses
         thread.join(10)
 
     assert refused == []
-    assert admitted == ["Demo Vendor"] * pings
+    assert admitted == ["Acme Leads"] * pings
 
 
 def test_another_client_address_is_not_slowed_by_a_guessers_failures(ping, shared_cache, settings):
