@@ -21,19 +21,8 @@ from calls.models import (
     InboundCall,
     lead_id_indexed,
 )
-from config.admin_site import NoCountAdminMixin
+from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin
 from routing.geography import InvalidPhoneNumber, normalize_us_phone
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(CallRecord)

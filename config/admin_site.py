@@ -89,6 +89,19 @@ class NoCountPaginator(Paginator):
         return -(-max(1, self.count - self.orphans) // self.per_page)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows staff read and nobody edits here: records of what happened."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class NoCountAdminMixin:
     """For tables that grow without bound (call records, reservations): nothing counts them.
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
-from config.admin_site import NoCountAdminMixin
+from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin
 from routing.models import Agent, AgentLicense, AgentStatusChange, Reservation, TransferNumber
 from routing.services import (
     TransferNumbersInvalid,
@@ -194,7 +194,7 @@ class AgentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AgentStatusChange)
-class AgentStatusChangeAdmin(NoCountAdminMixin, admin.ModelAdmin):
+class AgentStatusChangeAdmin(NoCountAdminMixin, ReadOnlyAdmin):
     """Every change of an agent's status, read-only: agent_set_status alone writes them."""
 
     list_display = ["at", "agent", "from_status", "to_status", "changed_by", "source"]
@@ -211,15 +211,6 @@ class AgentStatusChangeAdmin(NoCountAdminMixin, admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("routing.view_agent")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class TransferNumbersAddForm(forms.Form):

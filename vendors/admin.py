@@ -22,6 +22,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from config.admin_site import ReadOnlyAdmin
 from vendors.forms import StateMultipleChoiceField
 from vendors.models import Vendor, VendorKey, VendorKeyEvent, vendor_key_digest
 from vendors.services import (
@@ -408,17 +409,8 @@ class VendorKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(VendorKeyEvent)
-class VendorKeyEventAdmin(admin.ModelAdmin):
+class VendorKeyEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "key", "action", "actor", "detail"]
     list_filter = ["action"]
     list_select_related = ["key__vendor", "actor"]
     search_fields = ["key__prefix", "key__vendor__name"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
