@@ -123,12 +123,10 @@ def _reserve_in_one_statement(
     if reserved is None:
         return None
     if reserved.reservation_id is None:
-        return _unavailable(request_id, reserved.now)
+        return _unavailable(reserved.now)
     # Plain values from here on: model instances would parse the phone numbers again.
     _enqueue_expiry(reserved.reservation_id, reserved.now + timedelta(seconds=ttl_seconds))
-    return _available(
-        reserved.transfer_number, ttl_seconds, reserved.agent_count, request_id, reserved.now
-    )
+    return _available(reserved.transfer_number, ttl_seconds, reserved.agent_count, reserved.now)
 
 
 # Columns of the call record the statement fills itself: from the reservation it made (or did
@@ -262,7 +260,7 @@ def _reserve_in_transaction(
                 if reservation is None:
                     _record(vendor, fields, request_id, now, outcome=CallRecord.Outcome.NO_AGENT,
                             agent_count=0)  # fmt: skip
-                    return _unavailable(request_id, now)
+                    return _unavailable(now)
                 _record(
                     vendor,
                     fields,
@@ -277,11 +275,7 @@ def _reserve_in_transaction(
                 )
             _enqueue_expiry(reservation.pk, reservation.expires_at)
             return _available(
-                str(reservation.transfer_number.number),
-                ttl_seconds,
-                reservation.agent_count,
-                request_id,
-                now,
+                str(reservation.transfer_number.number), ttl_seconds, reservation.agent_count, now
             )
         except IntegrityError:
             if attempt == 2:
@@ -312,7 +306,6 @@ def _answer_repeat(
         str(live.transfer_number.number),
         ttl_left,
         live.agent_count,
-        request_id,
         now,
         outcome=CallRecord.Outcome.REPEAT,
     )
@@ -322,7 +315,6 @@ def _available(
     transfer_target: str,
     ttl_seconds: int,
     agent_count: int,
-    request_id: str,
     now: datetime,
     outcome: str = CallRecord.Outcome.RESERVED,
 ) -> PingAnswer:
@@ -335,7 +327,7 @@ def _available(
     )
 
 
-def _unavailable(request_id: str, now: datetime) -> PingAnswer:
+def _unavailable(now: datetime) -> PingAnswer:
     return PingAnswer(outcome=CallRecord.Outcome.NO_AGENT, timestamp=now)
 
 
