@@ -9,9 +9,12 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -149,3 +152,16 @@ def redis_cache_settings(url: str, *, timeout_ms: int = 200) -> dict:
             },
         }
     }
+
+
+def demo_database_prepare(env: dict) -> None:
+    """Migrate the database a test server's environment names and load the demo data into it."""
+    for command in (["migrate", "--noinput"], ["seed_demo"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=REPO,
+            env=env,
+            check=True,
+            timeout=180,
+            stdout=subprocess.DEVNULL,
+        )

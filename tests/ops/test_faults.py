@@ -20,7 +20,13 @@ import psycopg
 import pytest
 
 from tests.conftest import DEMO_KEY
-from tests.servers import PostgresCluster, RedisServer, free_port, wait_for_port
+from tests.servers import (
+    PostgresCluster,
+    RedisServer,
+    demo_database_prepare,
+    free_port,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -38,15 +44,7 @@ def cluster():
         with psycopg.connect(cluster.url, autocommit=True) as conn:
             conn.execute("CREATE DATABASE callrouting")
         env = server_env(cluster.database_url("callrouting"))
-        for command in (["migrate", "--noinput"], ["seed_demo"]):
-            subprocess.run(
-                [sys.executable, "manage.py", *command],
-                cwd=REPO,
-                env=env,
-                check=True,
-                timeout=180,
-                stdout=subprocess.DEVNULL,
-            )
+        demo_database_prepare(env)
         yield cluster
     finally:
         cluster.destroy()

@@ -23,7 +23,7 @@ import pytest
 from config.proxy import PROXY_REQUEST_ID, behind_nginx
 from config.serve import nginx_command, render_site, write_nginx_config
 from tests.conftest import AZ_PING, PING_URL
-from tests.servers import free_port, wait_for_port
+from tests.servers import demo_database_prepare, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX = Path("/usr/sbin/nginx")
@@ -66,18 +66,6 @@ def stack_env(directory: Path, **settings: str) -> dict:
     )
     env.update(settings)
     return env
-
-
-def seed(env: dict) -> None:
-    for command in (["migrate", "--noinput"], ["seed_demo"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=REPO,
-            env=env,
-            check=True,
-            timeout=180,
-            stdout=subprocess.DEVNULL,
-        )
 
 
 def descendants(pid: int) -> set[int]:
@@ -185,7 +173,7 @@ def served(tmp_path_factory):
     """One stack for the tests that only talk to it: nginx and gunicorn, no Celery."""
     directory = tmp_path_factory.mktemp("serve")
     env = stack_env(directory, SERVE_CELERY="false")
-    seed(env)
+    demo_database_prepare(env)
     with make_serve(env, directory / "make-serve.log") as stack:
         yield stack
 
@@ -303,7 +291,7 @@ def test_without_nginx_the_same_trickling_clients_hold_every_ping(tmp_path):
         WEB_CONCURRENCY="1",
         GUNICORN_THREADS="4",
     )
-    seed(env)
+    demo_database_prepare(env)
     port = free_port()
     env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
     gunicorn = subprocess.Popen(
@@ -526,7 +514,7 @@ def test_with_gunicorn_silent_a_ping_is_answered_504_in_the_envelope():
 
 def test_sigterm_to_make_serve_stops_nginx_gunicorn_worker_and_beat(tmp_path):
     env = stack_env(tmp_path)
-    seed(env)
+    demo_database_prepare(env)
     stack = Stack(env, tmp_path / "make-serve.log")
     try:
         stack.wait_until_serving()
@@ -543,7 +531,7 @@ def test_sigterm_to_make_serve_stops_nginx_gunicorn_worker_and_beat(tmp_path):
 
 def test_gunicorn_dying_stops_the_rest(tmp_path):
     env = stack_env(tmp_path, SERVE_CELERY="false")
-    seed(env)
+    demo_database_prepare(env)
     stack = Stack(env, tmp_path / "make-serve.log")
     try:
         stack.wait_until_serving()
