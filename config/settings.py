@@ -316,6 +316,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # Retention (CALL_RECORD_RETENTION_DAYS; does nothing while it is 0): once a day.
+    "purge-call-records": {
+        "task": "calls.purge_call_records",
+        "schedule": 24 * 60 * 60.0,
+        "options": {"expires": 60 * 60.0},
+    },
 }
 
 # --- Cache -----------------------------------------------------------------------------------
@@ -437,6 +443,19 @@ TELEPHONY_UNAVAILABLE_MESSAGE = env_str(
 # --- Ours: analyst exports (calls) -----------------------------------------------------------
 # The reporting API, /api/v1/call-records, uses rest_framework.authtoken's tokens.
 EXPORT_TASK_TIME_LIMIT = env_int("EXPORT_TASK_TIME_LIMIT", 3600, minimum=60)
+
+# --- Ours: call record retention (calls) -----------------------------------------------------
+# Call records older than this many days are archived (one gzip JSON Lines file per month, the
+# export's columns, in CALL_RECORD_ARCHIVE_DIR) and deleted, whole months at a time, by the
+# daily beat task `calls.purge_call_records` and `manage.py purge_call_records`. 0 (the default):
+# kept for ever; deleting records is a decision each operator takes.
+CALL_RECORD_RETENTION_DAYS = env_int("CALL_RECORD_RETENTION_DAYS", 0, minimum=0)
+CALL_RECORD_ARCHIVE_DIR = Path(
+    env_str("CALL_RECORD_ARCHIVE_DIR") or MEDIA_ROOT / "call-record-archive"
+)
+# Rows deleted per transaction, and the pause between two, so pings never wait on the purge.
+CALL_RECORD_PURGE_BATCH_ROWS = env_int("CALL_RECORD_PURGE_BATCH_ROWS", 1000, minimum=1)
+CALL_RECORD_PURGE_PAUSE_MS = env_int("CALL_RECORD_PURGE_PAUSE_MS", 20, minimum=0)
 
 # --- Ours: staff admin (config) --------------------------------------------------------------
 # Where the admin lives; a path of its own makes it harder to find than the default.
