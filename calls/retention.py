@@ -194,21 +194,23 @@ def _month_delete(
             time.sleep(pause_seconds)
 
 
-def _references() -> list[models.ForeignObjectRel]:
-    return [
-        relation
-        for relation in CallRecord._meta.related_objects
-        if relation.field.many_to_one or relation.field.one_to_one
-    ]
+def _references() -> list[tuple[models.ForeignObjectRel, type[models.Model]]]:
+    """The foreign keys that point at call records, each with the model that holds it."""
+    references = []
+    for relation in CallRecord._meta.related_objects:
+        model = relation.related_model
+        if (relation.field.many_to_one or relation.field.one_to_one) and not isinstance(model, str):
+            references.append((relation, model))
+    return references
 
 
 def _ids_still_needed(ids: list[int]) -> set[int]:
     needed: set[int] = set()
-    for relation in _references():
+    for relation, model in _references():
         if relation.on_delete in (PROTECT, RESTRICT):
             column = relation.field.name
             needed.update(
-                relation.related_model._base_manager.filter(**{f"{column}__in": ids}).values_list(
+                model._base_manager.filter(**{f"{column}__in": ids}).values_list(
                     relation.field.attname, flat=True
                 )
             )
@@ -219,11 +221,10 @@ def _release_references(ids: list[int]) -> None:
     """What points at the records about to go, as each foreign key's on_delete says."""
     if not ids:
         return
-    for relation in _references():
-        manager = relation.related_model._base_manager
+    for relation, model in _references():
         column = relation.field.name
-        pointing = manager.filter(**{f"{column}__in": ids})
-        if relation.related_model is CallRecord:
+        pointing = model._base_manager.filter(**{f"{column}__in": ids})
+        if model is CallRecord:
             pointing = pointing.exclude(id__in=ids)  # going in the same batch
         if relation.on_delete is SET_NULL:
             pointing.update(**{column: None})
