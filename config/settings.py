@@ -186,6 +186,38 @@ else:
     if DATABASE_PREPARE_THRESHOLD:
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = DATABASE_PREPARE_THRESHOLD
 
+# A PostgreSQL streaming replica for analysts' heavy reads (exports, the reporting API, reports):
+# `config.database.analytics_db()` names it while it answers and replays within
+# DATABASE_REPLICA_MAX_LAG_SECONDS of the primary, else the primary. A replica found down or
+# behind is not tried again for DATABASE_REPLICA_RETRY_SECONDS. Pings and writes use the primary.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+DATABASE_REPLICA_MAX_LAG_SECONDS = env_int("DATABASE_REPLICA_MAX_LAG_SECONDS", 30, minimum=0)
+DATABASE_REPLICA_RETRY_SECONDS = env_int("DATABASE_REPLICA_RETRY_SECONDS", 10, minimum=1)
+if DATABASE_REPLICA_URL:
+    try:
+        _replica = dj_database_url.parse(DATABASE_REPLICA_URL)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URL cannot be read: {exc}") from None
+    if (
+        _replica["ENGINE"] != "django.db.backends.postgresql"
+        or DATABASES["default"]["ENGINE"] != "config.postgresql"
+    ):
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL is a PostgreSQL streaming replica of a PostgreSQL DATABASE_URL."
+        )
+    # The primary's connection settings (timeouts, keepalives), with a persistent connection
+    # instead of the pool: analysts' reads are few and long.
+    DATABASES["replica"] = _replica | {
+        "ENGINE": "config.postgresql",
+        "OPTIONS": {
+            key: value for key, value in DATABASES["default"]["OPTIONS"].items() if key != "pool"
+        },
+        "CONN_MAX_AGE": env_int("CONN_MAX_AGE", 60, minimum=0),
+        "CONN_HEALTH_CHECKS": True,
+        "TEST": {"MIRROR": "default"},
+    }
+    DATABASE_ROUTERS = ["config.database.PrimaryReplicaRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication, passwords, sessions -----------------------------------------------------
