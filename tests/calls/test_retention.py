@@ -40,10 +40,13 @@ def history(db):
     vendor = VendorFactory(name="Acme Leads")
     records = {
         "january": [
-            CallRecordFactory(vendor=vendor, received_at=_received(2026, 1, day),
-                              tracking={"lead_id": f"J-{day}", "score": day})
+            CallRecordFactory(
+                vendor=vendor,
+                received_at=_received(2026, 1, day),
+                tracking={"lead_id": f"J-{day}", "score": day},
+            )
             for day in (1, 15, 31)
-        ],  # fmt: skip
+        ],
         "february": [CallRecordFactory(vendor=vendor, received_at=_received(2026, 2, 10))],
         "march": [
             CallRecordFactory(
@@ -116,9 +119,7 @@ def test_references_to_deleted_records_are_released(history, tmp_path):
 
 
 def test_an_interrupted_purge_goes_on_without_writing_the_month_again(history, tmp_path):
-    stopped = call_records_purge(
-        now=NOW, days=90, archive_dir=tmp_path, batch_rows=1, deadline=0.0
-    )
+    stopped = call_records_purge(now=NOW, days=90, archive_dir=tmp_path, batch_rows=1, deadline=0.0)
     archive = tmp_path / "call-records-2026-01.jsonl.gz"
     written = archive.read_bytes()
 
