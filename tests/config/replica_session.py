@@ -29,7 +29,7 @@ from vendors.models import Vendor  # noqa: E402
 
 def main() -> None:
     analyst, _ = User.objects.get_or_create(username="replica-analyst", is_superuser=True)
-    vendor = Vendor.objects.order_by("id").first()
+    vendor = Vendor.objects.order_by("id")[0]
     for line in sys.stdin:
         command, *arguments = line.split()
         if command == "add":

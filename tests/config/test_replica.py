@@ -46,7 +46,9 @@ class Session:
 
 def _records_on(cluster: PostgresCluster) -> int:
     with psycopg.connect(cluster.database_url(DATABASE), connect_timeout=5) as conn:
-        return conn.execute("SELECT count(*) FROM calls_callrecord").fetchone()[0]
+        row = conn.execute("SELECT count(*) FROM calls_callrecord").fetchone()
+        assert row is not None
+        return row[0]
 
 
 def _until(condition, timeout: float = 20.0) -> None:
