@@ -158,10 +158,15 @@ def open_loop(
     seconds: float,
     connections: int = 64,
     timeout: float = 5.0,
+    latencies: bool = False,
 ) -> dict:
-    """POST `bodies` in turn to `path` at `rate` a second for `seconds`; the figures."""
+    """POST `bodies` in turn to `path` at `rate` a second for `seconds`; the figures (and every
+    latency, with `latencies`)."""
     result = asyncio.run(_run(host, port, path, bodies, rate, seconds, connections, timeout))
-    return result.summary()
+    summary = result.summary()
+    if latencies:
+        summary["latencies_ms"] = result.latencies_ms
+    return summary
 
 
 def median_summary(runs: list[dict]) -> dict:
