@@ -1,4 +1,5 @@
-"""Longer database timeouts for the work that needs them: exports, the admin, migrations.
+"""Longer database timeouts for the work that needs them (exports, the admin, migrations), and
+the analysts' replica (`analytics_db`, below).
 
 Every PostgreSQL connection starts with the web's limits (DATABASE_STATEMENT_TIMEOUT_MS,
 DATABASE_LOCK_TIMEOUT_MS, set in the connection's options) so no ping waits on a stalled database
