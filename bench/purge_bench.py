@@ -3,9 +3,11 @@
 Seeds a database of its own (BENCH_PURGE_DATABASE_URL) as `make bench` does, adds BENCH_ROWS
 (1,000,000) call records of a month long past (the seeding of `make bench-export`), starts the
 production server on it, and sends pings on a schedule (bench/openloop.py) at BENCH_PURGE_RATE
-(200) a second: BENCH_BASELINE_SECONDS (20) alone, then for as long as `manage.py
-purge_call_records` runs beside them (archiving the month, then deleting it in batches). Prints
-the pings' p50, p99 and worst latency before and during the purge, and the purge's pace.
+(200) a second while `manage.py purge_call_records` archives the month and deletes it in
+batches. The purge is paused (SIGSTOP) every other window of 5 s, so the pings' latency with
+and without it is measured in alternating windows of the same machine state (others' load on
+a shared machine comes and goes). Prints p50, p99 and the worst latency of each set, and the
+purge's pace.
 """
 
 import os
@@ -34,7 +36,6 @@ from tests.servers import RedisServer, free_port, wait_for_port  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 RATE = float(os.environ.get("BENCH_PURGE_RATE", "200"))
-BASELINE_SECONDS = int(os.environ.get("BENCH_BASELINE_SECONDS", "20"))
 WINDOW_SECONDS = 5
 MAX_PURGE_SECONDS = int(os.environ.get("BENCH_PURGE_MAX_SECONDS", "900"))
 
@@ -96,29 +97,41 @@ def main() -> None:
         with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=5) as conn:
             conn.execute("ANALYZE")
         print(f"Pings at {RATE:.0f}/s on a schedule; the server: {run.WORKERS} x {run.THREADS}")
-        baseline = pings(BASELINE_SECONDS)
-        print(f"  before the purge ({BASELINE_SECONDS} s): {figures(baseline['latencies_ms'])}")
         started = time.monotonic()
         purge = subprocess.Popen(
             [sys.executable, "manage.py", "purge_call_records", "--days", "30"],
             cwd=REPO, env={**env, "CALL_RECORD_ARCHIVE_DIR": str(archive)},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
-        during: list[float] = []
-        windows = []
+        latencies: dict[bool, list[float]] = {True: [], False: []}
+        windows: dict[bool, list[float]] = {True: [], False: []}
         errors = 0
+        purging = True
+        paused_seconds = 0.0
         while purge.poll() is None and time.monotonic() - started < MAX_PURGE_SECONDS:
+            if not purging:
+                purge.send_signal(signal.SIGSTOP)
             window = pings(WINDOW_SECONDS)
-            during += window["latencies_ms"]
-            windows.append(window["p99_ms"])
+            if not purging:
+                purge.send_signal(signal.SIGCONT)
+                paused_seconds += WINDOW_SECONDS
+            latencies[purging] += window["latencies_ms"]
+            windows[purging].append(window["p99_ms"])
             errors += window["errors"] + window["non_2xx"]
+            purging = not purging
         output, _ = purge.communicate(timeout=MAX_PURGE_SECONDS)
-        seconds = time.monotonic() - started
-        print(f"  during the purge ({seconds:.0f} s): {figures(during)}, errors {errors}")
-        print(f"  p99 of each {WINDOW_SECONDS} s window: {', '.join(f'{p:.1f}' for p in windows)}")
+        seconds = time.monotonic() - started - paused_seconds
+        for state, name in ((False, "purge paused"), (True, "purge running")):
+            print(f"  {name}: {figures(latencies[state])}")
+            shown = ", ".join(f"{p:.0f}" for p in windows[state])
+            print(f"    p99 of each {WINDOW_SECONDS} s window, ms: {shown}")
+        print(f"  errors and non-2xx answers: {errors}")
         print("  purge: " + output.strip().replace("\n", "\n         "))
         size = sum(path.stat().st_size for path in archive.iterdir())
-        print(f"  {ROWS / seconds:,.0f} rows/s archived and deleted; archive {size / 1e6:.1f} MB")
+        print(
+            f"  {seconds:.0f} s of purging (pauses left out): {ROWS / seconds:,.0f} rows/s "
+            f"archived and deleted; archive {size / 1e6:.1f} MB"
+        )
         database = urlsplit(DATABASE_URL).path.lstrip("/")
         print(f"  (database {database}; load average now {run._load()})")
     finally:
