@@ -613,7 +613,7 @@ def main() -> None:
     figures["db_cpu_per_ping_per_pgbench_write"] = (
         pings["database_ms"] / write["database_ms"] if write and write["database_ms"] else None
     )
-    print(f"Targets (issue 19), {first_connections} connections, one run:")
+    print(f"Targets, {first_connections} connections, one run:")
     for name, value, operator, target, met in target_verdicts(figures):
         shown = "not measured" if value is None else f"{value:.2f}"
         verdict = {True: "met", False: "NOT met", None: "-"}[met]
