@@ -15,6 +15,7 @@ from calls.exports.sheet import export_sheet_for
 from calls.exports.writers import jsonl_chunks
 from calls.models import CallRecord, InboundCall
 from calls.retention import call_records_purge, retention_cutoff
+from calls.tasks import purge_call_records
 from tests.factories import CallRecordFactory, VendorFactory
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -201,3 +202,23 @@ def test_batches_are_short_transactions_that_never_hold_up_a_new_record(tmp_path
     assert max(inserts) < 0.2
     assert CallRecord.objects.count() == 20
     assert connection.vendor == "postgresql"
+
+
+def test_beat_runs_the_purge_daily(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["purge-call-records"]
+
+    assert (entry["task"], entry["schedule"]) == ("calls.purge_call_records", 24 * 60 * 60.0)
+
+
+def test_the_worker_archives_and_deletes_old_records(celery_stack, settings, tmp_path):
+    settings.CALL_RECORD_RETENTION_DAYS = 30
+    settings.CALL_RECORD_ARCHIVE_DIR = tmp_path
+    old = CallRecordFactory(received_at=_received(2025, 1, 10))
+    recent = CallRecordFactory()
+
+    with celery_stack.running(beat=False):
+        celery_stack.run(purge_call_records, timeout=30)
+
+    assert list(CallRecord.objects.values_list("id", flat=True)) == [recent.id]
+    lines = _archive_lines(tmp_path / "call-records-2025-01.jsonl.gz")
+    assert [json.loads(line)["request_id"] for line in lines] == [str(old.request_id)]
