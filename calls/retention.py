@@ -122,6 +122,9 @@ def call_records_purge(
         while start < cutoff:
             end = next_month(start)
             if CallRecord.objects.filter(received_at__gte=start, received_at__lt=end).exists():
+                if deadline is not None and time.monotonic() >= deadline and result.months:
+                    result.finished = False  # no new month's archive past the deadline
+                    break
                 month = _month_archive(start, end, archive_dir)
                 result.months.append(month)
                 if not _month_delete(month, end, batch_rows, pause_seconds, deadline, progress):
