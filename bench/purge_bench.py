@@ -100,7 +100,10 @@ def main() -> None:
         started = time.monotonic()
         purge = subprocess.Popen(
             [sys.executable, "manage.py", "purge_call_records", "--days", "30"],
-            cwd=REPO, env={**env, "CALL_RECORD_ARCHIVE_DIR": str(archive)},
+            # No statement timeout, so no client deadline either: a purge resumed after a pause
+            # would find its statement's deadline passed while it was stopped.
+            cwd=REPO, env={**env, "CALL_RECORD_ARCHIVE_DIR": str(archive),
+                           "DATABASE_STATEMENT_TIMEOUT_MS": "0"},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         latencies: dict[bool, list[float]] = {True: [], False: []}

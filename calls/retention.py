@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
 from django.db.models.deletion import CASCADE, PROTECT, RESTRICT, SET_NULL
 
 from calls.exports.forms import CallRecordFilters
@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 ARCHIVE_NAME = "call-records-{month:%Y-%m}.jsonl.gz"
 # One purge at a time, whatever runs it (the beat task, the command): PostgreSQL's advisory lock.
 _PURGE_LOCK = "hashtext('calls.retention.purge')"
+# Tries of one batch before the purge gives up (the next run goes on), and the rest between two.
+BATCH_ATTEMPTS = 5
+BATCH_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -170,31 +173,54 @@ def _month_delete(
     `delete()` would load every row to send signals; `_raw_delete` is one DELETE, the references
     released just before in the same transaction."""
     after_id = 0
+    failures = 0
     while True:
         if deadline is not None and time.monotonic() >= deadline:
             return False
-        with transaction.atomic():
-            ids = list(
-                CallRecord.objects.filter(
-                    received_at__gte=month.month, received_at__lt=end, id__gt=after_id
-                )
-                .order_by("id")
-                .values_list("id", flat=True)[:batch_rows]
-            )
-            if not ids:
-                return True
-            after_id = ids[-1]
-            needed = _ids_still_needed(ids)
-            deletable = [pk for pk in ids if pk not in needed]
-            _release_references(deletable)
-            month.deleted_rows += CallRecord.objects.filter(id__in=deletable)._raw_delete(
-                CallRecord.objects.db
-            )
-            month.kept_rows += len(needed)
+        try:
+            batch = _batch_delete(month, end, after_id, batch_rows)
+        except OperationalError:
+            # A batch that hit the web's short timeouts (a busy database) is rolled back whole:
+            # try it again after a rest, on a fresh connection, holding the purge's lock again.
+            failures += 1
+            if failures >= BATCH_ATTEMPTS:
+                raise
+            logger.warning("Retention: a batch failed, trying again", exc_info=True)
+            connection.close()
+            time.sleep(BATCH_RETRY_SECONDS)
+            if not _purge_lock():
+                return False  # another purge started meanwhile: it goes on
+            continue
+        failures = 0
+        if batch is None:
+            return True
+        after_id = batch
         if progress:
             progress(month)
         if pause_seconds:
             time.sleep(pause_seconds)
+
+
+def _batch_delete(month: MonthPurged, end: datetime, after_id: int, batch_rows: int) -> int | None:
+    """One batch in its own transaction: the last id it went through, or None when no rows
+    are left."""
+    with transaction.atomic():
+        ids = list(
+            CallRecord.objects.filter(
+                received_at__gte=month.month, received_at__lt=end, id__gt=after_id
+            )
+            .order_by("id")
+            .values_list("id", flat=True)[:batch_rows]
+        )
+        if not ids:
+            return None
+        needed = _ids_still_needed(ids)
+        deletable = [pk for pk in ids if pk not in needed]
+        _release_references(deletable)
+        deleted = CallRecord.objects.filter(id__in=deletable)._raw_delete(CallRecord.objects.db)
+    month.deleted_rows += deleted
+    month.kept_rows += len(needed)
+    return ids[-1]
 
 
 def _references() -> list[tuple[models.ForeignObjectRel, type[models.Model]]]:
