@@ -4,11 +4,12 @@ import gzip
 import io
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from calls.exports.forms import CallRecordFilters
 from calls.exports.sheet import export_sheet_for
@@ -222,3 +223,36 @@ def test_the_worker_archives_and_deletes_old_records(celery_stack, settings, tmp
     assert list(CallRecord.objects.values_list("id", flat=True)) == [recent.id]
     lines = _archive_lines(tmp_path / "call-records-2025-01.jsonl.gz")
     assert [json.loads(line)["request_id"] for line in lines] == [str(old.request_id)]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_times_out_on_a_lock_is_tried_again(tmp_path, settings):
+    """Another transaction holding an old record (a staff edit, say) makes the batch's delete
+    wait past the lock timeout; the purge rests, tries again, and finishes once it is free."""
+    old = CallRecordFactory(received_at=_received(2026, 1, 5))
+    holding, released = threading.Event(), threading.Event()
+
+    def hold_the_record():
+        try:
+            with transaction.atomic():
+                CallRecord.objects.select_for_update().get(pk=old.pk)
+                holding.set()
+                time.sleep(1.5)
+            released.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=hold_the_record)
+    thread.start()
+    holding.wait(10)
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SET lock_timeout = '200ms'")
+
+    result = call_records_purge(now=NOW, days=90, archive_dir=tmp_path, pause_seconds=0)
+    thread.join(10)
+
+    assert released.is_set()
+    assert result.finished is True
+    assert result.deleted_rows == 1
+    assert not CallRecord.objects.exists()
