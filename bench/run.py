@@ -14,6 +14,7 @@ Everything is read from BENCH_* environment variables (see `make help` and docs/
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -22,6 +23,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,6 +33,7 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.openloop import open_loop  # noqa: E402
 from routing.geography import AREA_CODE_STATES  # noqa: E402
 from tests.servers import RedisServer, free_port, wait_for_port  # noqa: E402
 
@@ -57,6 +61,27 @@ ALL_STATES_KEY = "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"
 REFERENCES = os.environ.get("BENCH_REFERENCES", "true") == "true"
 KEY_VALIDATION_BODY = json.dumps({"vendorKey": ALL_STATES_KEY})
 PYTHON = sys.executable
+# The ORM transaction path (bench/views.py: BenchOrmPingView), beside the ping at the first
+# connection count (BENCH_ORM=false to skip).
+ORM = os.environ.get("BENCH_ORM", "true") == "true"
+# The steady-rate phase: pings sent on a schedule at BENCH_STEADY_FRACTION (0.5) of the pings/s
+# measured at the first connection count, for BENCH_STEADY_SECONDS (15), from at most
+# BENCH_STEADY_CONNECTIONS (64) connections; the p99 from the moment each was due.
+STEADY_FRACTION = float(os.environ.get("BENCH_STEADY_FRACTION", "0.5"))
+STEADY_SECONDS = int(os.environ.get("BENCH_STEADY_SECONDS", "15"))
+STEADY_CONNECTIONS = int(os.environ.get("BENCH_STEADY_CONNECTIONS", "64"))
+# pgbench's simplest write transaction (-N: one update, one insert, commit), the same clients
+# and seconds as the ping's statement: PostgreSQL's CPU per ping is compared with its CPU.
+WRITE_SCRIPT_SECONDS = STATEMENT_SECONDS
+OUTPUT = Path(os.environ.get("BENCH_OUTPUT") or REPO / "bench-results.json")
+# The issue's targets, each a ratio (or a figure) inside one run.
+TARGETS = {
+    "ping_per_floor": (">=", 0.70),
+    "db_cpu_per_ping_per_pgbench_write": ("<=", 2.0),
+    "steady_p99_ms": ("<=", 15.0),
+    "ping_per_orm": (">=", 3.0),
+    "overlaps": ("==", 0),
+}
 
 
 def recreate_database(url: str) -> None:
@@ -267,6 +292,114 @@ def statement_alone(env: dict, directory: Path) -> dict | None:
     return {"rate": done / STATEMENT_SECONDS, "cpu_ms": busy * 1000 / max(done, 1)}
 
 
+class BackendCpuSampler:
+    """The CPU of a database's PostgreSQL backends over a run in which they come and go (pgbench
+    connects its clients when it starts and leaves at the end): each backend's CPU is read every
+    `interval` seconds and its last reading kept, so at most one interval of a backend's CPU is
+    lost when it exits."""
+
+    def __init__(self, database: str, interval: float = 0.1) -> None:
+        self.database = database
+        self.interval = interval
+        self.before = {pid: cpu_seconds([pid]) for pid in database_pids(database)}
+        self.last: dict[int, float] = dict(self.before)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for pid in database_pids(self.database):
+                if Path(f"/proc/{pid}").exists():
+                    self.last[pid] = cpu_seconds([pid])
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "BackendCpuSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def seconds(self) -> float:
+        return sum(cpu - self.before.get(pid, 0.0) for pid, cpu in self.last.items())
+
+
+def pgbench_write(directory: Path) -> dict | None:
+    """pgbench's built-in simple write transaction (-N) on the bench's database: transactions/s
+    and the CPU of its PostgreSQL backends per transaction (the same measure as a ping's)."""
+    if shutil.which("pgbench") is None:
+        return None
+    subprocess.run(
+        ["pgbench", "-i", "-q", "-s", "1", DATABASE_URL],
+        check=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("VACUUM ANALYZE pgbench_accounts, pgbench_branches, pgbench_tellers")
+    database = urlsplit(DATABASE_URL).path.lstrip("/")
+    with BackendCpuSampler(database) as sampler:
+        output = subprocess.run(
+            ["pgbench", "-n", "-N", "-M", "prepared", "-c", str(STATEMENT_CLIENTS), "-j", "2",
+             "-T", str(WRITE_SCRIPT_SECONDS), DATABASE_URL],
+            check=True, capture_output=True, text=True, timeout=WRITE_SCRIPT_SECONDS + 60,
+        ).stdout  # fmt: skip
+    done = int(_found(r"number of transactions actually processed: (\d+)", output))
+    return {
+        "rate": done / WRITE_SCRIPT_SECONDS,
+        "database_ms": sampler.seconds() * 1000 / max(done, 1),
+    }
+
+
+def ping_bodies(count: int = 20_000) -> list[str]:
+    """Ping bodies as bench/ping.lua makes them: a state at random, one of its area codes."""
+    by_state: dict[str, list[str]] = {}
+    for area_code, state in sorted(AREA_CODE_STATES.items()):
+        by_state.setdefault(state, []).append(area_code)
+    states = list(by_state.values())
+    chooser = random.Random()
+    bodies = []
+    for index in range(count):
+        area = chooser.choice(chooser.choice(states))
+        phone = f"+1{area}{chooser.randrange(10_000_000):07d}"
+        bodies.append(
+            json.dumps(
+                {"vendorKey": ALL_STATES_KEY, "phoneNumber": phone,
+                 "lead_id": f"steady-{index}", "source": "openloop"},
+                separators=(",", ":"),
+            )
+        )  # fmt: skip
+    return bodies
+
+
+def steady_rate(port: int, rate: float, server_pid: int) -> dict:
+    """The open-loop phase: the generator alone against the trivial endpoint first (its own p99
+    and CPU at this rate: it is not the bottleneck if both are small), then pings."""
+
+    def run(path: str, bodies: list[str], seconds: int) -> dict:
+        return open_loop(host="127.0.0.1", port=port, path=path, bodies=bodies, rate=rate,
+                         seconds=seconds, connections=STEADY_CONNECTIONS)  # fmt: skip
+
+    generator = run("/functions/v1/bench-noop", ["{}"], min(5, STEADY_SECONDS))
+    database = urlsplit(DATABASE_URL).path.lstrip("/")
+    web, backends = web_pids(server_pid), database_pids(database)
+    web_before, database_before = cpu_seconds(web), cpu_seconds(backends)
+    pings = run("/functions/v1/vendors-ping", ping_bodies(), STEADY_SECONDS)
+    answered = max(pings["answered"], 1)
+    pings["web_ms"] = (cpu_seconds(web) - web_before) * 1000 / answered
+    pings["database_ms"] = (cpu_seconds(backends) - database_before) * 1000 / answered
+    return {"generator": generator, "pings": pings}
+
+
+def target_verdicts(figures: dict) -> list[tuple[str, float | None, str, float, bool | None]]:
+    compare = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "==": lambda a, b: a == b}
+    verdicts = []
+    for name, (operator, target) in TARGETS.items():
+        value = figures.get(name)
+        met = None if value is None else compare[operator](value, target)
+        verdicts.append((name, value, operator, target, met))
+    return verdicts
+
+
 def outcome_counts(conn) -> dict:
     rows = conn.execute("SELECT outcome, count(*) FROM calls_callrecord GROUP BY outcome")
     return dict(rows.fetchall())
@@ -321,9 +454,13 @@ def main() -> None:
                 ),
                 "round trips only": (f"{base}/bench-round-trips", script),
             }
+            if ORM:
+                references["orm"] = (f"{base}/bench-orm-ping", script)
             # Warm up: every worker opens its connections and fills its caches.
             run_wrk(f"{base}/vendors-ping", 8, script, 3)
             run_wrk(f"{base}/bench-noop", 8, noop_script, 2)
+            if ORM:
+                run_wrk(f"{base}/bench-orm-ping", 8, script, 2)
             # The plan each connection caches for the ping's statement was made in the warm-up,
             # for reservation and call-record tables still (nearly) empty: it scans them whole,
             # a little longer at every ping. In service, autovacuum's ANALYZE makes connections
@@ -342,6 +479,7 @@ def main() -> None:
                 f"{'p50 ms':>7} {'p99 ms':>7} {'trivial p99':>11} {'non-2xx':>7}"
             )
             results = []
+            first_references: dict[str, dict] = {}
             for connections in CONNECTIONS:
                 # Alternating rounds, medians: other load on the machine comes and goes, and
                 # should weigh on both endpoints alike.
@@ -365,6 +503,8 @@ def main() -> None:
                 }
                 ratio = pings["rate"] / trivial["rate"]
                 results.append((connections, trivial, pings, ratio))
+                if connections == CONNECTIONS[0]:
+                    first_references = measured_references
                 print(
                     f"{connections:>5} {trivial['rate']:>10.0f} {pings['rate']:>9.0f} "
                     f"{ratio:>6.2f} {pings['p50']:>7.2f} {pings['p99']:>7.2f} "
@@ -380,6 +520,27 @@ def main() -> None:
                         f"p50 {run['p50']:.2f}, p99 {run['p99']:.2f}, "
                         f"CPU web {run['web_ms']:.2f} database {run['database_ms']:.2f} ms"
                     )
+            steady_target = results[0][2]["rate"] * STEADY_FRACTION
+            print(
+                f"Steady rate (open loop): {steady_target:.0f} pings/s for {STEADY_SECONDS} s, "
+                f"at most {STEADY_CONNECTIONS} connections, latency from each request's due time"
+            )
+            steady = steady_rate(port, steady_target, server.pid)
+            generator, steady_pings = steady["generator"], steady["pings"]
+            print(
+                f"      generator alone (trivial endpoint): p50 {generator['p50_ms']:.2f}, "
+                f"p99 {generator['p99_ms']:.2f} ms, sent late p99 "
+                f"{generator['send_lag_p99_ms']:.2f} ms, its CPU "
+                f"{generator['generator_cpu_ms_per_request']:.3f} ms per request "
+                f"({generator['generator_core_share']:.0%} of a core)"
+            )
+            print(
+                f"      pings: {steady_pings['answered_per_s']:.0f}/s answered, p50 "
+                f"{steady_pings['p50_ms']:.2f}, p99 {steady_pings['p99_ms']:.2f}, max "
+                f"{steady_pings['max_ms']:.2f} ms, non-2xx {steady_pings['non_2xx']}, errors "
+                f"{steady_pings['errors']}, sent late p99 {steady_pings['send_lag_p99_ms']:.2f} "
+                f"ms, generator {steady_pings['generator_core_share']:.0%} of a core"
+            )
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -388,6 +549,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as directory:
         alone = statement_alone(env, Path(directory))
+        write = pgbench_write(Path(directory))
 
     with psycopg.connect(DATABASE_URL, connect_timeout=5) as conn:
         counts = outcome_counts(conn)
@@ -406,12 +568,58 @@ def main() -> None:
             f"connections, {STATEMENT_SECONDS} s): {alone['rate']:.0f} statements/s, "
             f"{alone['cpu_ms']:.2f} ms of machine CPU per statement (pgbench's own included)"
         )
+    if write is None:
+        print("pgbench -N: pgbench not found, not measured")
+    else:
+        print(
+            f"pgbench -N (simple write transaction, {STATEMENT_CLIENTS} connections, "
+            f"{WRITE_SCRIPT_SECONDS} s): {write['rate']:.0f} transactions/s, "
+            f"{write['database_ms']:.3f} ms of PostgreSQL backend CPU per transaction"
+        )
     print(f"Load average after the run: {_load()} (other work on the machine counts in it)")
     print(f"Call records by outcome (the web runs' and pgbench's): {counts}")
     print(f"Overlapping reservations (same agent or number): {overlaps}")
-    first = results[0]
-    verdict = "met" if first[3] >= 0.40 and first[2]["p99"] < 30 else "NOT met"
-    print(f"Targets at {first[0]} connections (ratio >= 0.40, p99 < 30 ms): {verdict}")
+    first_connections, trivial, pings, _ = results[0]
+    floor = first_references.get("round trips only")
+    orm = first_references.get("orm")
+    figures = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cores": os.cpu_count(),
+        "load_average_after": os.getloadavg()[0],
+        "connections": first_connections,
+        "trivial_per_s": trivial["rate"],
+        "ping_per_s": pings["rate"],
+        "ping_p99_ms": pings["p99"],
+        "floor_per_s": floor["rate"] if floor else None,
+        "orm_per_s": orm["rate"] if orm else None,
+        "orm_p99_ms": orm["p99"] if orm else None,
+        "ping_web_cpu_ms": pings["web_ms"],
+        "ping_db_cpu_ms": pings["database_ms"],
+        "orm_db_cpu_ms": orm["database_ms"] if orm else None,
+        "pgbench_write_per_s": write["rate"] if write else None,
+        "pgbench_write_cpu_ms": write["database_ms"] if write else None,
+        "statement_alone_per_s": alone["rate"] if alone else None,
+        "steady_rate_per_s": steady_target,
+        "steady_answered_per_s": steady_pings["answered_per_s"],
+        "steady_p50_ms": steady_pings["p50_ms"],
+        "steady_p99_ms": steady_pings["p99_ms"],
+        "steady_non_2xx": steady_pings["non_2xx"] + steady_pings["errors"],
+        "steady_generator_p99_ms": generator["p99_ms"],
+        "steady_generator_core_share": steady_pings["generator_core_share"],
+        "overlaps": overlaps,
+    }
+    figures["ping_per_floor"] = pings["rate"] / floor["rate"] if floor else None
+    figures["ping_per_orm"] = pings["rate"] / orm["rate"] if orm else None
+    figures["db_cpu_per_ping_per_pgbench_write"] = (
+        pings["database_ms"] / write["database_ms"] if write and write["database_ms"] else None
+    )
+    print(f"Targets, {first_connections} connections, one run:")
+    for name, value, operator, target, met in target_verdicts(figures):
+        shown = "not measured" if value is None else f"{value:.2f}"
+        verdict = {True: "met", False: "NOT met", None: "-"}[met]
+        print(f"  {name:<36} {shown:>12}  target {operator} {target:<6} {verdict}")
+    OUTPUT.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"Figures written to {OUTPUT}")
     if overlaps:
         raise SystemExit("Double bookings found")
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from bench.views import BenchNoopView, BenchRoundTripsView
+from bench.views import BenchNoopView, BenchOrmPingView, BenchRoundTripsView
 
 urlpatterns = [
     path("functions/v1/bench-noop", BenchNoopView.as_view(), name="bench-noop"),
@@ -11,4 +11,5 @@ urlpatterns = [
         BenchRoundTripsView.as_view(),
         name="bench-round-trips",
     ),
+    path("functions/v1/bench-orm-ping", BenchOrmPingView.as_view(), name="bench-orm-ping"),
 ]

@@ -1,12 +1,14 @@
 """Background jobs for calls: thin, they take an id and call one service."""
 
 import logging
+import time
 
 from django.conf import settings
 
 from calls.exports.jobs import call_export_run
 from calls.heartbeat import worker_heartbeat_record
 from calls.lifecycle import call_record_expire, call_records_expire_due
+from calls.retention import call_records_purge
 from calls.telephony.service import agent_calls_end_stale
 from config.celery import app
 from routing.services import database_now
@@ -23,6 +25,31 @@ logger = logging.getLogger(__name__)
 )
 def call_export_xlsx(export_id: int) -> None:
     call_export_run(export_id=export_id)
+
+
+# The purge's own limits: archiving a month of a large operator's records takes minutes.
+PURGE_TASK_TIME_LIMIT = 60 * 60
+
+
+@app.task(
+    name="calls.purge_call_records",
+    time_limit=PURGE_TASK_TIME_LIMIT,
+    soft_time_limit=PURGE_TASK_TIME_LIMIT - 60,
+    ignore_result=True,
+)
+def purge_call_records() -> None:
+    """Beat's daily retention run; stops well within its limit, the next run goes on."""
+    purged = call_records_purge(
+        now=database_now(), deadline=time.monotonic() + PURGE_TASK_TIME_LIMIT - 300
+    )
+    if purged.months:
+        logger.info(
+            "Retention: %s call records deleted from %s months before %s%s",
+            purged.deleted_rows,
+            len(purged.months),
+            purged.cutoff,
+            "" if purged.finished else " (stopped at its deadline; the next run goes on)",
+        )
 
 
 # --- Reservation lifecycle: idempotent, so a task run twice, late or after the call does nothing.

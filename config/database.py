@@ -1,4 +1,5 @@
-"""Longer database timeouts for the work that needs them: exports, the admin, migrations.
+"""Longer database timeouts for the work that needs them (exports, the admin, migrations), and
+the analysts' replica (`analytics_db`, below).
 
 Every PostgreSQL connection starts with the web's limits (DATABASE_STATEMENT_TIMEOUT_MS,
 DATABASE_LOCK_TIMEOUT_MS, set in the connection's options) so no ping waits on a stalled database
@@ -8,12 +9,17 @@ them back after. Lifting in the code paths, rather than one setting per process,
 defaults safe everywhere: a shell, a worker, or a command we did not think of gets the short ones.
 """
 
+import contextlib
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.transaction import TransactionManagementError
+
+logger = logging.getLogger(__name__)
 
 
 def database_timeouts_lift(*, using: str = DEFAULT_DB_ALIAS) -> bool:
@@ -78,3 +84,79 @@ def lift_for_migrations(sender, using=DEFAULT_DB_ALIAS, **kwargs) -> None:
 def restore_after_migrations(sender, using=DEFAULT_DB_ALIAS, **kwargs) -> None:
     """post_migrate (also sent by flush): the test suite goes on using the connection."""
     database_timeouts_restore(using=using)
+
+
+# --- The analysts' replica (DATABASE_REPLICA_URL) ----------------------------------------------
+
+REPLICA_DB_ALIAS = "replica"
+
+# Seconds the replica's replay is behind the primary, as the replica itself knows it: nothing
+# when everything received is replayed and the primary is still streaming to it, else the age of
+# the last transaction it replayed. Not a replica (promoted, or a primary by mistake): None.
+_REPLICA_LAG_SQL = """
+SELECT CASE
+    WHEN NOT pg_is_in_recovery() THEN NULL
+    WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
+         AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') THEN 0
+    ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 1e9)
+END
+"""
+
+# When this process last found the replica down or behind (time.monotonic()).
+_replica_refused_at: float | None = None
+
+
+def analytics_db() -> str:
+    """The database alias for analysts' heavy reads: the replica while it answers within the lag
+    bound, else the primary. Use it as `Model.objects.using(analytics_db())`; scorecards and
+    charts should too. One query on the replica per call; a replica found down or behind is left
+    alone for DATABASE_REPLICA_RETRY_SECONDS, so a dead one costs a failed connect at most that
+    often."""
+    global _replica_refused_at
+    if REPLICA_DB_ALIAS not in settings.DATABASES:
+        return DEFAULT_DB_ALIAS
+    if _replica_refused_at is not None:
+        if time.monotonic() - _replica_refused_at < settings.DATABASE_REPLICA_RETRY_SECONDS:
+            return DEFAULT_DB_ALIAS
+        _replica_refused_at = None
+    lag = replica_lag_seconds()
+    if lag is None or lag > settings.DATABASE_REPLICA_MAX_LAG_SECONDS:
+        _replica_refused_at = time.monotonic()
+        logger.warning(
+            "Analysts' reads go to the primary: the replica is %s",
+            "unreachable or not a replica" if lag is None else f"{lag:.0f} s behind",
+        )
+        return DEFAULT_DB_ALIAS
+    return REPLICA_DB_ALIAS
+
+
+def replica_lag_seconds() -> float | None:
+    """How far the replica's replay is behind, in seconds; None if it cannot be asked."""
+    connection = connections[REPLICA_DB_ALIAS]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_REPLICA_LAG_SQL)
+            lag = cursor.fetchone()[0]
+    except DatabaseError:
+        # Closed, so the next try connects afresh instead of reusing a broken connection.
+        with contextlib.suppress(DatabaseError):
+            connection.close()
+        return None
+    return None if lag is None else float(lag)
+
+
+class PrimaryReplicaRouter:
+    """Everything reads and writes on the primary unless the code names the replica
+    (`analytics_db()`); objects from either are the same rows; only the primary is migrated."""
+
+    def db_for_read(self, model, **hints):
+        return None
+
+    def db_for_write(self, model, **hints):
+        return DEFAULT_DB_ALIAS
+
+    def allow_relation(self, obj1, obj2, **hints):
+        return True
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        return db == DEFAULT_DB_ALIAS

@@ -186,6 +186,38 @@ else:
     if DATABASE_PREPARE_THRESHOLD:
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = DATABASE_PREPARE_THRESHOLD
 
+# A PostgreSQL streaming replica for analysts' heavy reads (exports, the reporting API, reports):
+# `config.database.analytics_db()` names it while it answers and replays within
+# DATABASE_REPLICA_MAX_LAG_SECONDS of the primary, else the primary. A replica found down or
+# behind is not tried again for DATABASE_REPLICA_RETRY_SECONDS. Pings and writes use the primary.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+DATABASE_REPLICA_MAX_LAG_SECONDS = env_int("DATABASE_REPLICA_MAX_LAG_SECONDS", 30, minimum=0)
+DATABASE_REPLICA_RETRY_SECONDS = env_int("DATABASE_REPLICA_RETRY_SECONDS", 10, minimum=1)
+if DATABASE_REPLICA_URL:
+    try:
+        _replica = dj_database_url.parse(DATABASE_REPLICA_URL)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URL cannot be read: {exc}") from None
+    if (
+        _replica["ENGINE"] != "django.db.backends.postgresql"
+        or DATABASES["default"]["ENGINE"] != "config.postgresql"
+    ):
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL is a PostgreSQL streaming replica of a PostgreSQL DATABASE_URL."
+        )
+    # The primary's connection settings (timeouts, keepalives), with a persistent connection
+    # instead of the pool: analysts' reads are few and long.
+    DATABASES["replica"] = _replica | {
+        "ENGINE": "config.postgresql",
+        "OPTIONS": {
+            key: value for key, value in DATABASES["default"]["OPTIONS"].items() if key != "pool"
+        },
+        "CONN_MAX_AGE": env_int("CONN_MAX_AGE", 60, minimum=0),
+        "CONN_HEALTH_CHECKS": True,
+        "TEST": {"MIRROR": "default"},
+    }
+    DATABASE_ROUTERS = ["config.database.PrimaryReplicaRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication, passwords, sessions -----------------------------------------------------
@@ -316,6 +348,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # Retention (CALL_RECORD_RETENTION_DAYS; does nothing while it is 0): once a day.
+    "purge-call-records": {
+        "task": "calls.purge_call_records",
+        "schedule": 24 * 60 * 60.0,
+        "options": {"expires": 60 * 60.0},
+    },
 }
 
 # --- Cache -----------------------------------------------------------------------------------
@@ -437,6 +475,19 @@ TELEPHONY_UNAVAILABLE_MESSAGE = env_str(
 # --- Ours: analyst exports (calls) -----------------------------------------------------------
 # The reporting API, /api/v1/call-records, uses rest_framework.authtoken's tokens.
 EXPORT_TASK_TIME_LIMIT = env_int("EXPORT_TASK_TIME_LIMIT", 3600, minimum=60)
+
+# --- Ours: call record retention (calls) -----------------------------------------------------
+# Call records older than this many days are archived (one gzip JSON Lines file per month, the
+# export's columns, in CALL_RECORD_ARCHIVE_DIR) and deleted, whole months at a time, by the
+# daily beat task `calls.purge_call_records` and `manage.py purge_call_records`. 0 (the default):
+# kept for ever; deleting records is a decision each operator takes.
+CALL_RECORD_RETENTION_DAYS = env_int("CALL_RECORD_RETENTION_DAYS", 0, minimum=0)
+CALL_RECORD_ARCHIVE_DIR = Path(
+    env_str("CALL_RECORD_ARCHIVE_DIR") or MEDIA_ROOT / "call-record-archive"
+)
+# Rows deleted per transaction, and the pause between two, so pings never wait on the purge.
+CALL_RECORD_PURGE_BATCH_ROWS = env_int("CALL_RECORD_PURGE_BATCH_ROWS", 1000, minimum=1)
+CALL_RECORD_PURGE_PAUSE_MS = env_int("CALL_RECORD_PURGE_PAUSE_MS", 20, minimum=0)
 
 # --- Ours: staff admin (config) --------------------------------------------------------------
 # Where the admin lives; a path of its own makes it harder to find than the default.

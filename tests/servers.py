@@ -119,6 +119,16 @@ class PostgresCluster:
             "--auth=trust", "--no-sync", "-E", "UTF8",
         )  # fmt: skip
 
+    def init_as_replica_of(self, primary: "PostgresCluster") -> None:
+        """A streaming replica of `primary` (running): its base backup, with the standby
+        settings written (-R), to start like any cluster."""
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        self._run(
+            _postgres_bin("pg_basebackup"), "-D", str(self.data), "-R", "-X", "stream",
+            "--checkpoint", "fast", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+        )  # fmt: skip
+
     def start(self) -> None:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "

@@ -25,6 +25,7 @@ from calls.exports.jobs import EXPORT_PERMISSION, call_export_record, call_expor
 from calls.exports.selectors import call_record_select
 from calls.exports.sheet import RECORD_COLUMNS, call_record_as_json
 from calls.models import CallExport
+from config.database import analytics_db
 from config.errors import FirstRendererNegotiation
 
 _RECORD_PATHS = [path for _, path in RECORD_COLUMNS]
@@ -118,7 +119,9 @@ class CallRecordListView(APIView):
             return response
 
         paginator = self.pagination_class(user=request.user, filters=filters)
-        records = call_record_select(filters=filters).values("id", *_RECORD_PATHS, "tracking")
+        records = call_record_select(filters=filters, using=analytics_db()).values(
+            "id", *_RECORD_PATHS, "tracking"
+        )
         page = paginator.paginate_queryset(records, request, view=self)
         if paginator.cursor is None:
             # The first page starts a listing: that is the export the audit records.

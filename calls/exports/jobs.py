@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from calls.exports.forms import CallRecordFilters
@@ -25,7 +25,7 @@ from calls.exports.writers import (
     xlsx_write,
 )
 from calls.models import CallExport
-from config.database import database_timeouts_lifted
+from config.database import analytics_db, database_timeouts_lifted
 from config.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -74,9 +74,11 @@ def call_export_record(
 def _export_begin(
     *, user, source: str, filters: CallRecordFilters, export_format: str
 ) -> tuple[ExportSheet, CallExport]:
-    """The selection to write, and its audit row, running from now."""
-    with database_timeouts_lifted():  # reading a whole selection takes longer than a ping
-        sheet = export_sheet_for(filters=filters)
+    """The selection to write, and its audit row, running from now. Read on the analysts'
+    replica when there is one (`analytics_db`)."""
+    using = analytics_db()
+    with database_timeouts_lifted(using=using):  # a whole selection takes longer than a ping
+        sheet = export_sheet_for(filters=filters, using=using)
         row_count = sheet.records.count()
     export = call_export_record(
         user=user,
@@ -125,23 +127,23 @@ def call_export_stream(
         content_type = "application/x-ndjson; charset=utf-8"
     return ExportStream(
         export=export,
-        chunks=_audited(export, chunks, rows_seen),
+        chunks=_audited(export, chunks, rows_seen, using=sheet.records.db),
         content_type=content_type,
         filename=export_filename(export_format, now=now),
     )
 
 
 def _audited(
-    export: CallExport, chunks: Iterator[str | bytes], rows_seen: list[int]
+    export: CallExport, chunks: Iterator[str | bytes], rows_seen: list[int], *, using: str
 ) -> Iterator[str | bytes]:
     finished = False
     try:
         # On PostgreSQL one read-only transaction lets the server-side cursor hand rows over as
         # they are read; outside one, Django's cursor WITH HOLD first copies the whole result.
         # Not on SQLite, where a transaction would hold the write lock pings need.
-        with database_timeouts_lifted():
-            if connection.vendor == "postgresql":
-                with transaction.atomic():
+        with database_timeouts_lifted(using=using):
+            if connections[using].vendor == "postgresql":
+                with transaction.atomic(using=using):
                     yield from chunks
             else:
                 yield from chunks
@@ -166,8 +168,9 @@ def call_export_start(
 ) -> CallExport:
     """Queue an XLSX export for the background job; refuses what Excel cannot hold."""
     _require_permission(user)
-    with database_timeouts_lifted():
-        rows = call_record_select(filters=filters).count()
+    using = analytics_db()
+    with database_timeouts_lifted(using=using):
+        rows = call_record_select(filters=filters, using=using).count()
     excel_rows_check(rows)
     export = call_export_record(
         user=user,
@@ -217,8 +220,11 @@ def call_export_run(*, export_id: int, now: datetime | None = None) -> CallExpor
         CallExport.objects.filter(pk=export.pk).update(rows_written=rows)
 
     try:
-        with database_timeouts_lifted():
-            sheet = export_sheet_for(filters=CallRecordFilters.from_json(export.filters))
+        using = analytics_db()
+        with database_timeouts_lifted(using=using):
+            sheet = export_sheet_for(
+                filters=CallRecordFilters.from_json(export.filters), using=using
+            )
             written = xlsx_write(sheet, partial, progress=progress)
         os.replace(partial, path)
     except Exception as exc:
@@ -270,7 +276,7 @@ def call_export_write_file(
         user=user, source=source, filters=filters, export_format=export_format
     )
     try:
-        with database_timeouts_lifted():
+        with database_timeouts_lifted(using=sheet.records.db):
             written = xlsx_write(sheet, output, progress=progress)
     except ApplicationError as exc:
         export.status, export.error = CallExport.Status.FAILED, exc.message

@@ -19,6 +19,7 @@ from datetime import datetime
 from django.db.models import Count, Q
 
 from calls.models import CallRecord
+from config.database import analytics_db
 
 Outcome = CallRecord.Outcome
 RESERVED_OUTCOMES = (Outcome.RESERVED, Outcome.CONNECTED, Outcome.COMPLETED, Outcome.EXPIRED)
@@ -68,7 +69,11 @@ class FunnelSummary:
 
 def call_funnel_summary(*, since: datetime, until: datetime) -> FunnelSummary:
     """Counts for the call records received in [since, until), biggest vendors first."""
-    records = CallRecord.objects.filter(received_at__gte=since, received_at__lt=until).order_by()
+    records = (
+        CallRecord.objects.using(analytics_db())
+        .filter(received_at__gte=since, received_at__lt=until)
+        .order_by()
+    )
     total = FunnelRow(label="All", **records.aggregate(**COUNTS))
     by_vendor = [
         FunnelRow(label=row.pop("vendor__name"), **row)

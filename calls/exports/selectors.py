@@ -7,7 +7,7 @@ import re
 import uuid
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import connections
 from django.db.models import Q, QuerySet
 
 from calls.exports.forms import CallRecordFilters
@@ -17,9 +17,12 @@ from calls.models import CallRecord
 FETCH_CHUNK_ROWS = 2_000
 
 
-def call_record_select(*, filters: CallRecordFilters) -> QuerySet[CallRecord]:
-    """The call records the filters select, oldest first."""
-    records = CallRecord.objects.all()
+def call_record_select(
+    *, filters: CallRecordFilters, using: str | None = None
+) -> QuerySet[CallRecord]:
+    """The call records the filters select, oldest first; read on `using` (an analyst's read
+    names `config.database.analytics_db()`), else the primary."""
+    records = CallRecord.objects.using(using).all()
     if filters.since:
         records = records.filter(received_at__gte=filters.since)
     if filters.until:
@@ -55,6 +58,7 @@ def call_record_tracking_keys(*, records: QuerySet[CallRecord]) -> list[str]:
         sql, params = records.order_by().values("tracking").query.sql_with_params()
     except EmptyResultSet:
         return []
+    connection = connections[records.db]
     if connection.vendor == "postgresql":
         query = (
             "SELECT DISTINCT jsonb_object_keys(selection.tracking) FROM (" + sql + ") selection"

@@ -138,8 +138,8 @@ def tracking_column_name(key: str) -> str:
 _RECORD_HEADER_SET = frozenset(RECORD_HEADERS)
 
 
-def export_sheet_for(*, filters: CallRecordFilters) -> ExportSheet:
-    records = call_record_select(filters=filters)
+def export_sheet_for(*, filters: CallRecordFilters, using: str | None = None) -> ExportSheet:
+    records = call_record_select(filters=filters, using=using)
     return ExportSheet(records=records, tracking_keys=call_record_tracking_keys(records=records))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import connections
 from django.db.models import F, Field, Func, TextField
 from django.db.models.functions import Cast
 
@@ -57,7 +57,8 @@ def csv_chunks(
     if bom:  # lets Excel read UTF-8 instead of guessing the locale's code page
         buffer.write("\ufeff")
     writer.writerow([cell_neutralize(header) for header in sheet.headers])
-    if connection.vendor == "postgresql" and len(sheet.headers) <= COPY_MAX_COLUMNS:
+    on_postgresql = connections[sheet.records.db].vendor == "postgresql"
+    if on_postgresql and len(sheet.headers) <= COPY_MAX_COLUMNS:
         yield _drain(buffer)
         yield from _postgres_csv_rows(sheet, progress=progress)
         return
@@ -140,7 +141,7 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
         return
     block = bytearray()
     written = 0
-    with connection.cursor() as cursor:
+    with connections[sheet.records.db].cursor() as cursor:
         raw_cursor = cursor.cursor  # psycopg's own, for COPY
         with raw_cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
             for row in copy:

@@ -11,6 +11,7 @@ import config.urls
 from calls.models import CallRecord
 from routing.models import Reservation
 from tests.conftest import AZ_PING
+from tests.factories import VendorFactory, floor_build
 
 NOOP_URL = "/functions/v1/bench-noop"
 ROUND_TRIPS_URL = "/functions/v1/bench-round-trips"
@@ -75,3 +76,25 @@ def test_the_round_trips_endpoint_counts_against_the_keys_rate_limit(demo, ping,
     assert first.status_code == 200
     assert second.status_code == 429
     assert second.json()["data"]["message"] == "Too many requests."
+
+
+ORM_PING_URL = "/functions/v1/bench-orm-ping"
+
+
+def test_the_orm_ping_reserves_and_records_as_a_ping_does(db, ping):
+    vendor, key = VendorFactory.with_key(authorized_states=["AZ"])
+    floor = floor_build(agents={"AZ": 2}, numbers=2)
+    body = {"vendorKey": key, "phoneNumber": "+14801234567", "lead_id": "L-1"}
+    with bench_endpoints_routed():
+        first = ping.client.post(ORM_PING_URL, data=body, format="json")
+        repeat = ping.client.post(ORM_PING_URL, data=body, format="json")
+
+    assert first.status_code == 200
+    data = first.json()["data"]
+    assert data["agentAvailable"] is True
+    assert data["transferTarget"] == str(floor.numbers[0].number)
+    assert (data["ttlSeconds"], data["agentCount"]) == (60, 2)
+    assert repeat.json()["data"]["transferTarget"] == data["transferTarget"]
+    records = list(CallRecord.objects.order_by("id").values_list("outcome", "tracking"))
+    assert records == [("reserved", {"lead_id": "L-1"}), ("repeat", {"lead_id": "L-1"})]
+    assert Reservation.objects.get().vendor == vendor
