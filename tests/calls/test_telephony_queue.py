@@ -18,6 +18,7 @@ from telephony_support import (
 
 from calls.models import CallRecord, DialAttempt, InboundCall
 from calls.telephony.queue import waiting_callers_sweep
+from calls.telephony.service import agent_calls_end_stale
 from routing.models import Agent, WaitingCaller
 from tests.factories import VendorFactory, floor_build
 
@@ -319,3 +320,52 @@ def test_staff_see_a_callers_wait_on_the_inbound_call_page(
     assert b"CA2" in listing
     assert b"hung up while waiting" in page
     assert b"Waited" in page
+
+
+def test_a_repeated_voice_webhook_for_a_waiting_caller_keeps_them_waiting(
+    floor, ping, queue_carrier
+):
+    _ann_talking_and_bob_rang_out(ping, queue_carrier)
+    inbound = InboundCall.objects.get(call_sid="CA2")
+
+    again = queue_carrier.voice(sid="CA2", to=inbound.to_number, caller=inbound.from_number)
+
+    assert again.content.decode() == enqueue_twiml("AZ")
+    assert WaitingCaller.objects.filter(call_sid="CA2").count() == 1
+
+
+def test_an_agent_given_to_a_caller_whose_call_never_leaves_the_queue_is_freed_by_the_sweep(
+    floor, ping, queue_carrier, settings
+):
+    carrier = queue_carrier
+    _ann_talking_and_bob_rang_out(ping, carrier)
+    carrier.dial_status(sid="CA1", attempt=1, status="completed", duration=60)
+    ann, _ = _agents()
+    assert ann.on_call_since is not None
+    # The carrier went silent: no redirect followed, no wait request, no hang-up.
+    assert agent_calls_end_stale(now=ann.on_call_since + timedelta(seconds=30)) == 0
+    later = ann.on_call_since + timedelta(seconds=settings.TELEPHONY_DIAL_TIMEOUT_SECONDS + 121)
+
+    assert agent_calls_end_stale(now=later) == 1
+
+    ann.refresh_from_db()
+    assert ann.on_call_since is None and ann.held_until is None
+    assert WaitingCaller.objects.get(call_sid="CA2").status == "ended"
+    # Should the caller still be on the line, their next wait takes them back to the queue.
+    assert carrier.queue_wait(sid="CA2", queue_time=40).content.decode() == LEAVE_TWIML
+    back = carrier.queue_leave(sid="CA2", result="leave")
+    assert back.content.decode() == dial_twiml(ann.destination, 2)
+
+
+def test_a_wait_the_carrier_never_ended_is_closed_by_the_sweep(floor, ping, queue_carrier):
+    _ann_talking_and_bob_rang_out(ping, queue_carrier)
+    _wait_longer_than_the_longest_wait("CA2")
+    assert waiting_callers_sweep() == 0
+    assert InboundCall.objects.get(call_sid="CA2").waiting
+    caller = WaitingCaller.objects.get(call_sid="CA2")
+
+    waiting_callers_sweep(now=caller.wait_until + timedelta(seconds=121))
+
+    inbound = InboundCall.objects.get(call_sid="CA2")
+    assert (inbound.waiting, inbound.wait_result) == (False, "hung_up")
+    assert WaitingCaller.objects.get(call_sid="CA2").status == "ended"
