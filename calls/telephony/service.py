@@ -262,7 +262,7 @@ def route_next(inbound: InboundCall, now: datetime) -> Route:
 
 def _wait_in_queue(inbound: InboundCall, now: datetime) -> Route | None:
     """Put the caller in the queue for their state (or back in their place), or None when the
-    queue is off or their longest wait is over.
+    queue is off, their longest wait is over, or no agent for the state is on shift.
 
     An agent may be idle but held back for callers who waited longer (time freed them a moment
     ago): they are offered first, and should this caller be the longest waiting, they are
@@ -271,6 +271,8 @@ def _wait_in_queue(inbound: InboundCall, now: datetime) -> Route | None:
     max_wait = settings.TELEPHONY_QUEUE_MAX_WAIT_SECONDS
     if max_wait <= 0:
         return None
+    if not Agent.objects.licensed_for(inbound.state).filter(status=Agent.Status.AVAILABLE).exists():
+        return None  # nobody for the state is on shift (all offline): no one will come free
     caller = waiting_caller_join(
         call_sid=inbound.call_sid, state=inbound.state, now=now, max_wait_seconds=max_wait
     )

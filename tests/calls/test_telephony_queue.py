@@ -369,3 +369,16 @@ def test_a_wait_the_carrier_never_ended_is_closed_by_the_sweep(floor, ping, queu
     inbound = InboundCall.objects.get(call_sid="CA2")
     assert (inbound.waiting, inbound.wait_result) == (False, "hung_up")
     assert WaitingCaller.objects.get(call_sid="CA2").status == "ended"
+
+
+def test_with_every_agent_for_the_state_offline_the_caller_does_not_wait_for_nobody(
+    floor, queue_carrier, settings
+):
+    settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
+    Agent.objects.update(status=Agent.Status.OFFLINE)
+
+    answer = queue_carrier.voice(sid="CA5", to=str(floor.numbers[0].number), caller="+14805550111")
+
+    assert answer.content.decode() == dial_twiml(OVERFLOW, 1)
+    inbound = InboundCall.objects.get(call_sid="CA5")
+    assert (inbound.queued_at, inbound.wait_result) == (None, "")
