@@ -143,3 +143,10 @@ def agent_with_token(name: str) -> tuple[Agent, str]:
 def record_of(answer: dict) -> CallRecord:
     """The call record of a ping, from the `data` of its answer."""
     return CallRecord.objects.get(request_id=answer["requestId"])
+
+
+class UnreachableCarrierApi:
+    """A carrier API that cannot be reached (settings.TELEPHONY_CARRIER_API)."""
+
+    def call_redirect(self, *, call_sid: str, url: str) -> bool:
+        raise ConnectionError("carrier API unreachable")

@@ -17,6 +17,7 @@ from telephony_support import (
 )
 
 from calls.models import CallRecord, DialAttempt, InboundCall
+from calls.telephony.carrier_api import TwilioRestApi
 from calls.telephony.queue import waiting_callers_sweep
 from calls.telephony.service import agent_calls_end_stale
 from routing.models import Agent, WaitingCaller
@@ -382,3 +383,26 @@ def test_with_every_agent_for_the_state_offline_the_caller_does_not_wait_for_nob
     assert answer.content.decode() == dial_twiml(OVERFLOW, 1)
     inbound = InboundCall.objects.get(call_sid="CA5")
     assert (inbound.queued_at, inbound.wait_result) == (None, "")
+
+
+def test_an_unreachable_carrier_api_leaves_the_caller_to_their_next_wait(
+    floor, ping, queue_carrier, settings, django_capture_on_commit_callbacks, caplog
+):
+    settings.TELEPHONY_CARRIER_API = "telephony_support.UnreachableCarrierApi"
+    carrier = queue_carrier
+    _ann_talking_and_bob_rang_out(ping, carrier)
+    ann, _ = _agents()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ended = carrier.dial_status(sid="CA1", attempt=1, status="completed", duration=60)
+
+    assert ended.content.decode() == HANGUP_TWIML
+    assert "Could not take CA2 out of the queue" in caplog.text
+    assert carrier.queue_wait(sid="CA2", queue_time=20).content.decode() == LEAVE_TWIML
+    left = carrier.queue_leave(sid="CA2", result="leave")
+    assert left.content.decode() == dial_twiml(ann.destination, 2)
+
+
+def test_the_twilio_api_asks_nothing_without_an_account(settings):
+    settings.TWILIO_ACCOUNT_SID = ""
+    assert TwilioRestApi().call_redirect(call_sid="CA1", url=f"{BASE}/x") is False
