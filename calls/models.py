@@ -163,6 +163,12 @@ class CallRecord(models.Model):
         return f"{self.request_id} {self.outcome}"
 
 
+class InboundCallQuerySet(models.QuerySet):
+    def waiting(self):
+        """Callers in the queue now (the floor's "callers waiting"), longest waiting first."""
+        return self.filter(queued_at__isnull=False, dequeued_at__isnull=True).order_by("queued_at")
+
+
 class InboundCall(models.Model):
     """A call that reached one of our numbers, matched to a reservation or not."""
 
@@ -221,6 +227,8 @@ class InboundCall(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True, help_text="Waiting since.")
     dequeued_at = models.DateTimeField(null=True, blank=True, help_text="Waited until.")
     wait_result = models.CharField(max_length=16, blank=True, choices=WaitResult.choices)
+
+    objects = InboundCallQuerySet.as_manager()
 
     class Meta:
         ordering = ["-received_at"]

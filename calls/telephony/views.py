@@ -210,7 +210,13 @@ def status(request):
 def queue_wait(request):
     """POST /telephony/queue/wait: the Enqueue's wait URL, asked again after each play."""
     response = VoiceResponse()
-    if queue_wait_over(call_sid=request.POST.get("CallSid")):
+    try:
+        leave = queue_wait_over(call_sid=request.POST.get("CallSid"))
+    except Exception:
+        # The caller keeps waiting (the carrier asks again after the music), never dropped.
+        logger.exception("Queue wait for %r failed; more hold music", request.POST.get("CallSid"))
+        leave = False
+    if leave:
         response.leave()
         return twiml_response(response)
     queue_time = carrier_seconds(request.POST.get("QueueTime"))

@@ -406,3 +406,11 @@ def test_an_unreachable_carrier_api_leaves_the_caller_to_their_next_wait(
 def test_the_twilio_api_asks_nothing_without_an_account(settings):
     settings.TWILIO_ACCOUNT_SID = ""
     assert TwilioRestApi().call_redirect(call_sid="CA1", url=f"{BASE}/x") is False
+
+
+def test_the_callers_waiting_are_listed_and_counted_in_the_metrics(floor, ping, queue_carrier):
+    _ann_talking_and_bob_rang_out(ping, queue_carrier)
+
+    assert list(InboundCall.objects.waiting().values_list("call_sid", "state")) == [("CA2", "AZ")]
+    metrics = queue_carrier.client.get("/metrics").content.decode()
+    assert 'callrouting_callers_waiting{state="AZ"} 1.0' in metrics
