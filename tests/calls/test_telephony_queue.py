@@ -414,3 +414,24 @@ def test_the_callers_waiting_are_listed_and_counted_in_the_metrics(floor, ping, 
     assert list(InboundCall.objects.waiting().values_list("call_sid", "state")) == [("CA2", "AZ")]
     metrics = queue_carrier.client.get("/metrics").content.decode()
     assert 'callrouting_callers_waiting{state="AZ"} 1.0' in metrics
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_gives_an_agent_whose_wrap_up_ran_out_to_the_waiting_caller_on_a_real_worker(
+    floor, ping, queue_carrier, celery_stack
+):
+    carrier = queue_carrier
+    _ann_talking_and_bob_rang_out(ping, carrier)
+    ann, _ = _agents()
+    Agent.objects.filter(pk=ann.pk).update(wrap_up_seconds=30)
+    carrier.dial_status(sid="CA1", attempt=1, status="completed", duration=60)
+    Agent.objects.filter(pk=ann.pk).update(held_until=F("held_until") - timedelta(seconds=31))
+
+    with celery_stack.running(beat=True):
+        caller = celery_stack.wait_for(
+            lambda: WaitingCaller.objects.filter(call_sid="CA2", status="assigned").first(),
+            timeout=20,
+        )
+
+    assert caller is not None and caller.agent_id == ann.pk
+    assert RecordingCarrierApi.redirects == [("CA2", f"{BASE}/telephony/queue/leave")]
