@@ -16,6 +16,7 @@ from telephony_support import (
     message_twiml,
 )
 
+from calls.checks import telephony_queue_redirects
 from calls.models import CallRecord, DialAttempt, InboundCall
 from calls.telephony.carrier_api import TwilioRestApi
 from calls.telephony.queue import waiting_callers_sweep
@@ -435,3 +436,14 @@ def test_beat_gives_an_agent_whose_wrap_up_ran_out_to_the_waiting_caller_on_a_re
 
     assert caller is not None and caller.agent_id == ann.pk
     assert RecordingCarrierApi.redirects == [("CA2", f"{BASE}/telephony/queue/leave")]
+
+
+def test_the_deploy_check_warns_when_waiting_callers_cannot_be_redirected(settings):
+    settings.TELEPHONY_QUEUE_MAX_WAIT_SECONDS = 180
+    settings.TWILIO_ACCOUNT_SID, settings.TELEPHONY_PUBLIC_BASE_URL = "", BASE
+    assert [warning.id for warning in telephony_queue_redirects(None)] == ["calls.W002"]
+
+    settings.TWILIO_ACCOUNT_SID = "AC0123"
+    assert telephony_queue_redirects(None) == []
+    settings.TWILIO_ACCOUNT_SID, settings.TELEPHONY_QUEUE_MAX_WAIT_SECONDS = "", 0
+    assert telephony_queue_redirects(None) == []
