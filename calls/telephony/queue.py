@@ -23,6 +23,7 @@ from calls.models import InboundCall, WaitResult
 from calls.telephony.carrier_api import carrier_api
 from calls.telephony.service import (
     Route,
+    agents_on_shift,
     carrier_text,
     inbound_call_current_route,
     queue_connect,
@@ -48,14 +49,18 @@ LOST_WAIT_GRACE_SECONDS = 120
 
 def queue_wait_over(*, call_sid: object, now: datetime | None = None) -> bool:
     """The wait URL: whether the caller should leave the queue now (their agent is assigned,
-    their longest wait is over, or we do not know them), else they hear more hold music."""
+    their longest wait is over, every agent for the state went offline, or we do not know
+    them), else they hear more hold music."""
     now = now or database_now()
     sid = carrier_text(call_sid, 64)
     inbound = InboundCall.objects.filter(call_sid=sid).first()
     caller = WaitingCaller.objects.filter(call_sid=sid).first()
     if inbound is None or caller is None or not inbound.waiting:
         return True
-    return caller.status != WaitingCaller.Status.WAITING or caller.wait_until <= now
+    if caller.status != WaitingCaller.Status.WAITING or caller.wait_until <= now:
+        return True
+    # Every agent for the state went offline while they waited: nobody will come free.
+    return not agents_on_shift(caller.state)
 
 
 def queue_leave(*, call_sid: object, queue_result: object, now: datetime | None = None) -> Route:

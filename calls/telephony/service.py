@@ -271,8 +271,8 @@ def _wait_in_queue(inbound: InboundCall, now: datetime) -> Route | None:
     max_wait = settings.TELEPHONY_QUEUE_MAX_WAIT_SECONDS
     if max_wait <= 0:
         return None
-    if not Agent.objects.licensed_for(inbound.state).filter(status=Agent.Status.AVAILABLE).exists():
-        return None  # nobody for the state is on shift (all offline): no one will come free
+    if not agents_on_shift(inbound.state):
+        return None  # every agent for the state is offline: no one will come free
     caller = waiting_caller_join(
         call_sid=inbound.call_sid, state=inbound.state, now=now, max_wait_seconds=max_wait
     )
@@ -288,6 +288,11 @@ def _wait_in_queue(inbound: InboundCall, now: datetime) -> Route | None:
         if assignment.call_sid == inbound.call_sid:
             return queue_connect(inbound, assignment.agent_id, now)
     return Route(queue=inbound.state)
+
+
+def agents_on_shift(state: str) -> bool:
+    """Whether any agent licensed for `state` is available (free or not): one may come free."""
+    return Agent.objects.licensed_for(state).filter(status=Agent.Status.AVAILABLE).exists()
 
 
 def queue_connect(inbound: InboundCall, agent_id: int, now: datetime) -> Route:

@@ -447,3 +447,19 @@ def test_the_deploy_check_warns_when_waiting_callers_cannot_be_redirected(settin
     assert telephony_queue_redirects(None) == []
     settings.TWILIO_ACCOUNT_SID, settings.TELEPHONY_QUEUE_MAX_WAIT_SECONDS = "", 0
     assert telephony_queue_redirects(None) == []
+
+
+def test_a_caller_stops_waiting_when_every_agent_for_the_state_goes_offline(
+    floor, ping, queue_carrier, settings
+):
+    settings.TELEPHONY_OVERFLOW_NUMBER = OVERFLOW
+    _ann_talking_and_bob_rang_out(ping, queue_carrier)
+    assert queue_carrier.queue_wait(sid="CA2", queue_time=20).content.decode() != LEAVE_TWIML
+    # Ann ends her shift during her call (Bob went offline when his phone rang out).
+    Agent.objects.update(status=Agent.Status.OFFLINE)
+    queue_carrier.dial_status(sid="CA1", attempt=1, status="completed", duration=60)
+
+    assert queue_carrier.queue_wait(sid="CA2", queue_time=30).content.decode() == LEAVE_TWIML
+    left = queue_carrier.queue_leave(sid="CA2", result="leave")
+    assert left.content.decode() == dial_twiml(OVERFLOW, 2)
+    assert InboundCall.objects.get(call_sid="CA2").wait_result == "overflow"
