@@ -25,6 +25,7 @@ from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
+from calls.telephony.hold_music import SECONDS as HOLD_MUSIC_SECONDS
 from calls.telephony.queue import queue_leave as leave_queue
 from calls.telephony.queue import queue_wait_over, whisper_text
 from calls.telephony.service import (
@@ -44,7 +45,6 @@ LEG_EVENTS = "initiated ringing answered completed"
 # the carrier asks the wait URL again after each play, so this is also how soon a caller whose
 # agent could not be told to them through the REST API leaves the queue.
 HOLD_MUSIC = "telephony/hold-music.wav"
-HOLD_MUSIC_SECONDS = 10
 
 
 def signed_url(request) -> str:
