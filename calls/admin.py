@@ -10,6 +10,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
+from django.utils import timezone
 from django.utils.html import format_html
 
 from calls.exports.admin import CallRecordExportAdminMixin
@@ -42,7 +43,7 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
     list_select_related = ["vendor", "agent"]
     search_fields = ["request_id"]  # shows the box; get_search_results does the matching
     search_help_text = "An exact request id, phone number or lead_id."
-    readonly_fields = ["tracking_readable"]
+    readonly_fields = ["tracking_readable", "waited"]
     exclude = ["tracking"]
 
     def get_search_results(self, request, queryset, search_term):
@@ -78,6 +79,10 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         value = (obj.tracking or {}).get("lead_id") if isinstance(obj.tracking, dict) else None
         return "" if value is None else str(value)
 
+    @admin.display(description="Waited in the queue")
+    def waited(self, obj):
+        return wait_summary(obj)
+
     @admin.display(description="Tracking data")
     def tracking_readable(self, obj):
         text = json.dumps(obj.tracking, indent=2, sort_keys=True, ensure_ascii=False)
@@ -103,13 +108,44 @@ class DialAttemptInline(admin.TabularInline):
     readonly_fields = _DIAL_ATTEMPT_FIELDS
 
 
+def wait_summary(obj: CallRecord | InboundCall) -> str:
+    """A call's wait in the queue in words: none, still waiting, or how long and how it ended."""
+    if obj.queued_at is None:
+        return "—"
+    if obj.dequeued_at is None:
+        return f"waiting since {timezone.localtime(obj.queued_at):%H:%M:%S}"
+    seconds = max(0, round((obj.dequeued_at - obj.queued_at).total_seconds()))
+    return f"{seconds} s, {obj.get_wait_result_display() or 'ended'}"
+
+
 @admin.register(InboundCall)
 class InboundCallAdmin(ReadOnlyAdmin):
     list_display = [
         "call_sid", "to_number", "from_number", "match", "state", "routed_to", "status",
-        "received_at",
+        "waited", "received_at",
     ]  # fmt: skip
-    list_filter = ["match", "status", ("received_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "match", "status", "wait_result", ("received_at", admin.DateFieldListFilter),
+    ]  # fmt: skip
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "call_sid", "to_number", "from_number", "match", "call_record", "state",
+                    "routed_to", "status", "received_at", "answered_at", "ended_at",
+                    "duration_seconds",
+                ]
+            },
+        ),
+        ("Wait in the queue", {"fields": ["waited", "queued_at", "dequeued_at", "wait_result"]}),
+    ]  # fmt: skip
+    readonly_fields = ["waited"]
+
+    @admin.display(description="Waited")
+    def waited(self, obj):
+        return wait_summary(obj)
+
     # Exact matches: inbound calls grow like call records, and a LIKE would scan them all.
     search_fields = ["=call_sid", "=to_number", "=from_number"]
     raw_id_fields = ["call_record"]

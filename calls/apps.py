@@ -7,3 +7,8 @@ class CallsConfig(AppConfig):
 
     def ready(self) -> None:
         from calls import checks  # noqa: F401  (registers the deploy checks)
+        from calls.telephony.queue import on_caller_assigned
+        from routing.queue import caller_assigned
+
+        # Routing gives agents to waiting callers; the telephony takes those calls to them.
+        caller_assigned.connect(on_caller_assigned, dispatch_uid="calls.on_caller_assigned")

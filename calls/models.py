@@ -51,6 +51,14 @@ CALL_ENDS = (
 )
 
 
+class WaitResult(models.TextChoices):
+    """How a caller's wait in the queue ended."""
+
+    CONNECTED = "connected", "connected to an agent"
+    OVERFLOW = "overflow", "longest wait over (overflow or message)"
+    HUNG_UP = "hung_up", "hung up while waiting"
+
+
 class CallRecord(models.Model):
     """One ping that passed the key, phone and state checks, and what became of it."""
 
@@ -115,6 +123,10 @@ class CallRecord(models.Model):
     call_status = models.CharField(
         max_length=32, blank=True, choices=CallStatus.choices, help_text="Last carrier status."
     )
+    # The transferred call's wait in the queue, when nobody could take it at once.
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="Waiting since.")
+    dequeued_at = models.DateTimeField(null=True, blank=True, help_text="Waited until.")
+    wait_result = models.CharField(max_length=16, blank=True, choices=WaitResult.choices)
     # The matched call's latest word: ringing when it arrives, then its legs' (a leg that rang out
     # gives way to the next one's answer), then its end. Canceled becomes completed when the
     # Dial's action says the agent talked after all.
@@ -149,6 +161,12 @@ class CallRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.outcome}"
+
+
+class InboundCallQuerySet(models.QuerySet):
+    def waiting(self):
+        """Callers in the queue now (the floor's "callers waiting"), longest waiting first."""
+        return self.filter(queued_at__isnull=False, dequeued_at__isnull=True).order_by("queued_at")
 
 
 class InboundCall(models.Model):
@@ -203,12 +221,40 @@ class InboundCall(models.Model):
     answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # In the queue from queued_at until dequeued_at (empty while the caller still waits), and how
+    # the wait ended. A caller whose agent rang out waits again in their old place: queued_at
+    # stays, dequeued_at and wait_result are cleared until they leave again.
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="Waiting since.")
+    dequeued_at = models.DateTimeField(null=True, blank=True, help_text="Waited until.")
+    wait_result = models.CharField(max_length=16, blank=True, choices=WaitResult.choices)
+
+    objects = InboundCallQuerySet.as_manager()
 
     class Meta:
         ordering = ["-received_at"]
+        indexes = [
+            # Callers waiting now, for the floor: few rows, whatever the table's size.
+            models.Index(
+                fields=["state", "queued_at"],
+                name="inboundcall_waiting",
+                condition=Q(queued_at__isnull=False, dequeued_at__isnull=True),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.call_sid} to {self.to_number}"
+
+    @property
+    def waiting(self) -> bool:
+        """In the queue now."""
+        return self.queued_at is not None and self.dequeued_at is None
+
+    @property
+    def wait_seconds(self) -> int | None:
+        """Seconds in the queue, once the wait is over."""
+        if self.queued_at is None or self.dequeued_at is None:
+            return None
+        return max(0, round((self.dequeued_at - self.queued_at).total_seconds()))
 
 
 class DialAttempt(models.Model):

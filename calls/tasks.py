@@ -9,6 +9,7 @@ from calls.exports.jobs import call_export_run
 from calls.heartbeat import worker_heartbeat_record
 from calls.lifecycle import call_record_expire, call_records_expire_due
 from calls.retention import call_records_purge
+from calls.telephony.queue import waiting_callers_sweep
 from calls.telephony.service import agent_calls_end_stale
 from config.celery import app
 from routing.services import database_now
@@ -85,3 +86,11 @@ def end_stale_agent_calls() -> None:
     ended = agent_calls_end_stale(now=database_now())
     if ended:
         logger.info("Freed %s agents left on calls no callback ended", ended)
+
+
+@app.task(name="calls.offer_waiting_callers", ignore_result=True)
+def offer_waiting_callers() -> None:
+    """Beat's sweep: agents that time freed go to the callers waiting for them."""
+    assigned = waiting_callers_sweep(now=database_now())
+    if assigned:
+        logger.info("Gave %s agents to waiting callers", assigned)

@@ -98,7 +98,7 @@ class RoutingStateCollector(Collector):
 
     def collect(self):
         # Imported here: config must not load app models at import time.
-        from routing.models import Agent, AgentLicense, Reservation
+        from routing.models import Agent, AgentLicense, Reservation, WaitingCaller
 
         now = timezone.now()
         up = GaugeMetricFamily(
@@ -113,6 +113,12 @@ class RoutingStateCollector(Collector):
                 .values_list("licenses__state", "count")
             )
             live = Reservation.objects.live(now).count()
+            waiting = dict(
+                WaitingCaller.objects.waiting(now)
+                .values_list("state")
+                .annotate(count=Count("id"))
+                .values_list("state", "count")
+            )
         except DatabaseError:
             logger.warning("Metrics scrape could not read the database", exc_info=True)
             up.add_metric([], 0)
@@ -128,6 +134,14 @@ class RoutingStateCollector(Collector):
         for state in sorted(licensed):
             agents_free.add_metric([state], free.get(state, 0))
         yield agents_free
+        callers_waiting = GaugeMetricFamily(
+            "callrouting_callers_waiting",
+            "Transferred callers waiting in the queue for an agent, per state.",
+            labels=["state"],
+        )
+        for state in sorted(licensed | set(waiting)):
+            callers_waiting.add_metric([state], waiting.get(state, 0))
+        yield callers_waiting
         yield GaugeMetricFamily(
             "callrouting_reservations_live", "Reservations holding an agent right now.", value=live
         )

@@ -342,6 +342,12 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep that waited in the queue (no worker) is worthless once a newer one is due.
         "options": {"expires": float(RESERVATION_SWEEP_SECONDS * 5)},
     },
+    # Agents whose wrap-up or unused hold ran out go to the callers waiting for them.
+    "offer-waiting-callers": {
+        "task": "calls.offer_waiting_callers",
+        "schedule": float(RESERVATION_SWEEP_SECONDS),
+        "options": {"expires": float(RESERVATION_SWEEP_SECONDS * 5)},
+    },
     # Agents left on a call no callback will ever end (TELEPHONY_MAX_CALL_SECONDS) are freed.
     "end-stale-agent-calls": {
         "task": "calls.end_stale_agent_calls",
@@ -471,6 +477,21 @@ TELEPHONY_UNAVAILABLE_MESSAGE = env_str(
     "TELEPHONY_UNAVAILABLE_MESSAGE",
     "Thank you for calling. All of our agents are busy right now. Please call again shortly.",
 )
+# The queue: a transferred caller nobody can take waits this long at most for the first agent
+# licensed for the call's state who comes free, then goes to overflow or the message (0: no
+# queue). Waiting callers hear TELEPHONY_QUEUE_MESSAGE once, then our hold music.
+TELEPHONY_QUEUE_MAX_WAIT_SECONDS = env_int(
+    "TELEPHONY_QUEUE_MAX_WAIT_SECONDS", 180, minimum=0, maximum=3600
+)
+TELEPHONY_QUEUE_MESSAGE = env_str(
+    "TELEPHONY_QUEUE_MESSAGE",
+    "Thank you for holding. The next available agent will be with you shortly.",
+)
+# The carrier's account, for the one thing we ask of its REST API: taking a waiting caller out
+# of the queue to their agent the moment one is free (without it, at their next wait request).
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "") or ""
+# The class that makes those requests (calls.telephony.carrier_api); the tests record them.
+TELEPHONY_CARRIER_API = "calls.telephony.carrier_api.TwilioRestApi"
 
 # --- Ours: analyst exports (calls) -----------------------------------------------------------
 # The reporting API, /api/v1/call-records, uses rest_framework.authtoken's tokens.

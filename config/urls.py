@@ -17,6 +17,9 @@ urlpatterns = [
     path("telephony/voice", telephony_views.voice, name="telephony-voice"),
     path("telephony/dial-status", telephony_views.dial_status, name="telephony-dial-status"),
     path("telephony/status", telephony_views.status, name="telephony-status"),
+    path("telephony/queue/wait", telephony_views.queue_wait, name="telephony-queue-wait"),
+    path("telephony/queue/leave", telephony_views.queue_leave, name="telephony-queue-leave"),
+    path("telephony/whisper", telephony_views.whisper, name="telephony-whisper"),
     path("agent/", agent_views.agent_home, name="agent-home"),
     path("agent/status", agent_views.agent_status_form, name="agent-status"),
     path(

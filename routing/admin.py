@@ -31,7 +31,7 @@ class AgentForm(forms.ModelForm):
 
     class Meta:
         model = Agent
-        fields = ["name", "user", "status", "destination", "wrap_up_seconds"]
+        fields = ["name", "user", "status", "destination", "wrap_up_seconds", "whisper"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -50,7 +50,10 @@ class AgentAdmin(admin.ModelAdmin):
     list_filter = ["status", "licenses__state"]
     search_fields = ["name"]
     fieldsets = [
-        (None, {"fields": ["name", "user", "status", "destination", "wrap_up_seconds"]}),
+        (
+            None,
+            {"fields": ["name", "user", "status", "destination", "wrap_up_seconds", "whisper"]},
+        ),
         ("Licensed states", {"fields": ["licensed_states"]}),
         (
             "Right now",

@@ -25,10 +25,10 @@ from datetime import datetime, timedelta
 
 import psycopg
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, Min, Q
+from django.db.models import Exists, F, Max, Min, OuterRef, Q
 from django.utils import timezone
 
-from routing.models import Agent, Reservation, TransferNumber
+from routing.models import Agent, AgentLicense, Reservation, TransferNumber, WaitingCaller
 from vendors.models import Vendor
 
 logger = logging.getLogger(__name__)
@@ -57,14 +57,46 @@ def _not_held(now) -> Q:
     return Q(held_until__isnull=True) | Q(held_until__lte=now)
 
 
-def agent_is_free(now) -> Q:
+def agent_is_idle(now) -> Q:
     """Available, not on a call, and not held at `now` (by a reservation, or wrap-up)."""
     return Q(status=Agent.Status.AVAILABLE, on_call_since__isnull=True) & _not_held(now)
 
 
-AGENT_IS_FREE = (
+AGENT_IS_IDLE = (
     f"a.status = '{Agent.Status.AVAILABLE}' AND a.on_call_since IS NULL "
     f"AND (a.held_until IS NULL OR a.held_until <= {NOW})"
+)
+
+
+def caller_is_waiting(now) -> Q:
+    """A caller in the queue at `now`: waiting, their longest wait not over (past it, they are
+    on their way to overflow and hold no agent back)."""
+    return Q(status=WaitingCaller.Status.WAITING, wait_until__gt=now)
+
+
+CALLER_IS_WAITING = f"w.status = '{WaitingCaller.Status.WAITING}' AND w.wait_until > {NOW}"
+
+
+def agent_is_free(now) -> Q:
+    """Idle, and no caller waits in a state the agent is licensed for: a waiting caller has the
+    first call on an agent who becomes free, whether a callback frees them or time does (a hold
+    or a wrap-up running out), so no ping or new call takes them first (routing.queue)."""
+    waiting = WaitingCaller.objects.filter(caller_is_waiting(now))
+    return agent_is_idle(now) & (
+        ~Exists(waiting)
+        | ~Exists(
+            AgentLicense.objects.filter(agent=OuterRef("pk"), state__in=waiting.values("state"))
+        )
+    )
+
+
+# The first NOT EXISTS is read once per statement: with nobody waiting (the common case) no
+# agent's licences are looked at.
+AGENT_IS_FREE = (
+    f"{AGENT_IS_IDLE} AND ("
+    f"NOT EXISTS (SELECT 1 FROM routing_waitingcaller w WHERE {CALLER_IS_WAITING}) "
+    "OR NOT EXISTS (SELECT 1 FROM routing_agentlicense l WHERE l.agent_id = a.id AND l.state IN "
+    f"(SELECT w.state FROM routing_waitingcaller w WHERE {CALLER_IS_WAITING})))"
 )
 
 

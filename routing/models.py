@@ -63,6 +63,11 @@ class Agent(models.Model):
     wrap_up_seconds = models.PositiveIntegerField(
         default=0, help_text="Seconds after a call ends before the agent is offered again."
     )
+    whisper = models.BooleanField(
+        default=False,
+        help_text='Hear the vendor and state ("Call from Acme Leads, Arizona") before the '
+        "caller is put through.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = AgentQuerySet.as_manager()
@@ -277,3 +282,77 @@ class Reservation(models.Model):
         """
         remaining = (self.expires_at - (now or timezone.now())).total_seconds()
         return max(1, min(self.ttl_seconds, int(-(-remaining // 1))))
+
+
+class WaitingCallerQuerySet(models.QuerySet):
+    def waiting(self, now):
+        """In the queue at `now`: waiting, and their longest wait not yet over."""
+        from routing.allocation import caller_is_waiting
+
+        return self.filter(caller_is_waiting(now))
+
+
+class WaitingCaller(models.Model):
+    """A transferred caller no agent could take, waiting in the queue for one licensed for
+    `state`: the first such agent to become free is theirs, longest waiting caller first.
+
+    The queue is ours (the carrier only plays the hold music): routing.queue gives agents to
+    these rows, and the allocation holds back, for them, every agent licensed for a state whose
+    caller waits (routing.allocation.agent_is_free).
+    """
+
+    class Status(models.TextChoices):
+        WAITING = "waiting"
+        # An agent is taken for the caller, whose call is being taken out of the queue to them.
+        ASSIGNED = "assigned", "agent assigned"
+        ENDED = "ended", "out of the queue"
+
+    # Waiting until an agent is assigned, or the caller hangs up or waits too long; assigned
+    # until the call leaves the queue for the agent (ended). A caller whose agent was not to be
+    # had after all (assigned, or connected and the phone rang out) waits again in their place.
+    STATUS_TRANSITIONS = Transitions(
+        {
+            Status.WAITING: {Status.ASSIGNED, Status.ENDED},
+            Status.ASSIGNED: {Status.WAITING, Status.ENDED},
+            Status.ENDED: {Status.WAITING},
+        }
+    )
+
+    call_sid = models.CharField(max_length=64, unique=True, help_text="The carrier's call.")
+    state = models.CharField(max_length=2, choices=STATE_CHOICES)
+    queued_at = models.DateTimeField()
+    wait_until = models.DateTimeField(
+        help_text="The longest wait ends then: the call goes to overflow or the message."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
+    agent = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="waiting_callers",
+        db_index=False,  # waitingcaller_assigned: only assigned rows are looked up by agent
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WaitingCallerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["queued_at", "id"]
+        indexes = [
+            # The queue itself: what every ping and every freed agent asks about; small.
+            models.Index(
+                fields=["state", "queued_at"],
+                name="waitingcaller_waiting",
+                condition=Q(status="waiting"),
+            ),
+            models.Index(
+                fields=["agent"],
+                name="waitingcaller_assigned",
+                condition=Q(status="assigned"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.call_sid} waiting for {self.state} since {self.queued_at:%H:%M:%S}"

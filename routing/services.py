@@ -15,6 +15,7 @@ from phonenumber_field.phonenumber import PhoneNumber, to_python
 
 from config.errors import ApplicationError
 from routing.models import Agent, AgentLicense, AgentStatusChange, Reservation, TransferNumber
+from routing.queue import waiting_callers_offer
 
 
 def database_now() -> datetime:
@@ -61,6 +62,8 @@ def reservation_release(
     TransferNumber.objects.filter(
         pk=reservation.transfer_number_id, held_until=reservation.expires_at
     ).update(held_until=now)
+    # Free again: a caller waiting for them comes first.
+    waiting_callers_offer(now=now, agent_ids=[reservation.agent_id])
     return True
 
 
@@ -147,6 +150,8 @@ def agent_call_end(
         agent.held_until = now + timedelta(seconds=agent.wrap_up_seconds)
         fields += ["last_call_ended_at", "idle_since", "held_until"]
     agent.save(update_fields=fields)
+    # Free now (no wrap-up): a caller waiting for them comes first, before the row is unlocked.
+    waiting_callers_offer(now=now, agent_ids=[agent.pk])
     return True
 
 
@@ -232,6 +237,11 @@ def agent_set_status(
                 changed_by=actor,
                 source=source,
             )
+            # Available: a caller waiting for them comes first, before the row is unlocked.
+            if agent.status == Agent.Status.AVAILABLE and waiting_callers_offer(
+                now=now, agent_ids=[agent.pk]
+            ):
+                agent.refresh_from_db()
     released: list[int] = []
     if status == Agent.Status.OFFLINE:
         live = Reservation.objects.live(now).filter(agent=agent).values_list("pk", flat=True)

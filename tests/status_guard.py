@@ -10,12 +10,13 @@ from django.db import connection
 
 from calls.models import CallExport, CallRecord, DialAttempt, InboundCall
 from config.transitions import Transitions
-from routing.models import Agent, Reservation
+from routing.models import Agent, Reservation, WaitingCaller
 
 # (model, field, its moves): every status-like field there is.
 GUARDED = [
     (Agent, "status", Agent.STATUS_TRANSITIONS),
     (Reservation, "status", Reservation.STATUS_TRANSITIONS),
+    (WaitingCaller, "status", WaitingCaller.STATUS_TRANSITIONS),
     (CallRecord, "outcome", CallRecord.OUTCOME_TRANSITIONS),
     (CallRecord, "call_status", CallRecord.CALL_STATUS_TRANSITIONS),
     (InboundCall, "status", InboundCall.STATUS_TRANSITIONS),

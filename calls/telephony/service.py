@@ -16,9 +16,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from calls.models import CALL_ENDS, CallRecord, CallStatus, DialAttempt, InboundCall
+from calls.models import CALL_ENDS, CallRecord, CallStatus, DialAttempt, InboundCall, WaitResult
 from routing.geography import InvalidPhoneNumber, normalize_us_phone, state_for_phone
-from routing.models import Agent, Reservation, TransferNumber
+from routing.models import Agent, Reservation, TransferNumber, WaitingCaller
+from routing.queue import (
+    waiting_caller_join,
+    waiting_caller_leave,
+    waiting_callers_offer,
+)
 from routing.services import (
     agent_call_end,
     agent_call_talked_after_all,
@@ -31,6 +36,8 @@ from routing.services import (
 logger = logging.getLogger(__name__)
 
 MESSAGE_ROUTED = "message"
+# routed_to while the caller waits in the queue for an agent.
+QUEUE_ROUTED = "queue"
 # The carrier's leg statuses (Twilio's DialCallStatus and CallStatus values).
 TALKED = {CallStatus.COMPLETED, CallStatus.ANSWERED}
 UNREACHED = {CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED}
@@ -68,10 +75,14 @@ class Route:
     destination: str = ""  # an E.164 number or sip: address to dial; empty for none
     attempt: int = 0
     hang_up: bool = False  # the call is over: nothing more to say
+    queue: str = ""  # the state whose queue the caller waits in; empty for none
+    # The inbound call whose vendor and state the agent hears before the caller is put
+    # through (the agent's whisper is on), or None.
+    whisper_call_id: int | None = None
 
     @property
     def is_message(self) -> bool:
-        return not self.destination and not self.hang_up
+        return not self.destination and not self.hang_up and not self.queue
 
 
 # --- Reading carrier input --------------------------------------------------------------------
@@ -166,7 +177,7 @@ def _receive(sid: str, to_raw: str, from_raw: str, now: datetime) -> Route:
         inbound.match = InboundCall.Match.UNKNOWN_NUMBER
         inbound.state = _state_of_caller(caller)
         inbound.save()
-        return _route_next(inbound, now)
+        return route_next(inbound, now)
 
     reservation = reservation_connect(transfer_number=number, now=now)
     if reservation is not None:
@@ -198,7 +209,7 @@ def _receive(sid: str, to_raw: str, from_raw: str, now: datetime) -> Route:
         inbound.match = InboundCall.Match.NO_RESERVATION
         inbound.state = _state_of_caller(caller)
     inbound.save()
-    return _route_next(inbound, now)
+    return route_next(inbound, now)
 
 
 def _ended_unused(reservation: Reservation, now: datetime) -> bool:
@@ -227,8 +238,9 @@ def _witness_caller_id(record: CallRecord, from_raw: str, caller: str | None) ->
 # --- Choosing who rings next ----------------------------------------------------------------
 
 
-def _route_next(inbound: InboundCall, now: datetime) -> Route:
-    """The next free agent for the call's state, up to the tries allowed, then overflow."""
+def route_next(inbound: InboundCall, now: datetime) -> Route:
+    """The next free agent for the call's state, up to the tries allowed; else a wait in the
+    queue for one, up to the longest wait; then overflow, then the message."""
     attempts = list(inbound.attempts.all())
     tried_agents = [attempt.agent_id for attempt in attempts if attempt.agent_id is not None]
     tried_overflow = any(attempt.agent_id is None for attempt in attempts)
@@ -236,12 +248,79 @@ def _route_next(inbound: InboundCall, now: datetime) -> Route:
         agent = agent_claim_for_call(state=inbound.state, now=now, exclude_ids=tried_agents)
         if agent is not None:
             return _dial(inbound, agent, now, attempt=len(attempts) + 1)
+        queued = _wait_in_queue(inbound, now)
+        if queued is not None:
+            return queued
     overflow = settings.TELEPHONY_OVERFLOW_NUMBER
     if overflow and not tried_overflow:
         return _dial(inbound, None, now, attempt=len(attempts) + 1, destination=overflow)
+    queue_wait_end(inbound, now, WaitResult.OVERFLOW)
     inbound.routed_to = MESSAGE_ROUTED
     inbound.save(update_fields=["routed_to"])
     return Route()
+
+
+def _wait_in_queue(inbound: InboundCall, now: datetime) -> Route | None:
+    """Put the caller in the queue for their state (or back in their place), or None when the
+    queue is off, their longest wait is over, or no agent for the state is on shift.
+
+    An agent may be idle but held back for callers who waited longer (time freed them a moment
+    ago): they are offered first, and should this caller be the longest waiting, they are
+    connected now instead of waiting at all.
+    """
+    max_wait = settings.TELEPHONY_QUEUE_MAX_WAIT_SECONDS
+    if max_wait <= 0:
+        return None
+    if not agents_on_shift(inbound.state):
+        return None  # every agent for the state is offline: no one will come free
+    caller = waiting_caller_join(
+        call_sid=inbound.call_sid, state=inbound.state, now=now, max_wait_seconds=max_wait
+    )
+    if caller is None:
+        return None
+    inbound.queued_at = caller.queued_at
+    inbound.dequeued_at = None
+    inbound.wait_result = ""
+    inbound.routed_to = QUEUE_ROUTED
+    inbound.save(update_fields=["queued_at", "dequeued_at", "wait_result", "routed_to"])
+    _record_wait(inbound)
+    for assignment in waiting_callers_offer(now=now, states=[inbound.state]):
+        if assignment.call_sid == inbound.call_sid:
+            return queue_connect(inbound, assignment.agent_id, now)
+    return Route(queue=inbound.state)
+
+
+def agents_on_shift(state: str) -> bool:
+    """Whether any agent licensed for `state` is available (free or not): one may come free."""
+    return Agent.objects.licensed_for(state).filter(status=Agent.Status.AVAILABLE).exists()
+
+
+def queue_connect(inbound: InboundCall, agent_id: int, now: datetime) -> Route:
+    """Dial the agent the queue gave the caller (already on the call for them)."""
+    agent = Agent.objects.get(pk=agent_id)
+    return _dial(inbound, agent, now, attempt=inbound.attempts.count() + 1)
+
+
+def queue_wait_end(inbound: InboundCall, now: datetime, result: str) -> None:
+    """The caller leaves the queue, if they were in it: recorded on the call and its record."""
+    if inbound.queued_at is None or inbound.dequeued_at is not None:
+        return
+    waiting_caller_leave(call_sid=inbound.call_sid, now=now)
+    inbound.dequeued_at = now
+    inbound.wait_result = result
+    inbound.save(update_fields=["dequeued_at", "wait_result"])
+    _record_wait(inbound)
+
+
+def _record_wait(inbound: InboundCall) -> None:
+    """The call record follows its call's wait (matched and late calls have one)."""
+    record = inbound.call_record
+    if record is None:
+        return
+    record.queued_at = inbound.queued_at
+    record.dequeued_at = inbound.dequeued_at
+    record.wait_result = inbound.wait_result
+    record.save(update_fields=["queued_at", "dequeued_at", "wait_result"])
 
 
 def _dial(
@@ -264,21 +343,33 @@ def _dial(
         started_at=now,
         status=DIALLED,
     )
+    queue_wait_end(inbound, now, WaitResult.CONNECTED if agent else WaitResult.OVERFLOW)
     inbound.routed_to = destination
     inbound.save(update_fields=["routed_to"])
-    return Route(destination=destination, attempt=attempt)
+    return Route(
+        destination=destination,
+        attempt=attempt,
+        whisper_call_id=inbound.pk if agent is not None and agent.whisper else None,
+    )
 
 
 def inbound_call_current_route(*, inbound: InboundCall) -> Route:
     """What we last told the carrier, for a webhook it sends again."""
-    latest = inbound.attempts.order_by("-attempt").first()
+    if inbound.ended_at is None and inbound.waiting:
+        return Route(queue=inbound.state)
+    latest = inbound.attempts.select_related("agent").order_by("-attempt").first()
     if latest is None:
         return Route(hang_up=inbound.ended_at is not None)
     if latest.status in TALKED or latest.status == CANCELED or inbound.ended_at is not None:
         return Route(hang_up=True)
     if latest.status in UNREACHED:
         return Route()
-    return Route(destination=latest.destination, attempt=latest.attempt)
+    whisper = latest.agent is not None and latest.agent.whisper
+    return Route(
+        destination=latest.destination,
+        attempt=latest.attempt,
+        whisper_call_id=inbound.pk if whisper else None,
+    )
 
 
 # --- Following the call ---------------------------------------------------------------------
@@ -340,7 +431,7 @@ def dial_attempt_finish(
         if record is not None and inbound.match == InboundCall.Match.MATCHED:
             record.call_status = status
             record.save(update_fields=["call_status"])
-        return _route_next(inbound, now)
+        return route_next(inbound, now)
 
 
 def _attempt_of(inbound: InboundCall, attempt: object) -> DialAttempt | None:
@@ -477,6 +568,7 @@ def _call_status(inbound: InboundCall, status: str, duration: int | None, now: d
         inbound.ended_at = now
         inbound.duration_seconds = duration
         fields += ["ended_at", "duration_seconds"]
+        queue_hung_up(inbound=inbound, now=now)
         latest = _settle_open_attempt(inbound, now)
         record = inbound.call_record
         if record is not None and record.outcome == CallRecord.Outcome.CONNECTED:
@@ -488,6 +580,21 @@ def _call_status(inbound: InboundCall, status: str, duration: int | None, now: d
                 not_talked = latest.status if latest is not None else status
                 _complete_record(record, now, 0, not_talked)
     inbound.save(update_fields=fields)
+
+
+def queue_hung_up(*, inbound: InboundCall, now: datetime) -> None:
+    """The caller hung up while waiting: out of the queue, and an agent the queue had just
+    given them (their call not yet taken out of the carrier's queue) is free again.
+    Call inside the transaction that locked the inbound call."""
+    if not inbound.waiting:
+        return
+    caller = WaitingCaller.objects.select_for_update().filter(call_sid=inbound.call_sid).first()
+    assigned = caller is not None and caller.status == WaitingCaller.Status.ASSIGNED
+    queue_wait_end(inbound, now, WaitResult.HUNG_UP)
+    if assigned and caller is not None and caller.agent_id is not None:
+        agent_call_end(
+            agent_id=caller.agent_id, now=now, talked=False, on_call_since=caller.assigned_at
+        )
 
 
 def _settle_open_attempt(inbound: InboundCall, now: datetime) -> DialAttempt | None:
@@ -552,9 +659,16 @@ def agent_calls_end_stale(*, now: datetime | None = None) -> int:
         DialAttempt.objects.filter(agent=OuterRef("pk"), inbound_call__ended_at__isnull=True),
         unrung_cutoff,
     )
+    # Given to a waiting caller whose call is on its way out of the queue to them: no attempt
+    # yet, until the call's webhook dials them (or the caller hangs up).
+    just_assigned = WaitingCaller.objects.filter(
+        agent=OuterRef("pk"),
+        status=WaitingCaller.Status.ASSIGNED,
+        assigned_at__gt=unrung_cutoff,
+    )
     stuck = (
         Agent.objects.filter(on_call_since__isnull=False)
-        .filter(~Exists(live_attempts) | Q(on_call_since__lte=cutoff))
+        .filter((~Exists(live_attempts) & ~Exists(just_assigned)) | Q(on_call_since__lte=cutoff))
         .order_by("pk")
         .values_list("pk", "on_call_since")
     )
@@ -600,10 +714,22 @@ def _end_stale_call(
             ).exists()
         ):
             return False  # a callback arrived meanwhile: the call is going on
+        # Given to a waiting caller whose call never came out of the queue to them: that
+        # caller leaves the queue (a caller still on the line joins it again, in their place, at
+        # the next hold-music request), and the agent is free.
+        lost = list(
+            WaitingCaller.objects.select_for_update(skip_locked=True).filter(
+                agent_id=agent_id, status=WaitingCaller.Status.ASSIGNED
+            )
+        )
+        if since > cutoff and any(c.assigned_at and c.assigned_at > unrung_cutoff for c in lost):
+            return False  # given to a caller meanwhile
+        for caller in lost:
+            waiting_caller_leave(call_sid=caller.call_sid, now=now)
         talked = False
         for inbound in calls:
             talked = _end_unheard_call(inbound, agent_id, now) or talked
-        if not calls:
+        if not calls and not lost:
             latest = DialAttempt.objects.filter(agent_id=agent_id).order_by("-started_at").first()
             talked = latest is not None and latest.status in TALKED
         agent_call_end(agent_id=agent_id, now=now, talked=talked, on_call_since=since)

@@ -17,6 +17,7 @@ from django.http import (
     UnreadablePostError,
 )
 from django.http.multipartparser import MultiPartParserError
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
@@ -24,8 +25,12 @@ from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
+from calls.telephony.hold_music import SECONDS as HOLD_MUSIC_SECONDS
+from calls.telephony.queue import queue_leave as leave_queue
+from calls.telephony.queue import queue_wait_over, whisper_text
 from calls.telephony.service import (
     Route,
+    carrier_seconds,
     dial_attempt_finish,
     inbound_call_receive,
     inbound_call_status,
@@ -36,6 +41,10 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # Leg events worth following; "completed" carries the leg's duration.
 LEG_EVENTS = "initiated ringing answered completed"
+# Our hold music (made by calls/telephony/hold_music.py), and how long it plays:
+# the carrier asks the wait URL again after each play, so this is also how soon a caller whose
+# agent could not be told to them through the REST API leaves the queue.
+HOLD_MUSIC = "telephony/hold-music.wav"
 
 
 def signed_url(request) -> str:
@@ -117,6 +126,16 @@ def route_twiml(route: Route) -> VoiceResponse:
         response.hangup()
     elif route.destination:
         response.append(_dial_verb(route, True))
+    elif route.queue:
+        # The queue is ours; the carrier's, one per state, only holds the call and plays the
+        # wait URL's music. Leaving it (<Leave/>, or our REST redirect) requests the action.
+        response.enqueue(
+            f"waiting-{route.queue}",
+            action=reverse("telephony-queue-leave"),
+            method="POST",
+            wait_url=reverse("telephony-queue-wait"),
+            wait_url_method="POST",
+        )
     else:
         response.say(settings.TELEPHONY_UNAVAILABLE_MESSAGE)
         response.hangup()
@@ -138,6 +157,11 @@ def _dial_verb(route: Route, followed: bool) -> Dial:
             "status_callback": reverse("telephony-status") + query,
             "status_callback_event": LEG_EVENTS,
         }
+        if route.whisper_call_id is not None:
+            # Played to the agent when they answer, before the caller is put through.
+            leg["url"] = (
+                reverse("telephony-whisper") + "?" + urlencode({"call": route.whisper_call_id})
+            )
     dial = Dial(**options)
     if route.destination.lower().startswith("sip:"):
         dial.sip(route.destination, **leg)
@@ -180,3 +204,50 @@ def status(request):
         attempt=request.GET.get("attempt"),
     )
     return twiml_response(VoiceResponse())
+
+
+@carrier_webhook
+def queue_wait(request):
+    """POST /telephony/queue/wait: the Enqueue's wait URL, asked again after each play."""
+    response = VoiceResponse()
+    try:
+        leave = queue_wait_over(call_sid=request.POST.get("CallSid"))
+    except Exception:
+        # The caller keeps waiting (the carrier asks again after the music), never dropped.
+        logger.exception("Queue wait for %r failed; more hold music", request.POST.get("CallSid"))
+        leave = False
+    if leave:
+        response.leave()
+        return twiml_response(response)
+    queue_time = carrier_seconds(request.POST.get("QueueTime"))
+    if queue_time is None or queue_time < HOLD_MUSIC_SECONDS:
+        response.say(settings.TELEPHONY_QUEUE_MESSAGE)  # once, as the wait begins
+    response.play(_public_url(request, static(HOLD_MUSIC)))
+    return twiml_response(response)
+
+
+def _public_url(request, path: str) -> str:
+    """An absolute URL of ours as the carrier reaches it (a <Play> needs one)."""
+    base = settings.TELEPHONY_PUBLIC_BASE_URL
+    if path.startswith(("http://", "https://")):
+        return path
+    return base + path if base else request.build_absolute_uri(path)
+
+
+@carrier_webhook
+def queue_leave(request):
+    """POST /telephony/queue/leave: the caller left the queue (the Enqueue's action, or our
+    REST redirect): dial their agent, or overflow, or the message."""
+    route = leave_queue(
+        call_sid=request.POST.get("CallSid"),
+        queue_result=request.POST.get("QueueResult"),
+    )
+    return twiml_response(route_twiml(route))
+
+
+@carrier_webhook
+def whisper(request):
+    """POST /telephony/whisper?call=<id>: what an agent hears before the caller is bridged."""
+    response = VoiceResponse()
+    response.say(whisper_text(call_id=request.GET.get("call")))
+    return twiml_response(response)

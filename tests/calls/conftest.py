@@ -12,7 +12,7 @@ import pytest
 from celery_support import CeleryStack, broker_problem
 from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
-from telephony_support import AUTH_TOKEN, Carrier
+from telephony_support import AUTH_TOKEN, Carrier, RecordingCarrierApi
 
 from calls.models import CallRecord
 from routing.models import Agent
@@ -136,6 +136,11 @@ def carrier(client, settings):
     settings.TELEPHONY_OVERFLOW_NUMBER = ""
     settings.TELEPHONY_MAX_AGENT_TRIES = 3
     settings.TELEPHONY_DIAL_TIMEOUT_SECONDS = 20
+    # No queue unless a test says so (tests/calls/test_telephony_queue.py): a caller nobody can
+    # take goes straight to overflow or the message, as the tests of that path expect.
+    settings.TELEPHONY_QUEUE_MAX_WAIT_SECONDS = 0
+    settings.TELEPHONY_CARRIER_API = "telephony_support.RecordingCarrierApi"
+    RecordingCarrierApi.redirects.clear()
     return Carrier(client)
 
 

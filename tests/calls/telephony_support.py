@@ -59,6 +59,24 @@ class Carrier:
             params["CallDuration"] = str(duration)
         return self.post(f"/telephony/status?attempt={attempt}", params)
 
+    def queue_wait(self, *, sid: str, queue_time: int = 0):
+        """The Enqueue's wait URL, as the carrier asks it after each play of the hold music."""
+        return self.post(
+            "/telephony/queue/wait",
+            {"CallSid": sid, "QueueSid": "QU-test", "QueueTime": str(queue_time)},
+        )
+
+    def queue_leave(self, *, sid: str, result: str | None = "leave", queue_time: int = 0):
+        """The Enqueue's action (with QueueResult), or our REST redirect's URL (without)."""
+        params = {"CallSid": sid, "QueueSid": "QU-test", "QueueTime": str(queue_time)}
+        if result is not None:
+            params["QueueResult"] = result
+        return self.post("/telephony/queue/leave", params)
+
+    def whisper(self, url: str, *, parent: str, attempt: int):
+        """The whisper URL of a dialled leg, asked when the agent answers."""
+        return self.post(url, {"CallSid": f"{parent}-leg{attempt}", "ParentCallSid": parent})
+
     def call_status(self, *, sid: str, status: str, duration: int | None = None):
         params = {"CallSid": sid, "CallStatus": status}
         if duration is not None:
@@ -66,17 +84,43 @@ class Carrier:
         return self.post("/telephony/status", params)
 
 
-def dial_twiml(destination: str, attempt: int) -> str:
-    """The exact TwiML that dials one followed leg."""
+def dial_twiml(destination: str, attempt: int, *, whisper_call: int | None = None) -> str:
+    """The exact TwiML that dials one followed leg (with the agent's whisper, if any)."""
     verb = "Sip" if destination.startswith("sip:") else "Number"
+    whisper = "" if whisper_call is None else f' url="/telephony/whisper?call={whisper_call}"'
     return (
         '<?xml version="1.0" encoding="UTF-8"?><Response>'
         f'<Dial action="/telephony/dial-status?attempt={attempt}" '
         'answerOnBridge="true" timeout="20">'
         f'<{verb} statusCallback="/telephony/status?attempt={attempt}" '
-        f'statusCallbackEvent="initiated ringing answered completed">{destination}</{verb}>'
+        f'statusCallbackEvent="initiated ringing answered completed"{whisper}>'
+        f"{destination}</{verb}>"
         "</Dial></Response>"
     )
+
+
+def enqueue_twiml(state: str) -> str:
+    """The exact TwiML that puts the caller in the queue for `state`."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        '<Enqueue action="/telephony/queue/leave" method="POST" '
+        f'waitUrl="/telephony/queue/wait" waitUrlMethod="POST">waiting-{state}</Enqueue>'
+        "</Response>"
+    )
+
+
+LEAVE_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Leave /></Response>'
+
+
+class RecordingCarrierApi:
+    """The carrier's REST API in the tests (settings.TELEPHONY_CARRIER_API): it records each
+    redirect asked of it, as Django's locmem backend keeps the mail it was given."""
+
+    redirects: list[tuple[str, str]] = []
+
+    def call_redirect(self, *, call_sid: str, url: str) -> bool:
+        self.redirects.append((call_sid, url))
+        return True
 
 
 HANGUP_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
@@ -99,3 +143,10 @@ def agent_with_token(name: str) -> tuple[Agent, str]:
 def record_of(answer: dict) -> CallRecord:
     """The call record of a ping, from the `data` of its answer."""
     return CallRecord.objects.get(request_id=answer["requestId"])
+
+
+class UnreachableCarrierApi:
+    """A carrier API that cannot be reached (settings.TELEPHONY_CARRIER_API)."""
+
+    def call_redirect(self, *, call_sid: str, url: str) -> bool:
+        raise ConnectionError("carrier API unreachable")

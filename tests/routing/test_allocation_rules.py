@@ -15,7 +15,7 @@ from routing.allocation import (
     RESERVATION_HAS_LAPSED,
     RESERVATION_IS_LIVE,
 )
-from routing.models import Agent, Reservation, TransferNumber
+from routing.models import Agent, AgentLicense, Reservation, TransferNumber, WaitingCaller
 from routing.services import database_now
 from vendors.models import Vendor
 
@@ -143,3 +143,38 @@ def test_the_live_and_lapsed_reservation_rules_agree_in_sql_the_orm_and_python()
         "active, ends at this moment",
         "active, past its ttl",
     }
+
+
+def test_the_free_agent_rule_holds_back_idle_agents_for_callers_waiting_in_their_states():
+    def agent(name, *states, **fields):
+        made = Agent.objects.create(name=name, destination="+14805550000", **fields)
+        for state in states:
+            AgentLicense.objects.create(agent=made, state=state)
+        return made
+
+    agents = [
+        agent("AZ, idle", "AZ"),
+        agent("AZ and TX, idle", "AZ", "TX"),
+        agent("CA, idle", "CA"),
+        agent("TX, idle", "TX"),
+        agent("AZ, on a call", "AZ", on_call_since=NOW - HOUR),
+        agent("no licence, idle"),
+    ]
+    names = {made.pk: made.name for made in agents}
+
+    def waiting(call_sid, state, **fields):
+        values = {"queued_at": NOW - HOUR, "wait_until": NOW + HOUR} | fields
+        WaitingCaller.objects.create(call_sid=call_sid, state=state, **values)
+
+    waiting("CA-AZ", "AZ")  # holds back every idle agent licensed for AZ
+    waiting("CA-CA", "CA", wait_until=NOW - timedelta(seconds=1))  # wait over: holds no one
+    waiting("CA-TX", "TX", status=WaitingCaller.Status.ENDED)  # out of the queue
+    waiting("CA-TX2", "TX", status=WaitingCaller.Status.ASSIGNED)  # has their agent
+
+    by_sql = picked_by_sql("routing_agent", "a", AGENT_IS_FREE, NOW)
+    by_orm = set(Agent.objects.free(NOW).values_list("id", flat=True))
+    assert {names[id] for id in by_sql} == {names[id] for id in by_orm}
+    assert {names[id] for id in by_sql} == {"CA, idle", "TX, idle", "no licence, idle"}
+    # Nobody waiting: idle is free.
+    WaitingCaller.objects.all().delete()
+    assert len(picked_by_sql("routing_agent", "a", AGENT_IS_FREE, NOW)) == 5
