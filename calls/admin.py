@@ -13,6 +13,7 @@ from django.db.models.lookups import Exact
 from django.utils.html import format_html
 
 from calls.exports.admin import CallRecordExportAdminMixin
+from calls.floor.views import floor_urls, floor_view
 from calls.models import (
     LEAD_ID_INDEXED_CHARACTERS,
     CallExport,
@@ -133,3 +134,7 @@ class CallExportAdmin(ReadOnlyAdmin):
     ]  # fmt: skip
     list_filter = ["source", "format", "status"]
     list_select_related = ["requested_by"]
+
+
+# The admin's home page: the operations floor (calls.floor).
+admin.site.home_install(view=floor_view, urls=floor_urls)  # type: ignore[attr-defined]

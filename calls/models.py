@@ -27,16 +27,16 @@ class CallStatus(models.TextChoices):
     """Where a call or one of its legs stands: the carrier's words (Twilio's CallStatus and
     DialCallStatus values, stored as it sends them), and one of ours, UNHEARD."""
 
-    QUEUED = "queued"
-    INITIATED = "initiated"
-    RINGING = "ringing"
+    QUEUED = "queued", "queued"
+    INITIATED = "initiated", "initiated"
+    RINGING = "ringing", "ringing"
     IN_PROGRESS = "in-progress", "in progress"
-    ANSWERED = "answered"
-    COMPLETED = "completed"
-    BUSY = "busy"
+    ANSWERED = "answered", "answered"
+    COMPLETED = "completed", "completed"
+    BUSY = "busy", "busy"
     NO_ANSWER = "no-answer", "no answer"
-    FAILED = "failed"
-    CANCELED = "canceled"
+    FAILED = "failed", "failed"
+    CANCELED = "canceled", "canceled"
     # Ours: the stale-call sweep ended the call because no callback told us how it ended.
     UNHEARD = "unheard", "unheard (ended by the stale-call sweep)"
 
@@ -54,14 +54,15 @@ CALL_ENDS = (
 class CallRecord(models.Model):
     """One ping that passed the key, phone and state checks, and what became of it."""
 
+    # Labels in lower case, as the admin writes every outcome and status.
     class Outcome(models.TextChoices):
-        RESERVED = "reserved"
-        REPEAT = "repeat"
+        RESERVED = "reserved", "reserved"
+        REPEAT = "repeat", "repeat"
         NO_AGENT = "no_agent", "no agent"
-        REJECTED = "rejected"
-        CONNECTED = "connected"
-        COMPLETED = "completed"
-        EXPIRED = "expired"
+        REJECTED = "rejected", "rejected"
+        CONNECTED = "connected", "connected"
+        COMPLETED = "completed", "completed"
+        EXPIRED = "expired", "expired"
 
     # The ping writes the first outcome; only a reserved one moves on: its call arrived
     # (connected, then completed when it ended), or its reservation ended without one (expired).
@@ -155,7 +156,7 @@ class InboundCall(models.Model):
     """A call that reached one of our numbers, matched to a reservation or not."""
 
     class Match(models.TextChoices):
-        MATCHED = "matched"
+        MATCHED = "matched", "matched"
         LATE = "late", "late (after the TTL)"
         NO_RESERVATION = "no_reservation", "no live reservation"
         UNKNOWN_NUMBER = "unknown_number", "number not in the pool"

@@ -12,6 +12,8 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.functional import cached_property
 
 # Made by a migration in calls (the app that sees every model), which lists what each may do.
@@ -20,6 +22,20 @@ ANALYSTS = "Analysts"
 STAFF_ROLES = (OPERATIONS, ANALYSTS)
 # The largest OFFSET PostgreSQL and SQLite take: a signed 64-bit integer.
 MAX_OFFSET = 2**63 - 1
+
+
+def moment_text(moment) -> str:
+    """A moment as the admin writes it everywhere: date, time and zone (config/formats)."""
+    if moment is None:
+        return "—"
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+
+
+def time_of_day(moment) -> str:
+    """The time of a moment of today, with the zone."""
+    if moment is None:
+        return "—"
+    return date_format(timezone.localtime(moment), "TIME_FORMAT")
 
 
 def user_has_staff_role(user) -> bool:
@@ -55,10 +71,30 @@ class StaffAdminSite(admin.AdminSite):
     site_title = "Call routing admin"
     index_title = "Operations"
     login_form = StaffLoginForm
+    # "View site": the vendor docs, the one public page staff point vendors to.
+    site_url = "/docs/"
+
+    # The home page and its URLs, put here by an app further down (calls.floor): config imports
+    # none of ours.
+    home_view: Any = None
+    home_urls: Any = None
+
+    def home_install(self, *, view, urls) -> None:
+        """`view(request, site, extra_context)` answers the index; `urls(site)` its own paths."""
+        self.home_view, self.home_urls = view, urls
 
     def has_permission(self, request) -> bool:
         # A role, not the staff flag: a login without a role sees nothing of the admin.
         return user_has_staff_role(request.user)
+
+    def index(self, request, extra_context=None):
+        if self.home_view is None:
+            return super().index(request, extra_context)
+        return self.home_view(request, self, extra_context)
+
+    def get_urls(self):
+        ours = self.home_urls(self) if self.home_urls is not None else []
+        return ours + super().get_urls()
 
 
 class NoCountPaginator(Paginator):
