@@ -1,29 +1,22 @@
 """Call records and calls in the staff admin: read-only, and quick on millions of rows."""
 
-import contextlib
 import json
-import uuid
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import SuspiciousOperation
-from django.db.models import Q
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.lookups import Exact
 from django.utils.html import format_html
 
 from calls.exports.admin import CallRecordExportAdminMixin
+from calls.exports.selectors import call_record_search_q
 from calls.floor.views import floor_urls, floor_view
 from calls.models import (
-    LEAD_ID_INDEXED_CHARACTERS,
     CallExport,
     CallRecord,
     DialAttempt,
     InboundCall,
-    lead_id_indexed,
 )
 from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin
-from routing.geography import InvalidPhoneNumber, normalize_us_phone
 
 
 @admin.register(CallRecord)
@@ -47,24 +40,10 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
     exclude = ["tracking"]
 
     def get_search_results(self, request, queryset, search_term):
-        # Exact matches only, each on an index: a LIKE over a million rows would scan them all.
-        term = search_term.strip()
-        if not term:
+        # The exports' rule (calls.exports.selectors): the list and an export of it agree.
+        if not search_term.strip():
             return queryset, False
-        if "\x00" in term:
-            # No record holds one, and PostgreSQL refuses it in a parameter (DataError). Django's
-            # search form refuses it before the change list gets here; this is for any other
-            # caller (an autocomplete, a script).
-            return queryset.none(), False
-        # Exact on the text of tracking ->> 'lead_id', found through the index on its start.
-        match = Q(Exact(lead_id_indexed(), term[:LEAD_ID_INDEXED_CHARACTERS])) & Q(
-            Exact(KeyTextTransform("lead_id", "tracking"), term)
-        )
-        with contextlib.suppress(ValueError):
-            match |= Q(request_id=uuid.UUID(term))
-        with contextlib.suppress(InvalidPhoneNumber):
-            match |= Q(phone_number=normalize_us_phone(term))
-        return queryset.filter(match), False
+        return queryset.filter(call_record_search_q(search_term)), False
 
     def _changelist_count(self, request) -> int | None:
         """The export page compares its selection with the list's: there, and only there, count

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 
 from calls.exports.forms import CallRecordFilters
-from calls.models import CallRecord
+from calls.models import LEAD_ID_INDEXED_CHARACTERS, CallRecord, lead_id_indexed
+from routing.geography import InvalidPhoneNumber, normalize_us_phone
 
 # Rows fetched per round trip.
 FETCH_CHUNK_ROWS = 2_000
@@ -31,22 +33,26 @@ def call_record_select(*, filters: CallRecordFilters) -> QuerySet[CallRecord]:
     if filters.outcomes:
         records = records.filter(outcome__in=filters.outcomes)
     if filters.search:
-        records = records.filter(_search_q(filters.search))
+        records = records.filter(call_record_search_q(filters.search))
     return records.order_by("received_at", "id")
 
 
-def _search_q(term: str) -> Q:
-    query = (
-        Q(vendor__name__icontains=term)
-        | Q(tracking__icontains=term)
-        | Q(rejected_reason__icontains=term)
+def call_record_search_q(term: str) -> Q:
+    """The one search rule of call records, for the admin's list and every export alike: an exact
+    request id, phone number (any NANP spelling) or lead_id, each found on an index. A partial
+    match (LIKE) over a million records would read them all; nothing matches an empty term."""
+    term = term.strip()
+    if not term or "\x00" in term:  # no record holds a NUL, and PostgreSQL refuses one
+        return Q(pk__in=[])
+    # Exact on the text of tracking ->> 'lead_id', found through the index on its start.
+    match = Q(Exact(lead_id_indexed(), term[:LEAD_ID_INDEXED_CHARACTERS])) & Q(
+        Exact(KeyTextTransform("lead_id", "tracking"), term)
     )
-    digits = re.sub(r"\D", "", term)
-    if len(digits) >= 3 and re.fullmatch(r"[\d\s()+.-]+", term):
-        query |= Q(phone_number__contains=digits) | Q(transfer_target__contains=digits)
     with contextlib.suppress(ValueError):
-        query |= Q(request_id=uuid.UUID(term))
-    return query
+        match |= Q(request_id=uuid.UUID(term))
+    with contextlib.suppress(InvalidPhoneNumber):
+        match |= Q(phone_number=normalize_us_phone(term))
+    return match
 
 
 def call_record_tracking_keys(*, records: QuerySet[CallRecord]) -> list[str]:
