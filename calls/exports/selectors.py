@@ -13,7 +13,9 @@ from django.db.models.lookups import Exact
 
 from calls.exports.forms import CallRecordFilters
 from calls.models import LEAD_ID_INDEXED_CHARACTERS, CallRecord, lead_id_indexed
+from config.admin_site import moment_text
 from routing.geography import InvalidPhoneNumber, normalize_us_phone
+from vendors.models import Vendor
 
 # Rows fetched per round trip.
 FETCH_CHUNK_ROWS = 2_000
@@ -35,6 +37,37 @@ def call_record_select(*, filters: CallRecordFilters) -> QuerySet[CallRecord]:
     if filters.search:
         records = records.filter(call_record_search_q(filters.search))
     return records.order_by("received_at", "id")
+
+
+def call_record_filters_describe(*, filters: CallRecordFilters) -> list[tuple[str, str]]:
+    """The filters in words, as staff read them back (an export's page): (what, which)."""
+    described = [
+        ("Received from", moment_text(filters.since) if filters.since else "the first record"),
+        ("Received before", moment_text(filters.until) if filters.until else "now"),
+    ]
+    if filters.vendor_ids:
+        names = dict(Vendor.objects.filter(pk__in=filters.vendor_ids).values_list("pk", "name"))
+        described.append(
+            (
+                "Vendors",
+                ", ".join(names.get(pk, f"vendor #{pk} (deleted)") for pk in filters.vendor_ids),
+            )
+        )
+    else:
+        described.append(("Vendors", "all"))
+    described.append(("States", ", ".join(filters.states) if filters.states else "all"))
+    outcomes = dict(CallRecord.Outcome.choices)
+    described.append(
+        (
+            "Outcomes",
+            ", ".join(str(outcomes.get(o, o)) for o in filters.outcomes)
+            if filters.outcomes
+            else "all",
+        )
+    )
+    if filters.search:
+        described.append(("Search", f"“{filters.search}” (an exact request id, phone or lead_id)"))
+    return described
 
 
 def call_record_search_q(term: str) -> Q:

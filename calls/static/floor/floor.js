@@ -7,12 +7,12 @@
   function options(kind) {
     if (kind === "bar") {
       return {
-        animation: false, responsive: true,
+        animation: false, responsive: true, maintainAspectRatio: false,
         scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } },
       };
     }
     return {
-      animation: false, responsive: true, spanGaps: true,
+      animation: false, responsive: true, maintainAspectRatio: false, spanGaps: true,
       scales: { y: { beginAtZero: true, suggestedMax: 100, title: { display: true, text: "%" } } },
     };
   }
