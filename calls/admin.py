@@ -8,7 +8,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.utils.html import format_html
 
 from calls.exports.admin import CallRecordExportAdminMixin
-from calls.exports.selectors import call_record_search_q
+from calls.exports.selectors import call_record_search_q, call_record_states_in_use
 from calls.floor.views import floor_urls, floor_view
 from calls.models import (
     CallExport,
@@ -16,7 +16,12 @@ from calls.models import (
     DialAttempt,
     InboundCall,
 )
-from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin
+from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin, StatesInUseFilter
+
+
+class CallRecordStateFilter(StatesInUseFilter):
+    def states_in_use(self, request, model_admin):
+        return call_record_states_in_use()
 
 
 @admin.register(CallRecord)
@@ -32,7 +37,12 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         "transfer_target",
         "lead_id",
     ]
-    list_filter = [("received_at", admin.DateFieldListFilter), "vendor", "state", "outcome"]
+    list_filter = [
+        ("received_at", admin.DateFieldListFilter),
+        "vendor",
+        CallRecordStateFilter,
+        "outcome",
+    ]
     list_select_related = ["vendor", "agent"]
     search_fields = ["request_id"]  # shows the box; get_search_results does the matching
     search_help_text = "An exact request id, phone number or lead_id."
@@ -53,7 +63,7 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         except (IncorrectLookupParameters, SuspiciousOperation):
             return None
 
-    @admin.display(description="lead_id")
+    @admin.display(description="Lead ID")
     def lead_id(self, obj):
         value = (obj.tracking or {}).get("lead_id") if isinstance(obj.tracking, dict) else None
         return "" if value is None else str(value)

@@ -105,14 +105,16 @@ class CallRecord(models.Model):
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="call_records"
     )
     agent_count = models.PositiveIntegerField(null=True, blank=True)
-    ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
+    ttl_seconds = models.PositiveIntegerField("TTL seconds", null=True, blank=True)
     received_at = models.DateTimeField(db_index=True)
     # Filled in when the transferred call arrives and as it progresses.
     connected_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     duration_seconds = models.PositiveIntegerField(null=True, blank=True)
-    caller_id = models.CharField(max_length=32, blank=True, help_text="Caller id on arrival.")
-    caller_id_matches = models.BooleanField(null=True, blank=True)
+    caller_id = models.CharField(
+        "caller ID", max_length=32, blank=True, help_text="Caller ID on arrival."
+    )
+    caller_id_matches = models.BooleanField("caller ID matches", null=True, blank=True)
     call_status = models.CharField(
         max_length=32, blank=True, choices=CallStatus.choices, help_text="Last carrier status."
     )
@@ -161,7 +163,7 @@ class InboundCall(models.Model):
         NO_RESERVATION = "no_reservation", "no live reservation"
         UNKNOWN_NUMBER = "unknown_number", "number not in the pool"
 
-    call_sid = models.CharField(max_length=64, unique=True)
+    call_sid = models.CharField("call SID", max_length=64, unique=True)
     to_number = models.CharField(max_length=32)
     from_number = models.CharField(max_length=32, blank=True)
     match = models.CharField(max_length=16, choices=Match.choices)

@@ -11,7 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin, moment_text, time_of_day
+from config.admin_site import (
+    NoCountAdminMixin,
+    ReadOnlyAdmin,
+    StatesInUseFilter,
+    moment_text,
+    time_of_day,
+)
 from routing.activity import AgentActivity, agent_activity, natural_order
 from routing.models import Agent, AgentLicense, AgentStatusChange, Reservation, TransferNumber
 from routing.services import (
@@ -37,6 +43,19 @@ class AgentForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["licensed_states"].initial = self.instance.licensed_state_codes
+
+
+class LicensedStateFilter(StatesInUseFilter):
+    """The states agents are licensed for (reservations are made only in those)."""
+
+    def states_in_use(self, request, model_admin):
+        return AgentLicense.objects.values_list("state", flat=True).distinct()
+
+
+class AgentLicenseStateFilter(LicensedStateFilter):
+    title = "licensed for"
+    parameter_name = "licenses__state"
+    field_path = "licenses__state"
 
 
 class DoingNowFilter(admin.SimpleListFilter):
@@ -74,7 +93,7 @@ STATUS_HISTORY_ON_AGENT_PAGE = 20
 class AgentAdmin(admin.ModelAdmin):
     form = AgentForm
     list_display = ["name", "now", "status", "licensed_states", "destination", "idle_since"]
-    list_filter = [DoingNowFilter, "status", "licenses__state"]
+    list_filter = [DoingNowFilter, "status", AgentLicenseStateFilter]
     search_fields = ["name"]
     # TX 2 before TX 10.
     ordering = [natural_order("name").asc()]
@@ -361,7 +380,7 @@ class ReservationAdmin(NoCountAdminMixin, admin.ModelAdmin):
         "created_at",
         "released_by",
     ]
-    list_filter = [HeldNowFilter, "status", "vendor", "state"]
+    list_filter = [HeldNowFilter, "status", "vendor", LicensedStateFilter]
     list_select_related = ["vendor", "agent", "transfer_number", "released_by"]
     search_fields = ["phone_number", "agent__name", "transfer_number__number"]
     actions = ["release"]

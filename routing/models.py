@@ -61,7 +61,9 @@ class Agent(models.Model):
     # Reserved (or in wrap-up) until then; free once it has passed.
     held_until = models.DateTimeField(null=True, blank=True)
     wrap_up_seconds = models.PositiveIntegerField(
-        default=0, help_text="Seconds after a call ends before the agent is offered again."
+        "wrap-up seconds",
+        default=0,
+        help_text="Seconds after a call ends before the agent is offered again.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -210,7 +212,7 @@ class Reservation(models.Model):
     phone_number = models.CharField(max_length=16, help_text="The caller, E.164.")
     state = models.CharField(max_length=2, choices=STATE_CHOICES)
     agent_count = models.PositiveIntegerField()
-    ttl_seconds = models.PositiveIntegerField()
+    ttl_seconds = models.PositiveIntegerField("TTL seconds")
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)

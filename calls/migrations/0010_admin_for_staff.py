@@ -1,4 +1,5 @@
-"""The admin for the people who use it: outcome and call status labels in lower case, and
+"""The admin for the people who use it: labels in words, outcome and call status labels in
+lower case, and
 Operations read call records, inbound calls and dial attempts (to answer a vendor's support
 question by request id, phone or lead id). Exports stay with Analysts."""
 
@@ -80,6 +81,26 @@ class Migration(migrations.Migration):
             model_name='inboundcall',
             name='status',
             field=models.CharField(blank=True, choices=[('queued', 'queued'), ('initiated', 'initiated'), ('ringing', 'ringing'), ('in-progress', 'in progress'), ('answered', 'answered'), ('completed', 'completed'), ('busy', 'busy'), ('no-answer', 'no answer'), ('failed', 'failed'), ('canceled', 'canceled'), ('unheard', 'unheard (ended by the stale-call sweep)')], max_length=32),
+        ),
+        migrations.AlterField(
+            model_name='callrecord',
+            name='caller_id',
+            field=models.CharField(blank=True, help_text='Caller ID on arrival.', max_length=32, verbose_name='caller ID'),
+        ),
+        migrations.AlterField(
+            model_name='callrecord',
+            name='caller_id_matches',
+            field=models.BooleanField(blank=True, null=True, verbose_name='caller ID matches'),
+        ),
+        migrations.AlterField(
+            model_name='callrecord',
+            name='ttl_seconds',
+            field=models.PositiveIntegerField(blank=True, null=True, verbose_name='TTL seconds'),
+        ),
+        migrations.AlterField(
+            model_name='inboundcall',
+            name='call_sid',
+            field=models.CharField(max_length=64, unique=True, verbose_name='call SID'),
         ),
         migrations.RunPython(grant, revoke),
     ]

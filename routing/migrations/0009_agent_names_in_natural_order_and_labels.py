@@ -1,0 +1,37 @@
+"""Labels in words (TTL seconds, wrap-up seconds), and TX 2 before TX 10: a collation that
+compares the digits in names as numbers (PostgreSQL's ICU; SQLite gets the same rule on each
+connection, routing.apps)."""
+
+from django.db import migrations, models
+
+
+# PostgreSQL only (SQLite has no CREATE COLLATION): Django's CreateCollation checks the database
+# going forwards but not backwards.
+def create_collation(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(
+            "CREATE COLLATION IF NOT EXISTS natural_sort (provider = icu, locale = 'und-u-kn-true')"
+        )
+
+
+def drop_collation(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("DROP COLLATION IF EXISTS natural_sort")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("routing", "0008_one_live_hold_per_vendor_caller")]
+
+    operations = [
+        migrations.RunPython(create_collation, drop_collation),
+        migrations.AlterField(
+            model_name='agent',
+            name='wrap_up_seconds',
+            field=models.PositiveIntegerField(default=0, help_text='Seconds after a call ends before the agent is offered again.', verbose_name='wrap-up seconds'),
+        ),
+        migrations.AlterField(
+            model_name='reservation',
+            name='ttl_seconds',
+            field=models.PositiveIntegerField(verbose_name='TTL seconds'),
+        ),
+    ]
