@@ -96,7 +96,7 @@ class AgentAdmin(admin.ModelAdmin):
     list_filter = [DoingNowFilter, "status", AgentLicenseStateFilter]
     search_fields = ["name"]
     # TX 2 before TX 10.
-    ordering = [natural_order("name").asc()]
+    ordering = [natural_order("name").asc()]  # type: ignore[list-item]
     fieldsets = [
         (None, {"fields": ["name", "user", "status", "destination", "wrap_up_seconds"]}),
         ("Licensed states", {"fields": ["licensed_states"]}),

@@ -88,14 +88,14 @@ class ExportForm(CallRecordFilterForm):
         fields["until"].label = "Received through"
         vendor = fields["vendor"]
         vendor.widget = admin_widgets.FilteredSelectMultiple("vendors", is_stacked=False)
-        vendor.widget.choices = vendor.choices  # type: ignore[attr-defined]
+        vendor.widget.choices = vendor.choices
         vendor.label, vendor.help_text = "Vendors", "None chosen: every vendor."
         state = fields["state"]
         state.widget = admin_widgets.FilteredSelectMultiple("states", is_stacked=False)
-        state.widget.choices = state.choices  # type: ignore[attr-defined]
+        state.widget.choices = state.choices
         state.label, state.help_text = "States", "None chosen: every state."
         outcome = fields["outcome"]
-        outcome.widget = forms.CheckboxSelectMultiple(choices=outcome.choices)  # type: ignore[attr-defined]
+        outcome.widget = forms.CheckboxSelectMultiple(choices=outcome.choices)
         outcome.label, outcome.help_text = "Outcomes", "None ticked: every outcome."
 
     format = forms.ChoiceField(

@@ -26,7 +26,7 @@ from routing.services import database_now
 from vendors.models import Vendor
 
 # Outcomes in the charts' colours (the funnel's, where it has one).
-OUTCOME_COLOURS = {
+OUTCOME_COLOURS: dict[str, str] = {
     CallRecord.Outcome.RESERVED: "#90caf9",
     CallRecord.Outcome.CONNECTED: "#43a047",
     CallRecord.Outcome.COMPLETED: "#2e7d32",
