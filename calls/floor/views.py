@@ -5,7 +5,7 @@ agents) follows its permissions."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
@@ -21,6 +21,7 @@ from calls.floor.selectors import (
 )
 from calls.models import CallRecord
 from config.admin_site import time_of_day
+from config.errors import envelope_json_response
 from routing.activity import AgentActivity
 from routing.services import database_now
 from vendors.models import Vendor
@@ -111,8 +112,18 @@ def floor_live_partial(request):
     return TemplateResponse(request, "admin/floor_live.html", floor_live_context(request))
 
 
-def _bad_request(message: str) -> JsonResponse:
-    return JsonResponse({"status": 400, "data": {"message": message}}, status=400)
+def _live_for_htmx(site):
+    """The live part behind the admin's login. When htmx polls after the login has ended, it is
+    told to reload the page (which then shows the login form) instead of being redirected: it
+    would swap the login page into the floor."""
+    protected = site.admin_view(floor_live_partial)
+
+    def view(request):
+        if request.headers.get("HX-Request") == "true" and not site.has_permission(request):
+            return HttpResponse(status=204, headers={"HX-Refresh": "true"})
+        return protected(request)
+
+    return view
 
 
 def floor_chart(request, name: str):
@@ -121,7 +132,7 @@ def floor_chart(request, name: str):
     raw = request.GET.get("vendor", "").strip()
     if raw:
         if not raw.isdigit() or not Vendor.objects.filter(pk=int(raw)).exists():
-            return _bad_request("No such vendor.")
+            return envelope_json_response(request, 400, "No such vendor.")
         vendor_id = int(raw)
     now = database_now()
     if name == "pings-per-hour":
@@ -151,12 +162,12 @@ def floor_chart(request, name: str):
                 "connected": daily.connected,
             }
         )
-    return JsonResponse({"status": 404, "data": {"message": "No such chart."}}, status=404)
+    return envelope_json_response(request, 404, "No such chart.")
 
 
 def floor_urls(site) -> list:
     wrap = site.admin_view
     return [
-        path("floor/live/", wrap(floor_live_partial), name="floor_live"),
+        path("floor/live/", _live_for_htmx(site), name="floor_live"),
         path("floor/charts/<slug:name>.json", wrap(floor_chart), name="floor_chart"),
     ]

@@ -180,6 +180,10 @@ def test_the_live_part_and_charts_answer_staff_only(analyst_client, client):
     assert len(chart["labels"]) == 24 and chart["datasets"][0]["label"] == "reserved"
 
     assert client.get("/admin/floor/live/").status_code == 302  # to the login
+    # htmx polling after the login ended: told to reload the page (to the login form), rather
+    # than given the login page to swap into the floor.
+    polled = client.get("/admin/floor/live/", headers={"HX-Request": "true"})
+    assert (polled.status_code, polled["HX-Refresh"]) == (204, "true")
     assert client.get("/admin/floor/charts/pings-per-hour.json").status_code == 302
 
 
@@ -189,5 +193,7 @@ def test_a_chart_for_a_vendor_that_does_not_exist_is_a_clear_400(analyst_client)
             f"/admin/floor/charts/transfer-rate-per-day.json?vendor={vendor}"
         )
         assert response.status_code == 400
-        assert response.json() == {"status": 400, "data": {"message": "No such vendor."}}
+        assert response.json()["status"] == 400
+        assert response.json()["data"]["message"] == "No such vendor."
+        assert response.json()["data"]["requestId"] == response["X-Request-ID"]
     assert analyst_client.get("/admin/floor/charts/nothing.json").status_code == 404
