@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Left
 
+from config.moments import moment_text
 from config.transitions import Transitions
 from routing.models import Agent, Reservation
 from vendors.models import Vendor
@@ -296,7 +297,7 @@ class CallExport(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.format} export of {self.requested_at:%Y-%m-%d %H:%M}"
+        return f"{self.format} export of {moment_text(self.requested_at)}"
 
 
 class WorkerHeartbeat(models.Model):
@@ -307,4 +308,4 @@ class WorkerHeartbeat(models.Model):
     seen_at = models.DateTimeField(help_text="The database's clock, so web and worker agree.")
 
     def __str__(self) -> str:
-        return f"{self.name} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.name} at {moment_text(self.seen_at)}"

@@ -12,8 +12,6 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.functional import cached_property
 
 # Made by a migration in calls (the app that sees every model), which lists what each may do.
@@ -22,20 +20,6 @@ ANALYSTS = "Analysts"
 STAFF_ROLES = (OPERATIONS, ANALYSTS)
 # The largest OFFSET PostgreSQL and SQLite take: a signed 64-bit integer.
 MAX_OFFSET = 2**63 - 1
-
-
-def moment_text(moment) -> str:
-    """A moment as the admin writes it everywhere: date, time and zone (config/formats)."""
-    if moment is None:
-        return "—"
-    return date_format(timezone.localtime(moment), "DATETIME_FORMAT")
-
-
-def time_of_day(moment) -> str:
-    """The time of a moment of today, with the zone."""
-    if moment is None:
-        return "—"
-    return date_format(timezone.localtime(moment), "TIME_FORMAT")
 
 
 def user_has_staff_role(user) -> bool:

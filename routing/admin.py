@@ -11,13 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin_site import (
-    NoCountAdminMixin,
-    ReadOnlyAdmin,
-    StatesInUseFilter,
-    moment_text,
-    time_of_day,
-)
+from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin, StatesInUseFilter
+from config.moments import moment_text, time_of_day
 from routing.activity import AgentActivity, agent_activity, natural_order
 from routing.models import Agent, AgentLicense, AgentStatusChange, Reservation, TransferNumber
 from routing.services import (

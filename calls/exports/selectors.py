@@ -13,7 +13,7 @@ from django.db.models.lookups import Exact
 
 from calls.exports.forms import CallRecordFilters
 from calls.models import LEAD_ID_INDEXED_CHARACTERS, CallRecord, lead_id_indexed
-from config.admin_site import moment_text
+from config.moments import moment_text
 from routing.geography import InvalidPhoneNumber, normalize_us_phone
 from vendors.models import Vendor
 

@@ -20,8 +20,8 @@ from calls.floor.selectors import (
     floor_vendors_near_caps,
 )
 from calls.models import CallRecord
-from config.admin_site import time_of_day
 from config.errors import envelope_json_response
+from config.moments import time_of_day
 from routing.activity import AgentActivity
 from routing.services import database_now
 from vendors.models import Vendor
