@@ -254,16 +254,16 @@ class CallExport(models.Model):
     """An analyst's export: the audit record, and for background jobs the file and its progress."""
 
     class Format(models.TextChoices):
-        CSV = "csv"
-        XLSX = "xlsx"
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "XLSX"
         JSONL = "jsonl", "JSON Lines"
         JSON = "json", "JSON (API pages)"
 
     class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+        PENDING = "pending", "pending"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
 
     # A background job is claimed once (pending to running) or fails before it starts; a file
     # written as it is asked for starts running.

@@ -34,8 +34,8 @@ class AgentQuerySet(models.QuerySet):
 
 class Agent(models.Model):
     class Status(models.TextChoices):
-        AVAILABLE = "available"
-        OFFLINE = "offline"
+        AVAILABLE = "available", "available"
+        OFFLINE = "offline", "offline"
 
     # Only through routing.services.agent_set_status (the page, the API, the admin, telephony).
     STATUS_TRANSITIONS = Transitions(
@@ -169,10 +169,10 @@ class TransferNumber(models.Model):
 
 
 class ReservationStatus(models.TextChoices):
-    ACTIVE = "active"
-    CONNECTED = "connected"
-    EXPIRED = "expired"
-    RELEASED = "released"
+    ACTIVE = "active", "active"
+    CONNECTED = "connected", "connected"
+    EXPIRED = "expired", "expired"
+    RELEASED = "released", "released"
 
 
 class ReservationQuerySet(models.QuerySet):

@@ -1,6 +1,6 @@
-"""Labels in words (TTL seconds, wrap-up seconds), and TX 2 before TX 10: a collation that
-compares the digits in names as numbers (PostgreSQL's ICU; SQLite gets the same rule on each
-connection, routing.apps)."""
+"""Labels in words (TTL seconds, wrap-up seconds) and statuses in lower case, and TX 2 before
+TX 10: a collation that compares the digits in names as numbers (PostgreSQL's ICU; SQLite gets
+the same rule on each connection, routing.apps)."""
 
 from django.db import migrations, models
 
@@ -33,5 +33,25 @@ class Migration(migrations.Migration):
             model_name='reservation',
             name='ttl_seconds',
             field=models.PositiveIntegerField(verbose_name='TTL seconds'),
+        ),
+        migrations.AlterField(
+            model_name='agent',
+            name='status',
+            field=models.CharField(choices=[('available', 'available'), ('offline', 'offline')], default='available', max_length=16),
+        ),
+        migrations.AlterField(
+            model_name='agentstatuschange',
+            name='from_status',
+            field=models.CharField(choices=[('available', 'available'), ('offline', 'offline')], max_length=16),
+        ),
+        migrations.AlterField(
+            model_name='agentstatuschange',
+            name='to_status',
+            field=models.CharField(choices=[('available', 'available'), ('offline', 'offline')], max_length=16),
+        ),
+        migrations.AlterField(
+            model_name='reservation',
+            name='status',
+            field=models.CharField(choices=[('active', 'active'), ('connected', 'connected'), ('expired', 'expired'), ('released', 'released')], default='active', max_length=16),
         ),
     ]

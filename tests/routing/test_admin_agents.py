@@ -165,7 +165,7 @@ def test_saving_the_change_form_with_status_offline_releases_the_live_reservatio
     agent_page = operations_client.get(f"/admin/routing/agent/{agent.pk}/change/")
     assert shown(agent_page, "held_until") == "-"
     reservation_page = operations_client.get(f"/admin/routing/reservation/{reservation.pk}/change/")
-    assert shown(reservation_page, "status") == "Released"
+    assert shown(reservation_page, "status") == "released"
     assert shown(reservation_page, "released_by") == "olivia.ops"
     held_now = operations_client.get("/admin/routing/reservation/").content.decode()
     assert "+14805550100" not in held_now
