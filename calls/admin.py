@@ -1,45 +1,50 @@
 """Call records and calls in the staff admin: read-only, and quick on millions of rows."""
 
-import contextlib
 import json
-import uuid
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import SuspiciousOperation
-from django.db.models import Q
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.html import format_html
 
 from calls.exports.admin import CallRecordExportAdminMixin
+from calls.exports.selectors import call_record_search_q, call_record_states_in_use
+from calls.floor.views import floor_urls, floor_view
 from calls.models import (
-    LEAD_ID_INDEXED_CHARACTERS,
     CallExport,
     CallRecord,
     DialAttempt,
     InboundCall,
-    lead_id_indexed,
 )
-from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin
-from routing.geography import InvalidPhoneNumber, normalize_us_phone
+from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin, StatesInUseFilter
+
+
+class CallRecordStateFilter(StatesInUseFilter):
+    def states_in_use(self, request, model_admin):
+        return call_record_states_in_use()
 
 
 @admin.register(CallRecord)
 class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdmin):
+    # Fits a 1366 px screen beside the admin's menu: the request id shortened (in full on the
+    # record's page, and searched in full), states by code; the transfer target is on the record.
     list_display = [
         "received_at",
-        "request_id",
+        "request_id_short",
         "vendor",
         "phone_number",
-        "state",
+        "state_code",
         "outcome",
         "agent",
-        "transfer_target",
         "lead_id",
     ]
-    list_filter = [("received_at", admin.DateFieldListFilter), "vendor", "state", "outcome"]
+    list_filter = [
+        ("received_at", admin.DateFieldListFilter),
+        "vendor",
+        CallRecordStateFilter,
+        "outcome",
+    ]
     list_select_related = ["vendor", "agent"]
     search_fields = ["request_id"]  # shows the box; get_search_results does the matching
     search_help_text = "An exact request id, phone number or lead_id."
@@ -47,24 +52,10 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
     exclude = ["tracking"]
 
     def get_search_results(self, request, queryset, search_term):
-        # Exact matches only, each on an index: a LIKE over a million rows would scan them all.
-        term = search_term.strip()
-        if not term:
+        # The exports' rule (calls.exports.selectors): the list and an export of it agree.
+        if not search_term.strip():
             return queryset, False
-        if "\x00" in term:
-            # No record holds one, and PostgreSQL refuses it in a parameter (DataError). Django's
-            # search form refuses it before the change list gets here; this is for any other
-            # caller (an autocomplete, a script).
-            return queryset.none(), False
-        # Exact on the text of tracking ->> 'lead_id', found through the index on its start.
-        match = Q(Exact(lead_id_indexed(), term[:LEAD_ID_INDEXED_CHARACTERS])) & Q(
-            Exact(KeyTextTransform("lead_id", "tracking"), term)
-        )
-        with contextlib.suppress(ValueError):
-            match |= Q(request_id=uuid.UUID(term))
-        with contextlib.suppress(InvalidPhoneNumber):
-            match |= Q(phone_number=normalize_us_phone(term))
-        return queryset.filter(match), False
+        return queryset.filter(call_record_search_q(search_term)), False
 
     def _changelist_count(self, request) -> int | None:
         """The export page compares its selection with the list's: there, and only there, count
@@ -74,7 +65,16 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         except (IncorrectLookupParameters, SuspiciousOperation):
             return None
 
-    @admin.display(description="lead_id")
+    @admin.display(description="Request ID", ordering="request_id")
+    def request_id_short(self, obj):
+        text = str(obj.request_id)
+        return format_html('<span title="{}">{}…</span>', text, text[:8])
+
+    @admin.display(description="State", ordering="state")
+    def state_code(self, obj):
+        return obj.state
+
+    @admin.display(description="Lead ID")
     def lead_id(self, obj):
         value = (obj.tracking or {}).get("lead_id") if isinstance(obj.tracking, dict) else None
         return "" if value is None else str(value)
@@ -169,3 +169,7 @@ class CallExportAdmin(ReadOnlyAdmin):
     ]  # fmt: skip
     list_filter = ["source", "format", "status"]
     list_select_related = ["requested_by"]
+
+
+# The admin's home page: the operations floor (calls.floor).
+admin.site.home_install(view=floor_view, urls=floor_urls)  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Left
 
+from config.moments import moment_text
 from config.transitions import Transitions
 from routing.models import Agent, Reservation
 from vendors.models import Vendor
@@ -27,16 +28,16 @@ class CallStatus(models.TextChoices):
     """Where a call or one of its legs stands: the carrier's words (Twilio's CallStatus and
     DialCallStatus values, stored as it sends them), and one of ours, UNHEARD."""
 
-    QUEUED = "queued"
-    INITIATED = "initiated"
-    RINGING = "ringing"
+    QUEUED = "queued", "queued"
+    INITIATED = "initiated", "initiated"
+    RINGING = "ringing", "ringing"
     IN_PROGRESS = "in-progress", "in progress"
-    ANSWERED = "answered"
-    COMPLETED = "completed"
-    BUSY = "busy"
+    ANSWERED = "answered", "answered"
+    COMPLETED = "completed", "completed"
+    BUSY = "busy", "busy"
     NO_ANSWER = "no-answer", "no answer"
-    FAILED = "failed"
-    CANCELED = "canceled"
+    FAILED = "failed", "failed"
+    CANCELED = "canceled", "canceled"
     # Ours: the stale-call sweep ended the call because no callback told us how it ended.
     UNHEARD = "unheard", "unheard (ended by the stale-call sweep)"
 
@@ -62,14 +63,15 @@ class WaitResult(models.TextChoices):
 class CallRecord(models.Model):
     """One ping that passed the key, phone and state checks, and what became of it."""
 
+    # Labels in lower case, as the admin writes every outcome and status.
     class Outcome(models.TextChoices):
-        RESERVED = "reserved"
-        REPEAT = "repeat"
+        RESERVED = "reserved", "reserved"
+        REPEAT = "repeat", "repeat"
         NO_AGENT = "no_agent", "no agent"
-        REJECTED = "rejected"
-        CONNECTED = "connected"
-        COMPLETED = "completed"
-        EXPIRED = "expired"
+        REJECTED = "rejected", "rejected"
+        CONNECTED = "connected", "connected"
+        COMPLETED = "completed", "completed"
+        EXPIRED = "expired", "expired"
 
     # The ping writes the first outcome; only a reserved one moves on: its call arrived
     # (connected, then completed when it ended), or its reservation ended without one (expired).
@@ -112,14 +114,16 @@ class CallRecord(models.Model):
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="call_records"
     )
     agent_count = models.PositiveIntegerField(null=True, blank=True)
-    ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
+    ttl_seconds = models.PositiveIntegerField("TTL seconds", null=True, blank=True)
     received_at = models.DateTimeField(db_index=True)
     # Filled in when the transferred call arrives and as it progresses.
     connected_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     duration_seconds = models.PositiveIntegerField(null=True, blank=True)
-    caller_id = models.CharField(max_length=32, blank=True, help_text="Caller id on arrival.")
-    caller_id_matches = models.BooleanField(null=True, blank=True)
+    caller_id = models.CharField(
+        "caller ID", max_length=32, blank=True, help_text="Caller ID on arrival."
+    )
+    caller_id_matches = models.BooleanField("caller ID matches", null=True, blank=True)
     call_status = models.CharField(
         max_length=32, blank=True, choices=CallStatus.choices, help_text="Last carrier status."
     )
@@ -173,12 +177,12 @@ class InboundCall(models.Model):
     """A call that reached one of our numbers, matched to a reservation or not."""
 
     class Match(models.TextChoices):
-        MATCHED = "matched"
+        MATCHED = "matched", "matched"
         LATE = "late", "late (after the TTL)"
         NO_RESERVATION = "no_reservation", "no live reservation"
         UNKNOWN_NUMBER = "unknown_number", "number not in the pool"
 
-    call_sid = models.CharField(max_length=64, unique=True)
+    call_sid = models.CharField("call SID", max_length=64, unique=True)
     to_number = models.CharField(max_length=32)
     from_number = models.CharField(max_length=32, blank=True)
     match = models.CharField(max_length=16, choices=Match.choices)
@@ -296,16 +300,16 @@ class CallExport(models.Model):
     """An analyst's export: the audit record, and for background jobs the file and its progress."""
 
     class Format(models.TextChoices):
-        CSV = "csv"
-        XLSX = "xlsx"
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "XLSX"
         JSONL = "jsonl", "JSON Lines"
         JSON = "json", "JSON (API pages)"
 
     class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+        PENDING = "pending", "pending"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
 
     # A background job is claimed once (pending to running) or fails before it starts; a file
     # written as it is asked for starts running.
@@ -339,7 +343,7 @@ class CallExport(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.format} export of {self.requested_at:%Y-%m-%d %H:%M}"
+        return f"{self.format} export of {moment_text(self.requested_at)}"
 
 
 class WorkerHeartbeat(models.Model):
@@ -350,4 +354,4 @@ class WorkerHeartbeat(models.Model):
     seen_at = models.DateTimeField(help_text="The database's clock, so web and worker agree.")
 
     def __str__(self) -> str:
-        return f"{self.name} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.name} at {moment_text(self.seen_at)}"

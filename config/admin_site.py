@@ -55,10 +55,30 @@ class StaffAdminSite(admin.AdminSite):
     site_title = "Call routing admin"
     index_title = "Operations"
     login_form = StaffLoginForm
+    # "View site": the vendor docs, the one public page staff point vendors to.
+    site_url = "/docs/"
+
+    # The home page and its URLs, put here by an app further down (calls.floor): config imports
+    # none of ours.
+    home_view: Any = None
+    home_urls: Any = None
+
+    def home_install(self, *, view, urls) -> None:
+        """`view(request, site, extra_context)` answers the index; `urls(site)` its own paths."""
+        self.home_view, self.home_urls = view, urls
 
     def has_permission(self, request) -> bool:
         # A role, not the staff flag: a login without a role sees nothing of the admin.
         return user_has_staff_role(request.user)
+
+    def index(self, request, extra_context=None):
+        if self.home_view is None:
+            return super().index(request, extra_context)
+        return self.home_view(request, self, extra_context)
+
+    def get_urls(self):
+        ours = self.home_urls(self) if self.home_urls is not None else []
+        return ours + super().get_urls()
 
 
 class NoCountPaginator(Paginator):
@@ -130,3 +150,24 @@ class NoCountAdminMixin:
             allow_empty_first_page=allow_empty_first_page,
             page_number=page_number,
         )
+
+
+class StatesInUseFilter(admin.SimpleListFilter):
+    """A state filter that lists the states in use, not all 56 codes. Subclasses say which are in
+    use (`states_in_use`); the parameter is the field filter's, so links and exports keep working.
+    """
+
+    title = "state"
+    parameter_name = "state__exact"
+    field_path = "state"
+
+    def states_in_use(self, request, model_admin) -> list[str]:
+        raise NotImplementedError
+
+    def lookups(self, request, model_admin):
+        return [(state, state) for state in sorted(set(self.states_in_use(request, model_admin)))]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{self.field_path: self.value()})
+        return queryset

@@ -240,6 +240,8 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 # --- Internationalization --------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
+# One way of writing times in the admin, with the zone: config/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -515,6 +517,8 @@ CALL_RECORD_PURGE_PAUSE_MS = env_int("CALL_RECORD_PURGE_PAUSE_MS", 20, minimum=0
 ADMIN_URL = env_str("ADMIN_URL", "admin/")
 if not ADMIN_URL or ADMIN_URL.startswith("/") or not ADMIN_URL.endswith("/"):
     raise ImproperlyConfigured(f"ADMIN_URL must look like 'admin/', not {ADMIN_URL!r}.")
+# How often the admin's home (the operations floor) refreshes its live counts, in seconds.
+FLOOR_REFRESH_SECONDS = env_int("FLOOR_REFRESH_SECONDS", 5, minimum=1, maximum=300)
 
 # --- Ours: health and metrics (config) -------------------------------------------------------
 READYZ_BROKER_TIMEOUT_SECONDS = env_int("READYZ_BROKER_TIMEOUT_SECONDS", 1, minimum=1)

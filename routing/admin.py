@@ -9,10 +9,11 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
-from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin
+from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin, StatesInUseFilter
+from config.moments import moment_text, time_of_day
+from routing.activity import AgentActivity, agent_activity, natural_order
 from routing.models import Agent, AgentLicense, AgentStatusChange, Reservation, TransferNumber
 from routing.services import (
     TransferNumbersInvalid,
@@ -39,6 +40,46 @@ class AgentForm(forms.ModelForm):
             self.fields["licensed_states"].initial = self.instance.licensed_state_codes
 
 
+class LicensedStateFilter(StatesInUseFilter):
+    """The states agents are licensed for (reservations are made only in those)."""
+
+    def states_in_use(self, request, model_admin):
+        return AgentLicense.objects.values_list("state", flat=True).distinct()
+
+
+class AgentLicenseStateFilter(LicensedStateFilter):
+    title = "licensed for"
+    parameter_name = "licenses__state"
+    field_path = "licenses__state"
+
+
+class DoingNowFilter(admin.SimpleListFilter):
+    """What agents are doing now (routing.activity), not just their stored status."""
+
+    title = "doing now"
+    parameter_name = "doing"
+
+    def lookups(self, request, model_admin):
+        return AgentActivity.CHOICES
+
+    def queryset(self, request, queryset):
+        if self.value() in AgentActivity.LABELS:
+            return queryset.filter(activity=self.value())
+        return queryset
+
+
+def activity_badge(activity: str, detail: str = ""):
+    """The agent's activity in its colour (the floor uses the same colours)."""
+    return format_html(
+        '<span class="activity activity-{}" style="color:#fff;background:{};border-radius:3px;'
+        'padding:1px 6px;white-space:nowrap">{}</span>{}',
+        activity,
+        AgentActivity.COLOURS[activity],
+        AgentActivity.LABELS[activity],
+        format_html(" <small>{}</small>", detail) if detail else "",
+    )
+
+
 # The agent page shows this many of the latest status changes and links to the rest.
 STATUS_HISTORY_ON_AGENT_PAGE = 20
 
@@ -46,9 +87,11 @@ STATUS_HISTORY_ON_AGENT_PAGE = 20
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
     form = AgentForm
-    list_display = ["name", "status", "licensed_states", "now", "destination", "idle_since"]
-    list_filter = ["status", "licenses__state"]
+    list_display = ["name", "now", "status", "licensed_states", "destination", "idle_since"]
+    list_filter = [DoingNowFilter, "status", AgentLicenseStateFilter]
     search_fields = ["name"]
+    # TX 2 before TX 10.
+    ordering = [natural_order("name").asc()]  # type: ignore[list-item]
     fieldsets = [
         (
             None,
@@ -76,26 +119,23 @@ class AgentAdmin(admin.ModelAdmin):
             super()
             .get_queryset(request)
             .prefetch_related(Prefetch("licenses", queryset=AgentLicense.objects.order_by("state")))
-            .annotate(
-                has_live_reservation=Exists(
-                    Reservation.objects.live(Now()).filter(agent=OuterRef("pk"))
-                )
-            )
+            .annotate(activity=agent_activity(Now()))
         )
 
     @admin.display(description="Licensed states")
     def licensed_states(self, obj):
         return ", ".join(license.state for license in obj.licenses.all()) or "none"
 
-    @admin.display(description="Now")
+    @admin.display(description="Doing now")
     def now(self, obj):
-        if obj.on_call_since:
-            return f"on a call since {obj.on_call_since:%H:%M:%S}"
-        if getattr(obj, "has_live_reservation", False):
-            return f"reserved until {obj.held_until:%H:%M:%S}"
-        if obj.held_until and obj.held_until > timezone.now():
-            return f"wrap-up until {obj.held_until:%H:%M:%S}"
-        return "free" if obj.status == Agent.Status.AVAILABLE else "—"
+        activity = getattr(obj, "activity", None)
+        if activity is None:  # a row not from the change list's query
+            return "—"
+        if activity == AgentActivity.ON_CALL:
+            return activity_badge(activity, f"since {time_of_day(obj.on_call_since)}")
+        if activity in (AgentActivity.RESERVED, AgentActivity.WRAP_UP):
+            return activity_badge(activity, f"until {time_of_day(obj.held_until)}")
+        return activity_badge(activity)
 
     @admin.display(description="Latest changes")
     def status_history(self, obj):
@@ -111,7 +151,7 @@ class AgentAdmin(admin.ModelAdmin):
             "<tr><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    date_format(timezone.localtime(change.at), "DATETIME_FORMAT"),
+                    moment_text(change.at),
                     change.get_from_status_display(),
                     change.get_to_status_display(),
                     change.changed_by or "—",
@@ -247,7 +287,7 @@ class TransferNumberAdmin(admin.ModelAdmin):
     @admin.display(description="Held now", boolean=False)
     def held_now(self, obj):
         if getattr(obj, "held_by_reservation", False):
-            return f"held until {obj.held_until:%H:%M:%S}"
+            return f"held until {time_of_day(obj.held_until)}"
         return "—"
 
     def add_view(self, request, form_url="", extra_context=None):
@@ -338,7 +378,7 @@ class ReservationAdmin(NoCountAdminMixin, admin.ModelAdmin):
         "created_at",
         "released_by",
     ]
-    list_filter = [HeldNowFilter, "status", "vendor", "state"]
+    list_filter = [HeldNowFilter, "status", "vendor", LicensedStateFilter]
     list_select_related = ["vendor", "agent", "transfer_number", "released_by"]
     search_fields = ["phone_number", "agent__name", "transfer_number__number"]
     actions = ["release"]

@@ -34,8 +34,8 @@ class AgentQuerySet(models.QuerySet):
 
 class Agent(models.Model):
     class Status(models.TextChoices):
-        AVAILABLE = "available"
-        OFFLINE = "offline"
+        AVAILABLE = "available", "available"
+        OFFLINE = "offline", "offline"
 
     # Only through routing.services.agent_set_status (the page, the API, the admin, telephony).
     STATUS_TRANSITIONS = Transitions(
@@ -61,7 +61,9 @@ class Agent(models.Model):
     # Reserved (or in wrap-up) until then; free once it has passed.
     held_until = models.DateTimeField(null=True, blank=True)
     wrap_up_seconds = models.PositiveIntegerField(
-        default=0, help_text="Seconds after a call ends before the agent is offered again."
+        "wrap-up seconds",
+        default=0,
+        help_text="Seconds after a call ends before the agent is offered again.",
     )
     whisper = models.BooleanField(
         default=False,
@@ -172,10 +174,10 @@ class TransferNumber(models.Model):
 
 
 class ReservationStatus(models.TextChoices):
-    ACTIVE = "active"
-    CONNECTED = "connected"
-    EXPIRED = "expired"
-    RELEASED = "released"
+    ACTIVE = "active", "active"
+    CONNECTED = "connected", "connected"
+    EXPIRED = "expired", "expired"
+    RELEASED = "released", "released"
 
 
 class ReservationQuerySet(models.QuerySet):
@@ -215,7 +217,7 @@ class Reservation(models.Model):
     phone_number = models.CharField(max_length=16, help_text="The caller, E.164.")
     state = models.CharField(max_length=2, choices=STATE_CHOICES)
     agent_count = models.PositiveIntegerField()
-    ttl_seconds = models.PositiveIntegerField()
+    ttl_seconds = models.PositiveIntegerField("TTL seconds")
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)

@@ -124,10 +124,13 @@ class CallRecordFactory(DjangoModelFactory):
 def role_group(name: str) -> Group:
     """The role's group with the permissions the staff-roles migration gives it; made again
     when a transactional test's flush has emptied the table the migration filled."""
-    roles = importlib.import_module("calls.migrations.0004_staff_roles").ROLES
+    grants = [
+        importlib.import_module("calls.migrations.0004_staff_roles").ROLES,
+        importlib.import_module("calls.migrations.0011_admin_for_staff").GRANTS,
+    ]
     group, created = Group.objects.get_or_create(name=name)
-    if created:
-        for app_label, by_model in roles[name].items():
+    for by_app in (roles.get(name, {}) for roles in grants) if created else ():
+        for app_label, by_model in by_app.items():
             for model, actions in by_model.items():
                 group.permissions.add(
                     *Permission.objects.filter(

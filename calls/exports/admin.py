@@ -7,31 +7,40 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib import messages
+from django.contrib.admin import widgets as admin_widgets
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
-from django.http import FileResponse, Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.http.request import QueryDict
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from calls.exports.forms import CallRecordFilterForm
+from calls.exports.forms import CallRecordFilterForm, CallRecordFilters
 from calls.exports.jobs import (
     EXPORT_PERMISSION,
     ExportForbidden,
     call_export_start,
     call_export_stream,
 )
-from calls.exports.reports import call_funnel_summary
-from calls.exports.selectors import call_record_select
+from calls.exports.reports import call_funnel_csv_rows, call_funnel_summary
+from calls.exports.selectors import call_record_filters_describe, call_record_select
 from calls.exports.writers import ExportTooLarge
 from calls.models import CallExport, CallRecord
+from vendors.models import Vendor
 
 # What the mixin is mixed into, for the type checker (admin.ModelAdmin is generic only there).
 if TYPE_CHECKING:
@@ -67,6 +76,28 @@ _HIERARCHY = ("received_at__year", "received_at__month", "received_at__day")
 
 
 class ExportForm(CallRecordFilterForm):
+    """The export filters with the admin's own widgets: date pickers, vendors and states picked by
+    name from lists that filter as one types, outcomes as boxes to tick."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        fields = self.fields
+        fields["since"].widget = admin_widgets.AdminDateWidget(attrs={"placeholder": "YYYY-MM-DD"})
+        fields["since"].label = "Received from"
+        fields["until"].widget = admin_widgets.AdminDateWidget(attrs={"placeholder": "YYYY-MM-DD"})
+        fields["until"].label = "Received through"
+        vendor = fields["vendor"]
+        vendor.widget = admin_widgets.FilteredSelectMultiple("vendors", is_stacked=False)
+        vendor.widget.choices = vendor.choices
+        vendor.label, vendor.help_text = "Vendors", "None chosen: every vendor."
+        state = fields["state"]
+        state.widget = admin_widgets.FilteredSelectMultiple("states", is_stacked=False)
+        state.widget.choices = state.choices
+        state.label, state.help_text = "States", "None chosen: every state."
+        outcome = fields["outcome"]
+        outcome.widget = forms.CheckboxSelectMultiple(choices=outcome.choices)
+        outcome.label, outcome.help_text = "Outcomes", "None ticked: every outcome."
+
     format = forms.ChoiceField(
         choices=[
             (CallExport.Format.CSV, "CSV (streams at once, any size)"),
@@ -81,6 +112,9 @@ class ExportForm(CallRecordFilterForm):
 class FunnelForm(forms.Form):
     since = CallRecordFilterForm.base_fields["since"]
     until = CallRecordFilterForm.base_fields["until"]
+    vendor = forms.ModelChoiceField(
+        queryset=Vendor.objects.order_by("name"), required=False, empty_label="All vendors"
+    )
 
     def clean(self):
         cleaned = super().clean()
@@ -238,6 +272,9 @@ class CallRecordExportAdminMixin(_ModelAdmin):
             "opts": self.model._meta,
             "title": f"Export #{export.pk}",
             "export": export,
+            "filters_described": call_record_filters_describe(
+                filters=CallRecordFilters.from_json(export.filters)
+            ),
             "percent": percent,
             "working": export.status in (CallExport.Status.PENDING, CallExport.Status.RUNNING),
         }
@@ -271,10 +308,16 @@ class CallRecordExportAdminMixin(_ModelAdmin):
         form = FunnelForm(data)
         summary = None
         if form.is_valid():
+            vendor = form.cleaned_data.get("vendor")
             summary = call_funnel_summary(
                 since=form.cleaned_data["since"] or datetime(2000, 1, 1, tzinfo=UTC),
                 until=form.cleaned_data["until"] or timezone.now() + timedelta(days=1),
+                vendor_id=vendor.pk if vendor else None,
             )
+            if request.GET.get("download") == "csv":
+                return _funnel_csv_response(summary)
+        csv_query = data.copy()
+        csv_query["download"] = "csv"
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -283,6 +326,7 @@ class CallRecordExportAdminMixin(_ModelAdmin):
             "summary": summary,
             "sections": _funnel_sections(summary) if summary else [],
             "legend": FUNNEL_LEGEND,
+            "csv_query": csv_query.urlencode(),
         }
         return TemplateResponse(request, "admin/calls/callrecord/funnel.html", context)
 
@@ -301,11 +345,14 @@ _SEGMENTS = [
 def _funnel_sections(summary) -> list[dict]:
     """Per section, its rows with the stacked bar's segments, scaled to the largest row."""
     sections = []
-    for title, rows in (("By vendor", summary.by_vendor), ("By state", summary.by_state)):
+    sections_rows = [("Per day", summary.by_day)]
+    sections_rows += [("By vendor", summary.by_vendor), ("By state", summary.by_state)]
+    for title, rows in sections_rows:
         widest = max((row.pings for row in rows), default=0) or 1
         sections.append(
             {
                 "title": title,
+                "heading": {"Per day": "Day", "By vendor": "Vendor"}.get(title, "State"),
                 "rows": [
                     {
                         "row": row,
@@ -325,6 +372,17 @@ def _funnel_sections(summary) -> list[dict]:
             }
         )
     return sections
+
+
+def _funnel_csv_response(summary) -> HttpResponse:
+    """The funnel as a CSV download (per day, vendor and state, and the total)."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    since, until = summary.since.date().isoformat(), summary.until.date().isoformat()
+    response["Content-Disposition"] = f'attachment; filename="funnel-{since}-{until}.csv"'
+    writer = csv.writer(response)
+    for row in call_funnel_csv_rows(summary):
+        writer.writerow(row)
+    return response
 
 
 FUNNEL_LEGEND = [(name.replace("_", " "), colour) for name, colour in _SEGMENTS]

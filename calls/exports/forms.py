@@ -141,7 +141,7 @@ class CallRecordFilterForm(forms.Form):
         required=False,
         max_length=200,
         label="Search",
-        help_text="Phone number, request id, vendor name, or text in the tracking data.",
+        help_text="An exact request id, phone number or lead_id (as the call-record list).",
     )
 
     LIST_FIELDS = ("vendor", "state", "outcome")

@@ -13,10 +13,12 @@ expired), so the funnel counts where each ping stands now:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from calls.models import CallRecord
 from config.database import analytics_db
@@ -65,15 +67,22 @@ class FunnelSummary:
     total: FunnelRow
     by_vendor: list[FunnelRow]
     by_state: list[FunnelRow]
+    # One row a day (the admin's time zone), oldest first: the trend.
+    by_day: list[FunnelRow] = field(default_factory=list)
 
 
-def call_funnel_summary(*, since: datetime, until: datetime) -> FunnelSummary:
-    """Counts for the call records received in [since, until), biggest vendors first."""
+def call_funnel_summary(
+    *, since: datetime, until: datetime, vendor_id: int | None = None
+) -> FunnelSummary:
+    """Counts for the call records received in [since, until), of one vendor or all, biggest
+    vendors first, and per day."""
     records = (
         CallRecord.objects.using(analytics_db())
         .filter(received_at__gte=since, received_at__lt=until)
         .order_by()
     )
+    if vendor_id is not None:
+        records = records.filter(vendor_id=vendor_id)
     total = FunnelRow(label="All", **records.aggregate(**COUNTS))
     by_vendor = [
         FunnelRow(label=row.pop("vendor__name"), **row)
@@ -83,8 +92,38 @@ def call_funnel_summary(*, since: datetime, until: datetime) -> FunnelSummary:
         FunnelRow(label=row.pop("state"), **row)
         for row in records.values("state").annotate(**COUNTS)
     ]
+    by_day = [
+        FunnelRow(label=row.pop("day").isoformat(), **row)
+        for row in records.annotate(
+            day=TruncDate("received_at", tzinfo=timezone.get_current_timezone())
+        )
+        .values("day")
+        .annotate(**COUNTS)
+        .order_by("day")
+    ]
     by_vendor.sort(key=lambda row: (-row.pings, row.label))
     by_state.sort(key=lambda row: row.label)
     return FunnelSummary(
-        since=since, until=until, total=total, by_vendor=by_vendor, by_state=by_state
+        since=since,
+        until=until,
+        total=total,
+        by_vendor=by_vendor,
+        by_state=by_state,
+        by_day=by_day,
     )
+
+
+FUNNEL_CSV_COLUMNS = [
+    "pings", "reserved", "repeats", "no_agent", "rejected", "connected", "expired",
+]  # fmt: skip
+
+
+def call_funnel_csv_rows(summary: FunnelSummary):
+    """The funnel as CSV rows: a header, then each day, vendor and state, then the total."""
+    yield ["section", "label", *FUNNEL_CSV_COLUMNS, "transfer_rate"]
+    sections = [("day", summary.by_day), ("vendor", summary.by_vendor)]
+    sections += [("state", summary.by_state), ("total", [summary.total])]
+    for section, rows in sections:
+        for row in rows:
+            rate = "" if row.transfer_rate is None else f"{row.transfer_rate:.4f}"
+            yield [section, row.label, *(getattr(row, name) for name in FUNNEL_CSV_COLUMNS), rate]

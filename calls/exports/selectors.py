@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 
 from calls.exports.forms import CallRecordFilters
-from calls.models import CallRecord
+from calls.models import LEAD_ID_INDEXED_CHARACTERS, CallRecord, lead_id_indexed
+from config.moments import moment_text
+from routing.geography import InvalidPhoneNumber, normalize_us_phone
+from vendors.models import Vendor
 
 # Rows fetched per round trip.
 FETCH_CHUNK_ROWS = 2_000
@@ -34,22 +38,71 @@ def call_record_select(
     if filters.outcomes:
         records = records.filter(outcome__in=filters.outcomes)
     if filters.search:
-        records = records.filter(_search_q(filters.search))
+        records = records.filter(call_record_search_q(filters.search))
     return records.order_by("received_at", "id")
 
 
-def _search_q(term: str) -> Q:
-    query = (
-        Q(vendor__name__icontains=term)
-        | Q(tracking__icontains=term)
-        | Q(rejected_reason__icontains=term)
+def call_record_filters_describe(*, filters: CallRecordFilters) -> list[tuple[str, str]]:
+    """The filters in words, as staff read them back (an export's page): (what, which)."""
+    described = [
+        ("Received from", moment_text(filters.since) if filters.since else "the first record"),
+        ("Received before", moment_text(filters.until) if filters.until else "now"),
+    ]
+    if filters.vendor_ids:
+        names = dict(Vendor.objects.filter(pk__in=filters.vendor_ids).values_list("pk", "name"))
+        described.append(
+            (
+                "Vendors",
+                ", ".join(names.get(pk, f"vendor #{pk} (deleted)") for pk in filters.vendor_ids),
+            )
+        )
+    else:
+        described.append(("Vendors", "all"))
+    described.append(("States", ", ".join(filters.states) if filters.states else "all"))
+    outcomes = dict(CallRecord.Outcome.choices)
+    described.append(
+        (
+            "Outcomes",
+            ", ".join(str(outcomes.get(o, o)) for o in filters.outcomes)
+            if filters.outcomes
+            else "all",
+        )
     )
-    digits = re.sub(r"\D", "", term)
-    if len(digits) >= 3 and re.fullmatch(r"[\d\s()+.-]+", term):
-        query |= Q(phone_number__contains=digits) | Q(transfer_target__contains=digits)
+    if filters.search:
+        described.append(("Search", f"“{filters.search}” (an exact request id, phone or lead_id)"))
+    return described
+
+
+def call_record_search_q(term: str) -> Q:
+    """The one search rule of call records, for the admin's list and every export alike: an exact
+    request id, phone number (any NANP spelling) or lead_id, each found on an index. A partial
+    match (LIKE) over a million records would read them all; nothing matches an empty term."""
+    term = term.strip()
+    if not term or "\x00" in term:  # no record holds a NUL, and PostgreSQL refuses one
+        return Q(pk__in=[])
+    # Exact on the text of tracking ->> 'lead_id', found through the index on its start.
+    match = Q(Exact(lead_id_indexed(), term[:LEAD_ID_INDEXED_CHARACTERS])) & Q(
+        Exact(KeyTextTransform("lead_id", "tracking"), term)
+    )
     with contextlib.suppress(ValueError):
-        query |= Q(request_id=uuid.UUID(term))
-    return query
+        match |= Q(request_id=uuid.UUID(term))
+    with contextlib.suppress(InvalidPhoneNumber):
+        match |= Q(phone_number=normalize_us_phone(term))
+    return match
+
+
+def call_record_states_in_use() -> list[str]:
+    """The states of any call record, read as a loose index scan: one index probe per state on
+    callrecord_state_received (a DISTINCT would read every record)."""
+    table = connection.ops.quote_name(CallRecord._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH RECURSIVE used(state) AS (SELECT MIN(state) FROM {table} UNION ALL"
+            f" SELECT (SELECT MIN(later.state) FROM {table} later WHERE later.state > used.state)"
+            " FROM used WHERE used.state IS NOT NULL)"
+            " SELECT state FROM used WHERE state IS NOT NULL"
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def call_record_tracking_keys(*, records: QuerySet[CallRecord]) -> list[str]:

@@ -67,7 +67,7 @@ def test_the_agent_page_in_the_admin_shows_the_latest_changes(operations_client)
     assert page.status_code == 200
     html = page.content.decode()
     cells = re.findall(r"<td>(.*?)</td>", html.split("field-status_history", 1)[1])
-    assert cells[1:4] == ["Available → Offline", "olivia.ops", "staff admin"]
+    assert cells[1:4] == ["available → offline", "olivia.ops", "staff admin"]
     assert f"/admin/routing/agentstatuschange/?agent__id__exact={agent.pk}" in html
 
 

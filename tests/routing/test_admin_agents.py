@@ -77,9 +77,11 @@ def test_it_lists_each_agent_with_status_states_and_what_holds_them(operations_c
 
     page = operations_client.get("/admin/routing/agent/").content.decode()
     assert "AZ, CA" in page
-    assert f"reserved until {(now + timedelta(seconds=60)):%H:%M:%S}" in page
-    assert f"on a call since {now:%H:%M:%S}" in page
-    assert ">free<" in page
+    until = f"{(now + timedelta(seconds=60)):%H:%M:%S} UTC"
+    assert re.search(rf">reserved</span> <small>until {until}</small>", page)
+    assert re.search(rf">on a call</span> <small>since {now:%H:%M:%S} UTC</small>", page)
+    assert ">free</span>" in page
+    assert ">offline</span>" in page
 
     found = operations_client.get("/admin/routing/agent/?q=hal").content.decode()
     assert "Hal Held" in found and "Fay Free" not in found
@@ -146,7 +148,7 @@ def test_saving_the_change_form_with_status_offline_releases_the_live_reservatio
     operations_client,
 ):
     agent, reservation = agent_with_a_live_reservation("Ada Agent")
-    held = f"reserved until {reservation.expires_at:%H:%M:%S}"
+    held = f"reserved</span> <small>until {reservation.expires_at:%H:%M:%S} UTC"
     assert held in operations_client.get("/admin/routing/agent/").content.decode()
 
     response = operations_client.post(
@@ -163,7 +165,7 @@ def test_saving_the_change_form_with_status_offline_releases_the_live_reservatio
     agent_page = operations_client.get(f"/admin/routing/agent/{agent.pk}/change/")
     assert shown(agent_page, "held_until") == "-"
     reservation_page = operations_client.get(f"/admin/routing/reservation/{reservation.pk}/change/")
-    assert shown(reservation_page, "status") == "Released"
+    assert shown(reservation_page, "status") == "released"
     assert shown(reservation_page, "released_by") == "olivia.ops"
     held_now = operations_client.get("/admin/routing/reservation/").content.decode()
     assert "+14805550100" not in held_now
