@@ -82,12 +82,14 @@ class CallRecord(models.Model):
         YES = "yes"
         NO = "no"
 
-    # Pending until the record's end is known, then decided once. A record found not billable
-    # because no call came goes back to pending if its call arrives late after all.
+    # Pending until the record's end is known, then decided. A record found not billable because
+    # no call came goes back to pending if its call arrives late after all; the carrier's word
+    # on the talk time, arriving after the call ended, may turn yes and no (by the same rule).
     BILLABLE_TRANSITIONS = Transitions(
         {
             Billable.PENDING: {Billable.YES, Billable.NO},
-            Billable.NO: {Billable.PENDING},
+            Billable.NO: {Billable.PENDING, Billable.YES},
+            Billable.YES: {Billable.NO},
         }
     )
 
