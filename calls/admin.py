@@ -17,6 +17,7 @@ from calls.models import (
     DialAttempt,
     InboundCall,
 )
+from calls.settlement.admin import SettlementAdminMixin
 from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin, StatesInUseFilter
 
 
@@ -26,7 +27,9 @@ class CallRecordStateFilter(StatesInUseFilter):
 
 
 @admin.register(CallRecord)
-class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdmin):
+class CallRecordAdmin(
+    SettlementAdminMixin, CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdmin
+):
     # Fits a 1366 px screen beside the admin's menu: the request id shortened (in full on the
     # record's page, and searched in full), states by code; the transfer target is on the record.
     list_display = [
@@ -36,7 +39,9 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         "phone_number",
         "state_code",
         "outcome",
-        "agent",
+        # The agent, the transfer target and the payout are on the record's page (and the
+        # payouts in the statements): the list fits a 1366 px screen.
+        "billable",
         "lead_id",
     ]
     list_filter = [
@@ -44,6 +49,8 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         "vendor",
         CallRecordStateFilter,
         "outcome",
+        "billable",
+        "not_billable_reason",
     ]
     list_select_related = ["vendor", "agent"]
     search_fields = ["request_id"]  # shows the box; get_search_results does the matching

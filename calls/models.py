@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Left
 
+from calls.settlement.models import BillingRule
 from config.moments import moment_text
 from config.transitions import Transitions
 from routing.models import Agent, Reservation
@@ -72,15 +73,48 @@ class CallRecord(models.Model):
         CONNECTED = "connected", "connected"
         COMPLETED = "completed", "completed"
         EXPIRED = "expired", "expired"
+        RELEASED = "released", "released"  # early, by staff or the agent going offline
 
     # The ping writes the first outcome; only a reserved one moves on: its call arrived
-    # (connected, then completed when it ended), or its reservation ended without one (expired).
+    # (connected, then completed when it ended), or its reservation ended without one (expired
+    # by its TTL, or released early). A call arriving late still credits its record.
     OUTCOME_TRANSITIONS = Transitions(
         {
-            Outcome.RESERVED: {Outcome.CONNECTED, Outcome.EXPIRED},
+            Outcome.RESERVED: {Outcome.CONNECTED, Outcome.EXPIRED, Outcome.RELEASED},
+            Outcome.EXPIRED: {Outcome.CONNECTED},
+            Outcome.RELEASED: {Outcome.CONNECTED},
             Outcome.CONNECTED: {Outcome.COMPLETED},
         }
     )
+
+    class Billable(models.TextChoices):
+        PENDING = "pending", "pending"  # the call may still run
+        YES = "yes", "yes"
+        NO = "no", "no"
+
+    # Pending until the record's end is known, then decided. A record found not billable because
+    # no call came goes back to pending if its call arrives late after all; the carrier's word
+    # on the talk time, arriving after the call ended, may turn yes and no (by the same rule).
+    BILLABLE_TRANSITIONS = Transitions(
+        {
+            Billable.PENDING: {Billable.YES, Billable.NO},
+            Billable.NO: {Billable.PENDING, Billable.YES},
+            Billable.YES: {Billable.NO},
+        }
+    )
+
+    class NotBillableReason(models.TextChoices):
+        NO_CALL = "no_call", "no call"
+        NOT_ANSWERED = "not_answered", "not answered"
+        UNDER_MINIMUM = "under_minimum", "under minimum talk"
+        DUPLICATE = "duplicate", "billed before (window)"
+        UNMATCHED = "unmatched", "unmatched"
+        REPEAT = "repeat", "repeat"
+        NO_AGENT = "no_agent", "no agent"
+        REFUSED = "refused", "refused"
+        REJECTED = "rejected", "rejected"
+        NO_RULE = "no_rule", "no rule"
+        SANDBOX = "sandbox", "sandbox"
 
     class StateSource(models.TextChoices):
         STATE_CODE = "state_code", "stateCode"
@@ -131,6 +165,31 @@ class CallRecord(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True, help_text="Waiting since.")
     dequeued_at = models.DateTimeField(null=True, blank=True, help_text="Waited until.")
     wait_result = models.CharField(max_length=16, blank=True, choices=WaitResult.choices)
+    # Settlement (calls.settlement): decided when the record's end is known, by the vendor's rule
+    # in effect when the ping was received; never rewritten by a later rule. Database defaults
+    # too, for the rows written in SQL (bench seeds, scripts).
+    billable = models.CharField(
+        max_length=8,
+        choices=Billable.choices,
+        default=Billable.PENDING,
+        db_default=Billable.PENDING,
+    )
+    not_billable_reason = models.CharField(
+        max_length=16, blank=True, choices=NotBillableReason.choices, default="", db_default=""
+    )
+    payout = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Null until decided."
+    )
+    payout_currency = models.CharField(max_length=3, blank=True, default="", db_default="")
+    billing_rule = models.ForeignKey(
+        BillingRule,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="call_records",
+        db_index=False,  # callrecord_billing_rule: only decided ones are indexed
+    )
+    billing_decided_at = models.DateTimeField(null=True, blank=True)
     # The matched call's latest word: ringing when it arrives, then its legs' (a leg that rang out
     # gives way to the next one's answer), then its end. Canceled becomes completed when the
     # Dial's action says the agent talked after all.
@@ -158,6 +217,11 @@ class CallRecord(models.Model):
                 fields=["repeat_of"],
                 name="callrecord_repeat_of",
                 condition=Q(repeat_of__isnull=False),
+            ),
+            models.Index(
+                fields=["billing_rule"],
+                name="callrecord_billing_rule",
+                condition=Q(billing_rule__isnull=False),
             ),
             # Staff search by the vendor's lead_id (admin: exact match on tracking ->> 'lead_id').
             models.Index(lead_id_indexed(), name="callrecord_lead_id_start"),

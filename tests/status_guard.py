@@ -19,6 +19,7 @@ GUARDED = [
     (WaitingCaller, "status", WaitingCaller.STATUS_TRANSITIONS),
     (CallRecord, "outcome", CallRecord.OUTCOME_TRANSITIONS),
     (CallRecord, "call_status", CallRecord.CALL_STATUS_TRANSITIONS),
+    (CallRecord, "billable", CallRecord.BILLABLE_TRANSITIONS),
     (InboundCall, "status", InboundCall.STATUS_TRANSITIONS),
     (DialAttempt, "status", DialAttempt.STATUS_TRANSITIONS),
     (CallExport, "status", CallExport.STATUS_TRANSITIONS),

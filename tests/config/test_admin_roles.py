@@ -75,6 +75,9 @@ def analyst_pages(rows):
         "/admin/calls/inboundcall/",
         "/admin/calls/dialattempt/",
         "/admin/calls/callexport/",
+        "/admin/calls/callrecord/statement/",
+        f"/admin/calls/callrecord/statement/?vendor={rows['vendor'].pk}&period=month",
+        "/admin/calls/callrecord/scorecards/",
     ]
 
 
@@ -91,6 +94,7 @@ def test_the_migration_gives_each_role_exactly_its_permissions():
         "calls.view_inboundcall",
         "calls.view_dialattempt",
         "calls.view_callexport",
+        "calls.view_billingrule",
     }
     operations = codenames("Operations")
     assert {"vendors.add_vendorkey", "vendors.change_vendorkey", "vendors.change_vendor"} <= (
@@ -99,13 +103,25 @@ def test_the_migration_gives_each_role_exactly_its_permissions():
     assert {"routing.change_agent", "routing.add_transfernumber", "routing.change_reservation"} <= (
         operations
     )
-    # Operations read call records to answer vendors; exporting stays with Analysts.
+    # Operations read call records to answer vendors and keep billing rules; exporting stays
+    # with Analysts.
     assert {p for p in operations if p.startswith("calls.")} == {
         "calls.view_callrecord",
         "calls.view_inboundcall",
         "calls.view_dialattempt",
+        *(f"calls.{action}_billingrule" for action in ("add", "change", "delete", "view")),
     }
     assert "vendors.delete_vendorkey" not in operations
+
+
+def test_operations_keep_the_billing_rules_and_analysts_read_them(
+    operations_client, analyst_client, rows
+):
+    add = "/admin/calls/billingrule/add/"
+    assert operations_client.get(add).status_code == 200
+    assert analyst_client.get(add).status_code == 403
+    assert operations_client.get("/admin/calls/billingrule/").status_code == 200
+    assert analyst_client.get("/admin/calls/billingrule/").status_code == 200
 
 
 def test_it_opens_every_operations_page_for_an_operations_user(operations_client, rows):
@@ -140,7 +156,8 @@ def test_an_analyst_cannot_see_a_key_or_change_a_vendor(analyst_client, rows):
 
 
 def test_operations_read_call_records_but_export_none(operations_client, rows):
-    for url in analyst_pages(rows)[1:-1]:
+    record_pages = [page for page in analyst_pages(rows)[1:] if "/callexport/" not in page]
+    for url in record_pages[:4]:  # the call records, one record, inbound calls, dial attempts
         assert operations_client.get(url).status_code == 200, url
     record_page = operations_client.get(f"/admin/calls/callrecord/{rows['record'].pk}/change/")
     assert b'name="_save"' not in record_page.content

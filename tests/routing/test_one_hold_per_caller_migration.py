@@ -22,10 +22,9 @@ def migrate(target):
     return executor.loader.project_state([target]).apps
 
 
-@pytest.fixture(autouse=True)
-def _latest_schema_after():
-    """The later migrations too, so the tests after this one find the schema they expect."""
-    yield
+def migrate_to_latest():
+    """Every app back to its latest migration: going back to BEFORE also unapplied the later
+    migrations of routing and of the apps that depend on it, which the tests after this need."""
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
@@ -56,7 +55,7 @@ def test_it_keeps_each_callers_first_live_hold_and_releases_the_others():
 
         apps = migrate(AFTER)
     finally:
-        migrate(AFTER)
+        migrate_to_latest()
 
     Reservation = apps.get_model("routing", "Reservation")
     Agent = apps.get_model("routing", "Agent")
