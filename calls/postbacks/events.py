@@ -1,0 +1,116 @@
+"""Which call records owe which postback events, and the outbox rows that record them.
+
+The one place an event is defined: EVENT_CONDITIONS says, for each event name, which call
+records it has happened to. Beat's sweep (`postback_events_collect`) turns every such record of
+a vendor with an endpoint wanting the event into one outbox row per endpoint, once (a unique
+constraint). The call records are the durable facts: nothing is lost when the broker or a worker
+is down (the next sweep finds the event still owed), and the ping, which stays one SQL statement,
+is never slowed by a vendor's endpoints.
+"""
+
+import json
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
+
+from calls.models import CallRecord
+from calls.postbacks.models import PostbackDelivery, PostbackEndpoint, PostbackEventName
+from calls.timestamps import format_timestamp
+
+Outcome = CallRecord.Outcome
+# Outcomes another part of the code adds (staff releases, policy refusals): by name, so these
+# conditions hold before and after they exist.
+OUTCOME_REFUSED = "refused"
+
+# event -> the call records it has happened to. Repeats never reserve anything of their own.
+EVENT_CONDITIONS: dict[str, Q] = {
+    PostbackEventName.RESERVED: ~Q(transfer_target="") & ~Q(outcome=Outcome.REPEAT),
+    PostbackEventName.CONNECTED: Q(connected_at__isnull=False) & ~Q(outcome=Outcome.REPEAT),
+    PostbackEventName.COMPLETED: Q(outcome=Outcome.COMPLETED),
+    PostbackEventName.EXPIRED: Q(outcome=Outcome.EXPIRED),
+    PostbackEventName.REFUSED: Q(outcome=OUTCOME_REFUSED),
+}
+if any(field.name == "billable" for field in CallRecord._meta.get_fields()):  # settlement's
+    EVENT_CONDITIONS[PostbackEventName.BILLABLE] = Q(billable="yes")
+
+# Records per endpoint and event in one sweep; the next sweep takes the rest.
+COLLECT_BATCH = 500
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("8d0f5b8e-4c1a-4f57-9a3e-5f0f6f1d2c10")
+
+
+def postback_idempotency_key(*, request_id: uuid.UUID | str, event: str) -> uuid.UUID:
+    """Stable per call record and event: every retry and resend of it carries the same one."""
+    return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{request_id}:{event}")
+
+
+def postback_body(*, record: CallRecord, event: str, now: datetime) -> str:
+    """The JSON text sent for an event: what is known of the call record when it is seen."""
+    billable = getattr(record, "billable", None)
+    payout = getattr(record, "payout", None)
+    currency = getattr(record, "payout_currency", "") or None
+    body = {
+        "event": event,
+        "eventId": str(postback_idempotency_key(request_id=record.request_id, event=event)),
+        "occurredAt": format_timestamp(now),
+        "requestId": str(record.request_id),
+        "tracking": record.tracking,
+        "outcome": record.outcome,
+        "receivedAt": format_timestamp(record.received_at),
+        "phoneNumber": record.phone_number,
+        "state": record.state,
+        "talkTimeSeconds": record.duration_seconds,
+        "callerIdMatch": record.caller_id_matches,
+        "billable": billable or None,
+        "billableReason": getattr(record, "billable_reason", "") or None,
+        "payout": ({"amount": str(payout), "currency": currency} if payout is not None else None),
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def postback_events_collect(*, now: datetime) -> int:
+    """Add an outbox row for every event owed to an active endpoint; how many were added.
+
+    Only records received since the endpoint was made (a new endpoint is not flooded with
+    history) and within POSTBACK_EVENT_LOOKBACK_SECONDS (a call's whole life, kept short so the
+    sweep reads few rows). Run twice at once, the unique constraint keeps one row per event.
+    """
+    lookback = now - timedelta(seconds=settings.POSTBACK_EVENT_LOOKBACK_SECONDS)
+    give_up_at = now + timedelta(seconds=settings.POSTBACK_RETRY_WINDOW_SECONDS)
+    added = 0
+    for endpoint in PostbackEndpoint.objects.filter(is_active=True, vendor__is_active=True):
+        since = max(endpoint.created_at, lookback)
+        for event in endpoint.events:
+            condition = EVENT_CONDITIONS.get(event)
+            if condition is None:
+                continue
+            owed = (
+                CallRecord.objects.filter(vendor_id=endpoint.vendor_id, received_at__gte=since)
+                .filter(condition)
+                .exclude(
+                    Exists(
+                        PostbackDelivery.objects.filter(
+                            endpoint=endpoint, event=event, call_record=OuterRef("pk")
+                        )
+                    )
+                )
+                .order_by("received_at", "pk")[:COLLECT_BATCH]
+            )
+            rows = [
+                PostbackDelivery(
+                    endpoint=endpoint,
+                    call_record=record,
+                    event=event,
+                    idempotency_key=postback_idempotency_key(
+                        request_id=record.request_id, event=event
+                    ),
+                    body=postback_body(record=record, event=event, now=now),
+                    created_at=now,
+                    give_up_at=give_up_at,
+                    next_attempt_at=now,
+                )
+                for record in owed
+            ]
+            added += len(PostbackDelivery.objects.bulk_create(rows, ignore_conflicts=True))
+    return added
