@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Left
 
+from calls.settlement.models import BillingRule
 from config.transitions import Transitions
 from routing.models import Agent, Reservation
 from vendors.models import Vendor
@@ -62,15 +63,46 @@ class CallRecord(models.Model):
         CONNECTED = "connected"
         COMPLETED = "completed"
         EXPIRED = "expired"
+        RELEASED = "released", "released by staff or the agent"
 
     # The ping writes the first outcome; only a reserved one moves on: its call arrived
-    # (connected, then completed when it ended), or its reservation ended without one (expired).
+    # (connected, then completed when it ended), or its reservation ended without one (expired
+    # by its TTL, or released early). A call arriving late still credits its record.
     OUTCOME_TRANSITIONS = Transitions(
         {
-            Outcome.RESERVED: {Outcome.CONNECTED, Outcome.EXPIRED},
+            Outcome.RESERVED: {Outcome.CONNECTED, Outcome.EXPIRED, Outcome.RELEASED},
+            Outcome.EXPIRED: {Outcome.CONNECTED},
+            Outcome.RELEASED: {Outcome.CONNECTED},
             Outcome.CONNECTED: {Outcome.COMPLETED},
         }
     )
+
+    class Billable(models.TextChoices):
+        PENDING = "pending", "pending (the call may still run)"
+        YES = "yes"
+        NO = "no"
+
+    # Pending until the record's end is known, then decided once. A record found not billable
+    # because no call came goes back to pending if its call arrives late after all.
+    BILLABLE_TRANSITIONS = Transitions(
+        {
+            Billable.PENDING: {Billable.YES, Billable.NO},
+            Billable.NO: {Billable.PENDING},
+        }
+    )
+
+    class NotBillableReason(models.TextChoices):
+        NO_CALL = "no_call", "no call arrived"
+        NOT_ANSWERED = "not_answered", "no agent answered the call"
+        UNDER_MINIMUM = "under_minimum", "under the minimum talk time"
+        DUPLICATE = "duplicate", "caller already billed within the window"
+        UNMATCHED = "unmatched", "not matched to the vendor's reservation"
+        REPEAT = "repeat", "repeat ping"
+        NO_AGENT = "no_agent", "no agent free"
+        REFUSED = "refused", "refused by policy"
+        REJECTED = "rejected"
+        NO_RULE = "no_rule", "no billing rule in effect"
+        SANDBOX = "sandbox", "sandbox key"
 
     class StateSource(models.TextChoices):
         STATE_CODE = "state_code", "stateCode"
@@ -115,6 +147,25 @@ class CallRecord(models.Model):
     call_status = models.CharField(
         max_length=32, blank=True, choices=CallStatus.choices, help_text="Last carrier status."
     )
+    # Settlement (calls.settlement): decided when the record's end is known, by the vendor's rule
+    # in effect when the ping was received; never rewritten by a later rule.
+    billable = models.CharField(max_length=8, choices=Billable.choices, default=Billable.PENDING)
+    not_billable_reason = models.CharField(
+        max_length=16, blank=True, choices=NotBillableReason.choices
+    )
+    payout = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Null until decided."
+    )
+    payout_currency = models.CharField(max_length=3, blank=True)
+    billing_rule = models.ForeignKey(
+        BillingRule,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="call_records",
+        db_index=False,  # callrecord_billing_rule: only decided ones are indexed
+    )
+    billing_decided_at = models.DateTimeField(null=True, blank=True)
     # The matched call's latest word: ringing when it arrives, then its legs' (a leg that rang out
     # gives way to the next one's answer), then its end. Canceled becomes completed when the
     # Dial's action says the agent talked after all.
@@ -142,6 +193,11 @@ class CallRecord(models.Model):
                 fields=["repeat_of"],
                 name="callrecord_repeat_of",
                 condition=Q(repeat_of__isnull=False),
+            ),
+            models.Index(
+                fields=["billing_rule"],
+                name="callrecord_billing_rule",
+                condition=Q(billing_rule__isnull=False),
             ),
             # Staff search by the vendor's lead_id (admin: exact match on tracking ->> 'lead_id').
             models.Index(lead_id_indexed(), name="callrecord_lead_id_start"),

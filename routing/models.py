@@ -223,6 +223,14 @@ class Reservation(models.Model):
         related_name="+",
         db_index=False,  # reservation_released_by: only released ones are indexed
     )
+    # The database's default too: the ping's one statement inserts reservations in SQL.
+    release_reason = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Why staff released it, or that its agent went offline.",
+    )
 
     objects = ReservationQuerySet.as_manager()
 

@@ -18,6 +18,7 @@ GUARDED = [
     (Reservation, "status", Reservation.STATUS_TRANSITIONS),
     (CallRecord, "outcome", CallRecord.OUTCOME_TRANSITIONS),
     (CallRecord, "call_status", CallRecord.CALL_STATUS_TRANSITIONS),
+    (CallRecord, "billable", CallRecord.BILLABLE_TRANSITIONS),
     (InboundCall, "status", InboundCall.STATUS_TRANSITIONS),
     (DialAttempt, "status", DialAttempt.STATUS_TRANSITIONS),
     (CallExport, "status", CallExport.STATUS_TRANSITIONS),
