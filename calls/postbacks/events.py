@@ -20,20 +20,21 @@ from calls.postbacks.models import PostbackDelivery, PostbackEndpoint, PostbackE
 from calls.timestamps import format_timestamp
 
 Outcome = CallRecord.Outcome
-# Outcomes another part of the code adds (staff releases, policy refusals): by name, so these
-# conditions hold before and after they exist.
+# The policy refusals' outcome, added beside this code: by name, so the condition holds before
+# and after it exists.
 OUTCOME_REFUSED = "refused"
 
 # event -> the call records it has happened to. Repeats never reserve anything of their own.
+# A hold that ended without a call is expired, whether by its TTL or released early (the body's
+# outcome tells which).
 EVENT_CONDITIONS: dict[str, Q] = {
     PostbackEventName.RESERVED: ~Q(transfer_target="") & ~Q(outcome=Outcome.REPEAT),
     PostbackEventName.CONNECTED: Q(connected_at__isnull=False) & ~Q(outcome=Outcome.REPEAT),
     PostbackEventName.COMPLETED: Q(outcome=Outcome.COMPLETED),
-    PostbackEventName.EXPIRED: Q(outcome=Outcome.EXPIRED),
+    PostbackEventName.BILLABLE: Q(billable=CallRecord.Billable.YES),
+    PostbackEventName.EXPIRED: Q(outcome__in=[Outcome.EXPIRED, Outcome.RELEASED]),
     PostbackEventName.REFUSED: Q(outcome=OUTCOME_REFUSED),
 }
-if any(field.name == "billable" for field in CallRecord._meta.get_fields()):  # settlement's
-    EVENT_CONDITIONS[PostbackEventName.BILLABLE] = Q(billable="yes")
 
 # Records per endpoint and event in one sweep; the next sweep takes the rest.
 COLLECT_BATCH = 500
@@ -45,11 +46,21 @@ def postback_idempotency_key(*, request_id: uuid.UUID | str, event: str) -> uuid
     return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{request_id}:{event}")
 
 
+def record_settlement_json(record: CallRecord) -> dict:
+    """Billable and payout as vendors read them, in postbacks and the vendor API alike."""
+    return {
+        "billable": record.billable or None,
+        "billableReason": record.not_billable_reason or None,
+        "payout": (
+            {"amount": str(record.payout), "currency": record.payout_currency or None}
+            if record.payout is not None
+            else None
+        ),
+    }
+
+
 def postback_body(*, record: CallRecord, event: str, now: datetime) -> str:
     """The JSON text sent for an event: what is known of the call record when it is seen."""
-    billable = getattr(record, "billable", None)
-    payout = getattr(record, "payout", None)
-    currency = getattr(record, "payout_currency", "") or None
     body = {
         "event": event,
         "eventId": str(postback_idempotency_key(request_id=record.request_id, event=event)),
@@ -62,9 +73,7 @@ def postback_body(*, record: CallRecord, event: str, now: datetime) -> str:
         "state": record.state,
         "talkTimeSeconds": record.duration_seconds,
         "callerIdMatch": record.caller_id_matches,
-        "billable": billable or None,
-        "billableReason": getattr(record, "billable_reason", "") or None,
-        "payout": ({"amount": str(payout), "currency": currency} if payout is not None else None),
+        **record_settlement_json(record),
     }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from calls.models import CallRecord
 from calls.ping.request import client_address
+from calls.postbacks.events import record_settlement_json
 from calls.timestamps import format_timestamp
 from calls.vendor_api.schema import VENDOR_CALLS_SCHEMA
 from calls.vendor_api.selectors import vendor_call_records, vendor_key_is_sandbox
@@ -130,7 +131,6 @@ def query_outcomes(params) -> list[str] | None:
 
 def vendor_call_json(record: CallRecord) -> dict:
     """One record as the vendor API shows it."""
-    payout = getattr(record, "payout", None)
     return {
         "requestId": str(record.request_id),
         "receivedAt": format_timestamp(record.received_at),
@@ -145,11 +145,5 @@ def vendor_call_json(record: CallRecord) -> dict:
         "endedAt": format_timestamp(record.ended_at) if record.ended_at else None,
         "talkTimeSeconds": record.duration_seconds,
         "callerIdMatch": record.caller_id_matches,
-        "billable": getattr(record, "billable", None) or None,
-        "billableReason": getattr(record, "billable_reason", "") or None,
-        "payout": (
-            {"amount": str(payout), "currency": getattr(record, "payout_currency", "") or None}
-            if payout is not None
-            else None
-        ),
+        **record_settlement_json(record),
     }

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -207,6 +208,29 @@ def test_each_event_is_collected_once_and_only_what_the_endpoint_wants(acme):
         "completed",
         "expired",
     ]
+
+
+def test_a_billable_call_is_posted_with_its_payout(acme):
+    with postback_receiver(200) as receiver:
+        endpoint_for(acme, receiver.url(), events=["billable"])
+        completed_call(acme, billable="yes", payout=Decimal("25.00"), payout_currency="USD")
+        completed_call(acme, billable="no", not_billable_reason="under_minimum", payout=0)
+        send_due(timezone.now())
+        [received] = receiver.wait_for(1)
+    body = json.loads(received.body)
+    assert (body["event"], body["billable"], body["billableReason"], body["payout"]) == (
+        "billable", "yes", None, {"amount": "25.00", "currency": "USD"}
+    )  # fmt: skip
+
+
+def test_a_released_hold_is_posted_as_expired(acme):
+    with postback_receiver() as receiver:
+        endpoint_for(acme, receiver.url(), events=["expired"])
+        completed_call(acme, outcome="released", duration_seconds=None)
+        send_due(timezone.now())
+        [received] = receiver.wait_for(1)
+    body = json.loads(received.body)
+    assert (body["event"], body["outcome"]) == ("expired", "released")
 
 
 def test_a_new_endpoint_is_not_sent_calls_from_before_it_existed(acme):
