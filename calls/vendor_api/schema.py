@@ -15,9 +15,9 @@ from calls.ping.schema import (
     EXAMPLE_REQUEST_ID,
     EXAMPLE_TIMESTAMP,
     _envelope,
-    _error,
     _error_example,
     _example,
+    _message,
     _request_id,
 )
 from config.errors import MESSAGE_TOO_MANY, MESSAGE_UNEXPECTED
@@ -47,6 +47,15 @@ EXAMPLE_CALL = {
     "billableReason": None,
     "payout": _PAYOUT,
 }
+
+
+def _error(status: int, *, messages: list[str] | None = None) -> serializers.Serializer:
+    return _envelope(
+        f"VendorCallsError{status}",
+        status,
+        {"message": _message(messages), "requestId": _request_id()},
+    )
+
 
 _CALL_FIELDS: dict[str, serializers.Field] = {
     "requestId": serializers.UUIDField(help_text="The requestId your ping got back."),
