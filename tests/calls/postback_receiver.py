@@ -5,6 +5,8 @@ for longer than any read timeout the tests set. Whatever the script does not cov
 """
 
 import re
+import ssl
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -29,9 +31,9 @@ class Receiver:
         self.lock = threading.Lock()
         self.hung = threading.Event()
 
-    def url(self, path: str = "/postbacks") -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}{path}"
+    def url(self, path: str = "/postbacks", host: str | None = None) -> str:
+        address, port = self.server.server_address[:2]
+        return f"{self.scheme}://{host or address}:{port}{path}"
 
     def wait_for(self, count: int, timeout: float = 10) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -43,8 +45,21 @@ class Receiver:
         raise AssertionError(f"{len(self.received)} postbacks arrived, not {count}")
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for localhost and its key, made with the openssl command."""
+    cert, key = folder / "localhost.pem", folder / "localhost-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
 @contextmanager
-def postback_receiver(*answers):
+def postback_receiver(*answers, tls: tuple[Path, Path] | None = None):
+    """`tls`: (certificate, key) to answer HTTPS instead of HTTP."""
     receiver = Receiver(list(answers))
 
     class Handler(BaseHTTPRequestHandler):
@@ -66,6 +81,12 @@ def postback_receiver(*answers):
 
     receiver.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     receiver.server.daemon_threads = True
+    receiver.scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+        receiver.scheme = "https"
     thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
     thread.start()
     try:

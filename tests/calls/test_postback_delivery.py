@@ -4,12 +4,18 @@ addresses unless allowed, and each event collected once."""
 import json
 import shutil
 import subprocess
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
-from postback_receiver import guide_code, guide_python_check, postback_receiver
+from postback_receiver import (
+    guide_code,
+    guide_python_check,
+    postback_receiver,
+    self_signed_certificate,
+)
 
 from calls.models import CallRecord
 from calls.postbacks.addresses import PostbackAddressRefused, postback_url_check
@@ -17,7 +23,7 @@ from calls.postbacks.delivery import postback_deliver, postback_deliveries_hand_
 from calls.postbacks.events import postback_events_collect
 from calls.postbacks.models import PostbackDelivery
 from calls.postbacks.services import PostbackEndpointInvalid, postback_endpoint_create
-from tests.factories import CallRecordFactory, VendorFactory
+from tests.factories import CallRecordFactory, VendorFactory, floor_build
 
 pytestmark = pytest.mark.django_db
 
@@ -118,6 +124,25 @@ def test_the_guides_node_check_accepts_the_signature_too(acme):
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     assert result.stdout.split() == ["true", "false"]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_it_posts_over_https_verifying_the_certificate(acme, tmp_path, monkeypatch):
+    cert, key = self_signed_certificate(tmp_path)
+    with postback_receiver(200, tls=(cert, key)) as receiver:
+        endpoint_for(acme, receiver.url(host="localhost"))
+        completed_call(acme)
+        now = timezone.now()
+        send_due(now)  # our certificate is not trusted yet: refused, and retried later
+        delivery = PostbackDelivery.objects.get()
+        assert delivery.status == "pending"
+        assert "CERTIFICATE_VERIFY_FAILED" in delivery.last_error
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the vendor's certificate is trusted
+        send_due(now + timedelta(seconds=30))
+        [received] = receiver.wait_for(1)
+    assert json.loads(received.body)["event"] == "completed"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.last_status_code) == ("delivered", 200)
 
 
 def test_it_retries_after_a_500_with_the_same_body_and_idempotency_key(acme):
@@ -315,3 +340,22 @@ def test_a_delivery_handed_out_twice_is_sent_once(acme):
         assert postback_deliver(delivery_id=delivery_id, lease=lease, now=now)
         assert not postback_deliver(delivery_id=delivery_id, lease=lease, now=now)  # redelivered
         assert len(receiver.wait_for(1)) == 1
+
+
+def test_a_hanging_endpoint_never_slows_a_ping_and_its_event_is_collected_after(ping, settings):
+    settings.POSTBACK_READ_TIMEOUT_SECONDS = 4  # what a ping would wait if it sent postbacks
+    vendor, key = VendorFactory.with_key(name="Acme Leads", authorized_states=["AZ"])
+    floor_build(agents={"AZ": 1}, numbers=1)
+    with postback_receiver("hang") as receiver:
+        endpoint_for(vendor, receiver.url(), events=["reserved"])
+        started = time.monotonic()
+        answer = ping({"vendorKey": key, "phoneNumber": "+14801234567", "stateCode": "AZ"})
+        elapsed = time.monotonic() - started
+        assert answer.status_code == 200 and answer.json()["data"]["agentAvailable"] is True
+        assert elapsed < 2
+        assert not PostbackDelivery.objects.exists()  # the ping itself wrote no outbox row
+        postback_events_collect(now=timezone.now())
+    delivery = PostbackDelivery.objects.get()
+    assert (delivery.event, str(delivery.call_record.request_id)) == (
+        "reserved", answer.json()["data"]["requestId"]
+    )  # fmt: skip
