@@ -25,6 +25,9 @@ class Received:
 
 
 class Receiver:
+    server: ThreadingHTTPServer
+    scheme: str
+
     def __init__(self, answers: list):
         self.answers = list(answers)
         self.received: list[Received] = []

@@ -53,7 +53,7 @@ def completed_call(vendor, **values) -> CallRecord:
         "duration_seconds": 184,
         "caller_id_matches": True,
     }
-    return CallRecordFactory(**(fields | values))
+    return CallRecordFactory.create(**(fields | values))
 
 
 def send_due(now):

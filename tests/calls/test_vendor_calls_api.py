@@ -40,7 +40,9 @@ def request_ids(answer) -> list[str]:
 
 
 def record(vendor, minutes, **values) -> CallRecord:
-    return CallRecordFactory(vendor=vendor, received_at=T0 + timedelta(minutes=minutes), **values)
+    return CallRecordFactory.create(
+        vendor=vendor, received_at=T0 + timedelta(minutes=minutes), **values
+    )
 
 
 def test_it_lists_the_vendors_own_records_newest_first_and_never_anothers(api, acme, rival):
