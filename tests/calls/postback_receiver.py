@@ -35,8 +35,8 @@ class Receiver:
         self.hung = threading.Event()
 
     def url(self, path: str = "/postbacks", host: str | None = None) -> str:
-        address, port = self.server.server_address[:2]
-        return f"{self.scheme}://{host or address}:{port}{path}"
+        port = self.server.server_address[1]
+        return f"{self.scheme}://{host or '127.0.0.1'}:{port}{path}"
 
     def wait_for(self, count: int, timeout: float = 10) -> list[Received]:
         deadline = time.monotonic() + timeout
