@@ -56,11 +56,14 @@ def postback_retry_delay(attempts: int) -> timedelta:
 
 
 def postback_deliveries_hand_out(*, now: datetime) -> list[tuple[int, str]]:
-    """Lease every due delivery; (id, lease) for each, to publish to workers."""
+    """Lease every due delivery; (id, lease) for each, to publish to workers. Deliveries to an
+    endpoint staff deactivated wait, pending, until it is active again."""
     lease_end = now + timedelta(seconds=LEASE_SECONDS)
     due = list(
         PostbackDelivery.objects.filter(
-            status=PostbackDelivery.Status.PENDING, next_attempt_at__lte=now
+            status=PostbackDelivery.Status.PENDING,
+            next_attempt_at__lte=now,
+            endpoint__is_active=True,
         )
         .order_by("next_attempt_at")
         .values_list("pk", "next_attempt_at")[:HAND_OUT_BATCH]

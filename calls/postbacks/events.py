@@ -88,7 +88,8 @@ def postback_events_collect(*, now: datetime) -> int:
     lookback = now - timedelta(seconds=settings.POSTBACK_EVENT_LOOKBACK_SECONDS)
     give_up_at = now + timedelta(seconds=settings.POSTBACK_RETRY_WINDOW_SECONDS)
     added = 0
-    for endpoint in PostbackEndpoint.objects.filter(is_active=True, vendor__is_active=True):
+    # A vendor set inactive still hears what became of the calls it sent before.
+    for endpoint in PostbackEndpoint.objects.filter(is_active=True):
         since = max(endpoint.created_at, lookback)
         for event in endpoint.events:
             condition = EVENT_CONDITIONS.get(event)
