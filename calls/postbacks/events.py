@@ -1,6 +1,6 @@
 """Which call records owe which postback events, and the outbox rows that record them.
 
-The one place an event is defined: EVENT_CONDITIONS says, for each event name, which call
+The one place an event is defined: EVENT_RULES says, for each event name, which call
 records it has happened to. Beat's sweep (`postback_events_collect`) turns every such record of
 a vendor with an endpoint wanting the event into one outbox row per endpoint, once (a unique
 constraint). The call records are the durable facts: nothing is lost when the broker or a worker
@@ -10,6 +10,7 @@ is never slowed by a vendor's endpoints.
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -24,17 +25,39 @@ Outcome = CallRecord.Outcome
 # and after it exists.
 OUTCOME_REFUSED = "refused"
 
-# event -> the call records it has happened to. Repeats never reserve anything of their own.
-# A hold that ended without a call is expired, whether by its TTL or released early (the body's
-# outcome tells which).
-EVENT_CONDITIONS: dict[str, Q] = {
-    PostbackEventName.RESERVED: ~Q(transfer_target="") & ~Q(outcome=Outcome.REPEAT),
-    PostbackEventName.CONNECTED: Q(connected_at__isnull=False) & ~Q(outcome=Outcome.REPEAT),
-    PostbackEventName.COMPLETED: Q(outcome=Outcome.COMPLETED),
-    PostbackEventName.BILLABLE: Q(billable=CallRecord.Billable.YES),
-    PostbackEventName.EXPIRED: Q(outcome__in=[Outcome.EXPIRED, Outcome.RELEASED]),
-    PostbackEventName.REFUSED: Q(outcome=OUTCOME_REFUSED),
+
+@dataclass(frozen=True)
+class EventRule:
+    """Which call records an event has happened to, and the record's field that says when."""
+
+    condition: Q
+    # Set to the event's moment when it happens: a sweep reads only records whose moment is
+    # after its last run (less MOMENT_MARGIN), so it reads few rows however many there are.
+    moment: str
+
+
+# event -> its rule. Repeats never reserve anything of their own. A hold that ended without a
+# call is expired, whether by its TTL or released early (the body's outcome tells which): the
+# update that ends it also settles it, so its moment is billing_decided_at, as a billable one's.
+EVENT_RULES: dict[str, EventRule] = {
+    PostbackEventName.RESERVED: EventRule(
+        ~Q(transfer_target="") & ~Q(outcome=Outcome.REPEAT), "received_at"
+    ),
+    PostbackEventName.CONNECTED: EventRule(
+        Q(connected_at__isnull=False) & ~Q(outcome=Outcome.REPEAT), "connected_at"
+    ),
+    PostbackEventName.COMPLETED: EventRule(Q(outcome=Outcome.COMPLETED), "ended_at"),
+    PostbackEventName.BILLABLE: EventRule(
+        Q(billable=CallRecord.Billable.YES), "billing_decided_at"
+    ),
+    PostbackEventName.EXPIRED: EventRule(
+        Q(outcome__in=[Outcome.EXPIRED, Outcome.RELEASED]), "billing_decided_at"
+    ),
+    PostbackEventName.REFUSED: EventRule(Q(outcome=OUTCOME_REFUSED), "received_at"),
 }
+# A moment is written in a transaction that commits a little later: a sweep reads moments this
+# far before its last run as well (the outbox's unique constraint drops what it had already).
+MOMENT_MARGIN = timedelta(minutes=10)
 
 # Records per endpoint and event in one sweep; the next sweep takes the rest.
 COLLECT_BATCH = 500
@@ -82,8 +105,9 @@ def postback_events_collect(*, now: datetime) -> int:
     """Add an outbox row for every event owed to an active endpoint; how many were added.
 
     Only records received since the endpoint was made (a new endpoint is not flooded with
-    history) and within POSTBACK_EVENT_LOOKBACK_SECONDS (a call's whole life, kept short so the
-    sweep reads few rows). Run twice at once, the unique constraint keeps one row per event.
+    history) and within POSTBACK_EVENT_LOOKBACK_SECONDS (a call's whole life); of those, only the
+    records whose event's moment is after the endpoint's last sweep. Run
+    twice at once, the unique constraint keeps one row per event.
     """
     lookback = now - timedelta(seconds=settings.POSTBACK_EVENT_LOOKBACK_SECONDS)
     give_up_at = now + timedelta(seconds=settings.POSTBACK_RETRY_WINDOW_SECONDS)
@@ -91,22 +115,24 @@ def postback_events_collect(*, now: datetime) -> int:
     # A vendor set inactive still hears what became of the calls it sent before.
     for endpoint in PostbackEndpoint.objects.filter(is_active=True):
         since = max(endpoint.created_at, lookback)
+        moments_since = (endpoint.events_collected_at or endpoint.created_at) - MOMENT_MARGIN
+        complete = True
         for event in endpoint.events:
-            condition = EVENT_CONDITIONS.get(event)
-            if condition is None:
+            rule = EVENT_RULES.get(event)
+            if rule is None:
                 continue
             owed = (
                 CallRecord.objects.filter(vendor_id=endpoint.vendor_id, received_at__gte=since)
-                .filter(condition)
-                .exclude(
-                    Exists(
-                        PostbackDelivery.objects.filter(
-                            endpoint=endpoint, event=event, call_record=OuterRef("pk")
-                        )
+                .filter(rule.condition)
+                .filter(**{f"{rule.moment}__gte": moments_since})
+            )
+            owed = owed.exclude(
+                Exists(
+                    PostbackDelivery.objects.filter(
+                        endpoint=endpoint, event=event, call_record=OuterRef("pk")
                     )
                 )
-                .order_by("received_at", "pk")[:COLLECT_BATCH]
-            )
+            ).order_by("received_at", "pk")[:COLLECT_BATCH]
             rows = [
                 PostbackDelivery(
                     endpoint=endpoint,
@@ -122,5 +148,8 @@ def postback_events_collect(*, now: datetime) -> int:
                 )
                 for record in owed
             ]
+            complete = complete and len(rows) < COLLECT_BATCH
             added += len(PostbackDelivery.objects.bulk_create(rows, ignore_conflicts=True))
+        if complete:  # else the next sweep reads from the same moment on
+            PostbackEndpoint.objects.filter(pk=endpoint.pk).update(events_collected_at=now)
     return added

@@ -38,6 +38,8 @@ class PostbackEndpoint(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     secret_rotated_at = models.DateTimeField(null=True, blank=True)
+    # The moment of the last sweep that collected every event owed to this endpoint.
+    events_collected_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["vendor", "url"]

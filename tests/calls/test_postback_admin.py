@@ -89,7 +89,9 @@ def test_staff_are_told_why_an_address_is_refused(operations_client, acme, url, 
 
 def test_the_delivery_log_shows_attempts_and_staff_can_resend(operations_client, acme):
     postback_endpoint_create(vendor=acme, url="https://93.184.215.14/hooks", events=["completed"])
-    record = CallRecordFactory(vendor=acme, outcome="completed", duration_seconds=120)
+    record = CallRecordFactory(
+        vendor=acme, outcome="completed", duration_seconds=120, ended_at=timezone.now()
+    )
     now = timezone.now()
     postback_events_collect(now=now)
     delivery = PostbackDelivery.objects.get()
@@ -122,7 +124,7 @@ def test_the_delivery_log_shows_attempts_and_staff_can_resend(operations_client,
 
 def test_analysts_read_the_log_but_cannot_resend(analyst_client, acme):
     postback_endpoint_create(vendor=acme, url="https://93.184.215.14/hooks", events=["completed"])
-    CallRecordFactory(vendor=acme, outcome="completed")
+    CallRecordFactory(vendor=acme, outcome="completed", ended_at=timezone.now())
     postback_events_collect(now=timezone.now())
     delivery = PostbackDelivery.objects.get()
     assert analyst_client.get("/admin/postbacks/postbackdelivery/").status_code == 200

@@ -21,7 +21,7 @@ from calls.models import CallRecord
 from calls.postbacks.addresses import PostbackAddressRefused, postback_url_check
 from calls.postbacks.delivery import postback_deliver, postback_deliveries_hand_out
 from calls.postbacks.events import postback_events_collect
-from calls.postbacks.models import PostbackDelivery
+from calls.postbacks.models import PostbackDelivery, PostbackEndpoint
 from calls.postbacks.services import PostbackEndpointInvalid, postback_endpoint_create
 from tests.factories import CallRecordFactory, VendorFactory, floor_build
 
@@ -223,7 +223,9 @@ def test_each_event_is_collected_once_and_only_what_the_endpoint_wants(acme):
     with postback_receiver() as receiver:
         endpoint_for(acme, receiver.url(), events=["completed", "expired"])
         completed_call(acme)
-        completed_call(acme, outcome=CallRecord.Outcome.EXPIRED, duration_seconds=None)
+        completed_call(
+            acme, outcome="expired", duration_seconds=None, billing_decided_at=timezone.now()
+        )
         completed_call(acme, outcome=CallRecord.Outcome.NO_AGENT, transfer_target="")
         completed_call(VendorFactory(name="Other Vendor"))  # not Acme's
         now = timezone.now()
@@ -238,8 +240,15 @@ def test_each_event_is_collected_once_and_only_what_the_endpoint_wants(acme):
 def test_a_billable_call_is_posted_with_its_payout(acme):
     with postback_receiver(200) as receiver:
         endpoint_for(acme, receiver.url(), events=["billable"])
-        completed_call(acme, billable="yes", payout=Decimal("25.00"), payout_currency="USD")
-        completed_call(acme, billable="no", not_billable_reason="under_minimum", payout=0)
+        decided = timezone.now()
+        completed_call(
+            acme, billable="yes", payout=Decimal("25.00"), payout_currency="USD",
+            billing_decided_at=decided,
+        )  # fmt: skip
+        completed_call(
+            acme, billable="no", not_billable_reason="under_minimum", payout=0,
+            billing_decided_at=decided,
+        )  # fmt: skip
         send_due(timezone.now())
         [received] = receiver.wait_for(1)
     body = json.loads(received.body)
@@ -251,11 +260,31 @@ def test_a_billable_call_is_posted_with_its_payout(acme):
 def test_a_released_hold_is_posted_as_expired(acme):
     with postback_receiver() as receiver:
         endpoint_for(acme, receiver.url(), events=["expired"])
-        completed_call(acme, outcome="released", duration_seconds=None)
+        completed_call(
+            acme, outcome="released", duration_seconds=None, billing_decided_at=timezone.now()
+        )
         send_due(timezone.now())
         [received] = receiver.wait_for(1)
     body = json.loads(received.body)
     assert (body["event"], body["outcome"]) == ("expired", "released")
+
+
+def test_a_sweep_reads_the_events_since_its_last_run_however_old_the_ping(acme):
+    with postback_receiver() as receiver:
+        endpoint, _ = endpoint_for(acme, receiver.url())
+        PostbackEndpoint.objects.filter(pk=endpoint.pk).update(
+            created_at=timezone.now() - timedelta(hours=5)
+        )
+        now = timezone.now()
+        postback_events_collect(now=now - timedelta(minutes=30))  # the last sweep
+        # A long call, pinged four hours ago, ends now; one that ended before the last sweep
+        # (less its margin for late commits) was that sweep's to collect.
+        long_call = completed_call(acme, received_at=now - timedelta(hours=4))
+        completed_call(
+            acme, received_at=now - timedelta(hours=4), ended_at=now - timedelta(hours=1)
+        )
+        postback_events_collect(now=now)
+    assert [d.call_record_id for d in PostbackDelivery.objects.all()] == [long_call.pk]
 
 
 def test_a_new_endpoint_is_not_sent_calls_from_before_it_existed(acme):
