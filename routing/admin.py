@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Prefetch
 from django.db.models.functions import Now
@@ -432,7 +433,7 @@ class ReservationAdmin(NoCountAdminMixin, admin.ModelAdmin):
             "reservations": reservations,
             "form": form,
             "single": single,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(
             request, "admin/routing/reservation/release_confirmation.html", context
