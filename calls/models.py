@@ -150,15 +150,21 @@ class CallRecord(models.Model):
         max_length=32, blank=True, choices=CallStatus.choices, help_text="Last carrier status."
     )
     # Settlement (calls.settlement): decided when the record's end is known, by the vendor's rule
-    # in effect when the ping was received; never rewritten by a later rule.
-    billable = models.CharField(max_length=8, choices=Billable.choices, default=Billable.PENDING)
+    # in effect when the ping was received; never rewritten by a later rule. Database defaults
+    # too, for the rows written in SQL (bench seeds, scripts).
+    billable = models.CharField(
+        max_length=8,
+        choices=Billable.choices,
+        default=Billable.PENDING,
+        db_default=Billable.PENDING,
+    )
     not_billable_reason = models.CharField(
-        max_length=16, blank=True, choices=NotBillableReason.choices
+        max_length=16, blank=True, choices=NotBillableReason.choices, default="", db_default=""
     )
     payout = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True, help_text="Null until decided."
     )
-    payout_currency = models.CharField(max_length=3, blank=True)
+    payout_currency = models.CharField(max_length=3, blank=True, default="", db_default="")
     billing_rule = models.ForeignKey(
         BillingRule,
         null=True,
