@@ -168,7 +168,12 @@ class SettlementAdminMixin:
                 return response
         query = request.GET.copy()
         query["format"] = "csv"
-        context.update(form=form, statement=statement, csv_query=query.urlencode())
+        context.update(
+            form=form,
+            statement=statement,
+            table=statement.table() if statement else [],
+            csv_query=query.urlencode(),
+        )
         return TemplateResponse(request, "admin/calls/callrecord/statement.html", context)
 
     def scorecards_view(self, request):

@@ -119,7 +119,25 @@ class VendorStatement:
 
     @property
     def reasons(self) -> list[tuple[str, str]]:
-        return [(reason.value, str(reason.label)) for reason in REASONS]
+        """The reasons any record of the period has (the page's columns; the CSV has all)."""
+        return [
+            (reason.value, str(reason.label))
+            for reason in REASONS
+            if self.total.by_reason.get(reason.value)
+        ]
+
+    @property
+    def last_moment(self) -> datetime:
+        """The period's end as people say it: its last day, for a period ending at midnight."""
+        return self.until - timedelta(microseconds=1)
+
+    def table(self) -> list[tuple[StatementRow, list[int]]]:
+        """Each day's row, then the total's, with its counts of the page's reasons."""
+        reasons = [value for value, _ in self.reasons]
+        return [
+            (row, [row.by_reason.get(reason, 0) for reason in reasons])
+            for row in [*self.days, self.total]
+        ]
 
 
 def vendor_statement(*, vendor: Vendor, since: datetime, until: datetime) -> VendorStatement:

@@ -149,7 +149,9 @@ def test_an_analyst_reads_the_statement_in_the_admin_and_downloads_it(seeded, an
     page = analyst_client.get(url, query).content.decode()
     csv_file = analyst_client.get(url, {**query, "format": "csv"})
 
-    assert "Acme Leads: 2026-03-01 to 2026-04-01 00:00" in page
+    assert "Acme Leads: 2026-03-01 00:00 to 2026-03-31 23:59:59 UTC" in page
+    assert "Caller already billed within the window" in page  # a reason the month has
+    assert "Sandbox key" not in page  # and one it has not
     assert '<strong id="statement-billable">3</strong>' in page
     assert '<strong id="statement-payout">75.00 USD</strong>' in page
     assert "<td>2026-03-02</td>" in page and "<td>2026-03-03</td>" in page
