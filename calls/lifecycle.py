@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db import transaction
 
 from calls.models import CallRecord
-from calls.settlement.billing import call_record_decide, call_records_settle_without_call
+from calls.settlement.billing import call_record_decide, settled_without_call
 from routing.models import Reservation
 from routing.services import reservation_expire, reservation_expire_due
 
@@ -52,13 +52,12 @@ def call_records_end_released(*, reservation_ids: list[int], now: datetime) -> i
 
 
 def _end_call_records(records, now: datetime) -> int:
+    # Settled as "no call" in the same update (a late call reopens them).
     ended = 0
     for reservation_status, outcome in ENDED_WITHOUT_CALL.items():
         ended += records.filter(
             outcome=CallRecord.Outcome.RESERVED, reservation__status=reservation_status
-        ).update(outcome=outcome)
-    # Settled as "no call" (a late call reopens them), with those a ping marked or staff released.
-    call_records_settle_without_call(records=records, now=now)
+        ).update(outcome=outcome, **settled_without_call(now=now))
     return ended
 
 

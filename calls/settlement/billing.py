@@ -72,19 +72,24 @@ def _not_billable(reason: str, now: datetime, rule: BillingRule | None = None) -
     }
 
 
-def call_records_settle_without_call(*, records: QuerySet[CallRecord], now: datetime) -> int:
-    """Records whose reservation ended without its call (expired or released), still pending:
-    not billable, no call. One conditional update; returns how many."""
-    return records.filter(
-        billable=Billable.PENDING, outcome__in=(Outcome.EXPIRED, Outcome.RELEASED)
-    ).update(
-        billable=Billable.NO,
-        not_billable_reason=Reason.NO_CALL,
-        payout=ZERO,
-        payout_currency="",
-        billing_rule=None,
-        billing_decided_at=now,
-    )
+def settled_without_call(*, now: datetime) -> dict:
+    """The fields of a record whose reservation ended without its call (expired or released):
+    not billable, no call. For the update that ends such records, so they are settled in it."""
+    return {
+        "billable": Billable.NO,
+        "not_billable_reason": Reason.NO_CALL,
+        "payout": ZERO,
+        "payout_currency": "",
+        "billing_rule": None,
+        "billing_decided_at": now,
+    }
+
+
+def records_for_settlement(records: QuerySet[CallRecord]) -> QuerySet[CallRecord]:
+    """Records that count in statements and scorecards: sandbox records never do."""
+    if any(field.name == "sandbox" for field in CallRecord._meta.concrete_fields):
+        return records.filter(**{"sandbox": False})  # the sandbox flag, once records carry it
+    return records
 
 
 def call_record_reopen(record: CallRecord) -> list[str]:

@@ -21,6 +21,7 @@ from decimal import Decimal
 from django.db.models import Avg, Count, Q, Sum
 
 from calls.models import CallRecord
+from calls.settlement.billing import records_for_settlement
 from calls.settlement.models import BillingRule
 
 Billable = CallRecord.Billable
@@ -137,7 +138,9 @@ class Scorecards:
 
 def vendor_scorecards(*, since: datetime, until: datetime) -> Scorecards:
     """Every vendor with records received in [since, until), most pings first."""
-    records = CallRecord.objects.filter(received_at__gte=since, received_at__lt=until).order_by()
+    records = records_for_settlement(
+        CallRecord.objects.filter(received_at__gte=since, received_at__lt=until)
+    ).order_by()
     reasons = _refusal_reasons()
     rows = []
     grouped = records.values("vendor_id", "vendor__name").annotate(**_prefixed(_aggregates()))

@@ -17,6 +17,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
 from calls.models import CallRecord
+from calls.settlement.billing import records_for_settlement
 from vendors.models import Vendor
 
 Billable = CallRecord.Billable
@@ -143,8 +144,8 @@ class VendorStatement:
 def vendor_statement(*, vendor: Vendor, since: datetime, until: datetime) -> VendorStatement:
     """The statement of `vendor`'s records received in [since, until): one row a day that has
     any, and the total. Two grouped queries on the vendor's received_at index."""
-    records = CallRecord.objects.filter(
-        vendor=vendor, received_at__gte=since, received_at__lt=until
+    records = records_for_settlement(
+        CallRecord.objects.filter(vendor=vendor, received_at__gte=since, received_at__lt=until)
     ).order_by()
     by_day = records.annotate(day=TruncDate("received_at", tzinfo=UTC)).values("day")
     rows = {
