@@ -111,3 +111,54 @@ def test_an_analyst_reads_a_statement_and_sorts_the_scorecards(
     assert vendors_in_order == ["Beta Media", "Acme Leads"]
     assert page.get_attribute("#scorecards th[data-key=payout]", "aria-sort") == "ascending"
     snap(page, "03-scorecards-sorted")
+
+
+def test_an_operations_user_releases_a_reservation_giving_the_reason(
+    live_server,
+    make_staff,
+    browser_page,  # noqa: F811
+    transactional_db,
+):
+    from django.utils import timezone
+
+    from calls.models import CallRecord
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    vendor = VendorFactory(name="Acme Leads", authorized_states=["AZ"])
+    now = timezone.now()
+    reservation = ReservationFactory(
+        vendor=vendor, phone_number="+14805550100", ttl_seconds=600, created_at=now
+    )
+    record = CallRecordFactory(vendor=vendor, outcome="reserved", reservation=reservation,
+                               phone_number="+14805550100", received_at=now)  # fmt: skip
+    make_staff("olivia.ops", "Operations", password=PASSWORD)
+    page = browser_page
+
+    page.goto(f"{live_server.url}/admin/routing/reservation/{reservation.pk}/change/")
+    page.fill("#id_username", "olivia.ops")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("a.release-link")
+    assert page.locator("input[name=_save]").count() == 0  # nothing here to save
+    snap(page, "04-reservation")
+    page.click("a.release-link")
+    release_url = page.url
+    page.click("input[type=submit][value='Release now']")  # no reason yet: the browser stops it
+    assert page.url == release_url
+    assert page.eval_on_selector("#id_reason", "field => field.validity.valueMissing")
+    snap(page, "05-release-asks-for-a-reason")
+    page.fill("#id_reason", "Vendor cancelled the transfer")
+    page.click("input[type=submit][value='Release now']")
+    page.wait_for_selector("text=Released the reservation.")
+    assert "Vendor cancelled the transfer" in page.inner_text("#content")
+    assert page.locator("a.release-link").count() == 0
+    snap(page, "06-released")
+
+    reservation.refresh_from_db()
+    assert (reservation.status, reservation.released_by.username) == ("released", "olivia.ops")
+    record = CallRecord.objects.get(pk=record.pk)
+    assert (record.outcome, record.billable, record.not_billable_reason) == (
+        "released",
+        "no",
+        "no_call",
+    )
