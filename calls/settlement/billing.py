@@ -183,3 +183,47 @@ def _billed_within_window(record: CallRecord, rule: BillingRule) -> bool:
         .exclude(pk=record.pk)
         .exists()
     )
+
+
+# Outcomes whose record's end is known, and the reason they cannot bill (completed is decided
+# call by call).
+_ENDED_WITHOUT_A_CALL = {
+    **REASON_AT_PING,
+    Outcome.EXPIRED: Reason.NO_CALL,
+    Outcome.RELEASED: Reason.NO_CALL,
+}
+
+
+def call_records_settle_pending(*, now: datetime, batch_size: int = 1000) -> int:
+    """Settle every record still pending whose end is known: records written before settlement
+    existed, or left so by an interruption. Idempotent; in batches, each its own transaction.
+    Returns how many were settled."""
+    from django.db import transaction
+
+    settled = 0
+    for outcome, reason in _ENDED_WITHOUT_A_CALL.items():
+        while True:
+            with transaction.atomic():
+                ids = list(
+                    CallRecord.objects.filter(billable=Billable.PENDING, outcome=outcome)
+                    .order_by()
+                    .values_list("pk", flat=True)[:batch_size]
+                )
+                if not ids:
+                    break
+                settled += CallRecord.objects.filter(pk__in=ids, billable=Billable.PENDING).update(
+                    **_not_billable(reason, now)
+                )
+    while True:
+        with transaction.atomic():
+            batch = list(
+                CallRecord.objects.select_for_update()
+                .filter(billable=Billable.PENDING, outcome=Outcome.COMPLETED)
+                .order_by("pk")[:batch_size]
+            )
+            if not batch:
+                break
+            for record in batch:
+                record.save(update_fields=call_record_decide(record, now=now))
+            settled += len(batch)
+    return settled

@@ -210,3 +210,32 @@ def test_pings_that_reserve_nothing_are_settled_at_once_and_an_unused_hold_when_
         "no",
         "no_call",
     )
+
+
+def test_records_from_before_settlement_are_settled_by_the_command(vendor, rule, capsys):
+    from django.core.management import call_command
+
+    at = JAN_1 + timedelta(days=2)
+    old = [
+        CallRecordFactory.create(vendor=vendor, outcome=outcome, received_at=at)
+        for outcome in ("no_agent", "expired", "repeat")
+    ]
+    done = _connected(vendor, at=at, duration_seconds=200)
+    CallRecord.objects.filter(pk=done.pk).update(
+        outcome="completed", ended_at=at, call_status="completed"
+    )
+    running = _connected(vendor, at=at, phone="+14805550199")
+
+    call_command("settle_call_records", "--batch-size", "2")
+    call_command("settle_call_records")
+
+    assert capsys.readouterr().out.splitlines() == [
+        "Settled 4 call record(s).",
+        "Settled 0 call record(s).",
+    ]
+    reasons = [CallRecord.objects.get(pk=record.pk).not_billable_reason for record in old]
+    assert reasons == ["no_agent", "no_call", "repeat"]
+    done.refresh_from_db()
+    assert (done.billable, done.payout) == ("yes", Decimal("25.00"))
+    running.refresh_from_db()
+    assert running.billable == "pending"
