@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 CELERY := $(VENV)/bin/celery -A config
 
-.PHONY: help install migrate demo run serve nginx test lint format bench bench-python bench-export worker beat browser
+.PHONY: help install migrate demo run serve nginx test lint format bench bench-python bench-export bench-settlement worker beat browser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ format: install ## Apply ruff's fixes and formatting
 # --- Analyst exports --------------------------------------------------------------------------
 bench-export: install ## Seed 1M call records in PostgreSQL (BENCH_DATABASE_URL), time the exports
 	$(PY) bench/export_bench.py
+
+bench-settlement: install ## Seed 1M settled call records in PostgreSQL, time scorecards and statements
+	$(PY) bench/settlement_bench.py
 
 # --- Production readiness -------------------------------------------------------------------
 .PHONY: fuzz

@@ -21,12 +21,15 @@ from calls.models import (
     InboundCall,
     lead_id_indexed,
 )
+from calls.settlement.admin import SettlementAdminMixin
 from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin
 from routing.geography import InvalidPhoneNumber, normalize_us_phone
 
 
 @admin.register(CallRecord)
-class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdmin):
+class CallRecordAdmin(
+    SettlementAdminMixin, CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdmin
+):
     list_display = [
         "received_at",
         "request_id",
@@ -34,11 +37,20 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         "phone_number",
         "state",
         "outcome",
+        "billable",
+        "payout",
         "agent",
         "transfer_target",
         "lead_id",
     ]
-    list_filter = [("received_at", admin.DateFieldListFilter), "vendor", "state", "outcome"]
+    list_filter = [
+        ("received_at", admin.DateFieldListFilter),
+        "vendor",
+        "state",
+        "outcome",
+        "billable",
+        "not_billable_reason",
+    ]
     list_select_related = ["vendor", "agent"]
     search_fields = ["request_id"]  # shows the box; get_search_results does the matching
     search_help_text = "An exact request id, phone number or lead_id."

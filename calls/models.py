@@ -82,12 +82,14 @@ class CallRecord(models.Model):
         YES = "yes"
         NO = "no"
 
-    # Pending until the record's end is known, then decided once. A record found not billable
-    # because no call came goes back to pending if its call arrives late after all.
+    # Pending until the record's end is known, then decided. A record found not billable because
+    # no call came goes back to pending if its call arrives late after all; the carrier's word
+    # on the talk time, arriving after the call ended, may turn yes and no (by the same rule).
     BILLABLE_TRANSITIONS = Transitions(
         {
             Billable.PENDING: {Billable.YES, Billable.NO},
-            Billable.NO: {Billable.PENDING},
+            Billable.NO: {Billable.PENDING, Billable.YES},
+            Billable.YES: {Billable.NO},
         }
     )
 
@@ -148,15 +150,21 @@ class CallRecord(models.Model):
         max_length=32, blank=True, choices=CallStatus.choices, help_text="Last carrier status."
     )
     # Settlement (calls.settlement): decided when the record's end is known, by the vendor's rule
-    # in effect when the ping was received; never rewritten by a later rule.
-    billable = models.CharField(max_length=8, choices=Billable.choices, default=Billable.PENDING)
+    # in effect when the ping was received; never rewritten by a later rule. Database defaults
+    # too, for the rows written in SQL (bench seeds, scripts).
+    billable = models.CharField(
+        max_length=8,
+        choices=Billable.choices,
+        default=Billable.PENDING,
+        db_default=Billable.PENDING,
+    )
     not_billable_reason = models.CharField(
-        max_length=16, blank=True, choices=NotBillableReason.choices
+        max_length=16, blank=True, choices=NotBillableReason.choices, default="", db_default=""
     )
     payout = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True, help_text="Null until decided."
     )
-    payout_currency = models.CharField(max_length=3, blank=True)
+    payout_currency = models.CharField(max_length=3, blank=True, default="", db_default="")
     billing_rule = models.ForeignKey(
         BillingRule,
         null=True,

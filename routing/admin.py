@@ -2,12 +2,14 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Prefetch
 from django.db.models.functions import Now
 from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -19,7 +21,7 @@ from routing.services import (
     agent_set_licenses,
     agent_set_status,
     database_now,
-    reservation_release,
+    reservation_release_by_staff,
     transfer_number_set_active,
     transfer_numbers_add,
 )
@@ -321,6 +323,17 @@ class HeldNowFilter(admin.SimpleListFilter):
         return queryset.live(Now())
 
 
+class ReleaseForm(forms.Form):
+    """Staff say why they let a hold go: recorded on the reservation, shown in the call record."""
+
+    reason = forms.CharField(
+        max_length=Reservation._meta.get_field("release_reason").max_length,
+        strip=True,
+        help_text="Required. Recorded with your name on the reservation and its call record.",
+        widget=forms.TextInput(attrs={"size": 60, "autofocus": True}),
+    )
+
+
 @admin.register(Reservation)
 class ReservationAdmin(NoCountAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -334,6 +347,7 @@ class ReservationAdmin(NoCountAdminMixin, admin.ModelAdmin):
         "time_left",
         "created_at",
         "released_by",
+        "release_reason",
     ]
     list_filter = [HeldNowFilter, "status", "vendor", "state"]
     list_select_related = ["vendor", "agent", "transfer_number", "released_by"]
@@ -354,14 +368,85 @@ class ReservationAdmin(NoCountAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Release the selected reservations now", permissions=["change"])
-    def release(self, request, queryset):
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        ours = [
+            path(
+                "<int:reservation_id>/release/",
+                wrap(self.release_view),
+                name="routing_reservation_release",
+            )
+        ]
+        return ours + super().get_urls()
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Nothing on the page is editable: no Save buttons, a Release button while it holds.
+        context.update(
+            show_save=False,
+            show_save_and_continue=False,
+            show_save_and_add_another=False,
+            show_delete=False,
+            can_release=obj is not None
+            and obj.is_live(database_now())
+            and self.has_change_permission(request, obj),
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "POST":
+            # Nothing here is edited: a POST (no Save button sends one) changes nothing.
+            return HttpResponseRedirect(request.path)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _release(self, request, reservations, reason: str) -> tuple[int, int]:
         now = database_now()
         released = 0
-        for reservation in queryset:
-            if reservation_release(reservation_id=reservation.pk, now=now, actor=request.user):
-                self.log_change(request, reservation, "Released early")
+        for reservation in reservations:
+            if reservation_release_by_staff(
+                reservation_id=reservation.pk, now=now, actor=request.user, reason=reason
+            ):
+                self.log_change(request, reservation, f"Released early: {reason}")
                 released += 1
-        skipped = queryset.count() - released
+        return released, len(reservations) - released
+
+    def release_view(self, request, reservation_id: int):
+        """One reservation's release page: the reason, then the release."""
+        reservation = get_object_or_404(Reservation, pk=reservation_id)
+        if not self.has_change_permission(request, reservation):
+            raise PermissionDenied
+        change_url = reverse("admin:routing_reservation_change", args=[reservation.pk])
+        form = ReleaseForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            released, _ = self._release(request, [reservation], form.cleaned_data["reason"])
+            if released:
+                self.message_user(request, "Released the reservation.")
+            else:
+                self.message_user(request, "It had already ended.", messages.WARNING)
+            return HttpResponseRedirect(change_url)
+        return self._release_page(request, [reservation], form, single=True)
+
+    def _release_page(self, request, reservations, form, *, single: bool):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Release reservation" if single else "Release reservations",
+            "reservations": reservations,
+            "form": form,
+            "single": single,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/routing/reservation/release_confirmation.html", context
+        )
+
+    @admin.action(description="Release the selected reservations now…", permissions=["change"])
+    def release(self, request, queryset):
+        """Asks for the reason first (required), then releases every selected one still live."""
+        reservations = list(queryset)
+        form = ReleaseForm(request.POST if "reason" in request.POST else None)
+        if not form.is_valid():
+            return self._release_page(request, reservations, form, single=False)
+        released, skipped = self._release(request, reservations, form.cleaned_data["reason"])
         note = f"; {skipped} had already ended" if skipped else ""
         self.message_user(request, f"Released {released} reservation(s){note}.")
+        return None

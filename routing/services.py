@@ -15,6 +15,7 @@ from phonenumber_field.phonenumber import PhoneNumber, to_python
 
 from config.errors import ApplicationError
 from routing.models import Agent, AgentLicense, AgentStatusChange, Reservation, TransferNumber
+from routing.signals import reservation_released
 
 
 def database_now() -> datetime:
@@ -30,16 +31,32 @@ def database_now() -> datetime:
         return cursor.fetchone()[0]
 
 
+# The reason recorded when an agent going offline released their hold.
+AGENT_OFFLINE_REASON = "Its agent went offline."
+
+
+class ReleaseReasonMissing(ApplicationError):
+    status = 400
+    message = "Give the reason for releasing the reservation."
+
+
 @transaction.atomic
 def reservation_release(
-    *, reservation_id: int, now: datetime, actor=None, status: str = Reservation.Status.RELEASED
+    *,
+    reservation_id: int,
+    now: datetime,
+    actor=None,
+    reason: str = "",
+    status: str = Reservation.Status.RELEASED,
 ) -> bool:
     """End a live reservation early and free its agent and number at once.
 
-    For staff releasing a hold and for an agent going offline. Returns False (and changes nothing)
-    when the reservation had already ended, its TTL included (the sweep records that one as
-    expired, when it ended), so a repeated or late call is harmless.
+    For staff releasing a hold (who, and the reason they gave) and for an agent going offline.
+    Returns False (and changes nothing) when the reservation had already ended, its TTL included
+    (the sweep records that one as expired, when it ended), so a repeated or late call is
+    harmless. Its call record follows in the same transaction (routing.signals).
     """
+    reason = " ".join(reason.split())[: Reservation._meta.get_field("release_reason").max_length]
     reservation = (
         Reservation.objects.live(now)
         .select_for_update(no_key=True)
@@ -51,7 +68,8 @@ def reservation_release(
     reservation.status = status
     reservation.ended_at = now
     reservation.released_by = actor
-    reservation.save(update_fields=["status", "ended_at", "released_by"])
+    reservation.release_reason = reason
+    reservation.save(update_fields=["status", "ended_at", "released_by", "release_reason"])
     # Only undo the hold this reservation placed; a later one may already hold the row.
     Agent.objects.filter(pk=reservation.agent_id, held_until=reservation.expires_at).update(
         held_until=None
@@ -61,7 +79,15 @@ def reservation_release(
     TransferNumber.objects.filter(
         pk=reservation.transfer_number_id, held_until=reservation.expires_at
     ).update(held_until=now)
+    reservation_released.send(sender=Reservation, reservation_id=reservation.pk, now=now)
     return True
+
+
+def reservation_release_by_staff(*, reservation_id: int, now: datetime, actor, reason: str) -> bool:
+    """Staff let a hold go: the reason is required, and recorded with who gave it."""
+    if not reason.strip():
+        raise ReleaseReasonMissing()
+    return reservation_release(reservation_id=reservation_id, now=now, actor=actor, reason=reason)
 
 
 # --- Calls arriving and agent presence --------------------------------------------------------
@@ -236,7 +262,9 @@ def agent_set_status(
     if status == Agent.Status.OFFLINE:
         live = Reservation.objects.live(now).filter(agent=agent).values_list("pk", flat=True)
         for reservation_id in list(live):
-            if reservation_release(reservation_id=reservation_id, now=now, actor=actor):
+            if reservation_release(
+                reservation_id=reservation_id, now=now, actor=actor, reason=AGENT_OFFLINE_REASON
+            ):
                 released.append(reservation_id)
         agent.refresh_from_db()
     return AgentStatusResult(agent=agent, released_reservation_ids=released)

@@ -135,6 +135,13 @@ def role_group(name: str) -> Group:
                         codename__in=[f"{action}_{model}" for action in actions],
                     )
                 )
+        settlement = importlib.import_module("calls.migrations.0011_settlement_roles").GRANTS
+        group.permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="calls",
+                codename__in=[f"{action}_billingrule" for action in settlement.get(name, [])],
+            )
+        )
     return group
 
 

@@ -6,7 +6,7 @@ expired), so the funnel counts where each ping stands now:
 - reserved: pings that got a reservation, whatever came after (reserved, connected, completed,
   expired). Repeats are not counted here: they reserve nothing new;
 - connected: reservations whose call arrived (connected or completed);
-- expired: reservations nobody called;
+- expired: reservations nobody called (their TTL ran out, or they were released early);
 - transfer rate: connected / reserved. A reservation still live counts in reserved only, so
   a period that ends now shows a slightly lower rate until its last reservations settle.
 """
@@ -21,7 +21,13 @@ from django.db.models import Count, Q
 from calls.models import CallRecord
 
 Outcome = CallRecord.Outcome
-RESERVED_OUTCOMES = (Outcome.RESERVED, Outcome.CONNECTED, Outcome.COMPLETED, Outcome.EXPIRED)
+RESERVED_OUTCOMES = (
+    Outcome.RESERVED,
+    Outcome.CONNECTED,
+    Outcome.COMPLETED,
+    Outcome.EXPIRED,
+    Outcome.RELEASED,
+)
 CONNECTED_OUTCOMES = (Outcome.CONNECTED, Outcome.COMPLETED)
 
 COUNTS = {
@@ -31,7 +37,7 @@ COUNTS = {
     "no_agent": Count("id", filter=Q(outcome=Outcome.NO_AGENT)),
     "rejected": Count("id", filter=Q(outcome=Outcome.REJECTED)),
     "connected": Count("id", filter=Q(outcome__in=CONNECTED_OUTCOMES)),
-    "expired": Count("id", filter=Q(outcome=Outcome.EXPIRED)),
+    "expired": Count("id", filter=Q(outcome__in=(Outcome.EXPIRED, Outcome.RELEASED))),
 }
 
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from django.db.models import QuerySet
 
@@ -37,6 +38,17 @@ RECORD_COLUMNS: list[tuple[str, str]] = [
     ("connected_at", "connected_at"),
     ("ended_at", "ended_at"),
     ("duration_seconds", "duration_seconds"),
+    ("call_status", "call_status"),
+    ("caller_id", "caller_id"),
+    ("caller_id_match", "caller_id_matches"),
+    ("repeat_of", "repeat_of__request_id"),
+    ("released_by", "reservation__released_by__username"),
+    ("release_reason", "reservation__release_reason"),
+    # Settlement (calls.settlement): decided when the record's end is known.
+    ("billable", "billable"),
+    ("not_billable_reason", "not_billable_reason"),
+    ("payout", "payout"),
+    ("payout_currency", "payout_currency"),
 ]
 RECORD_HEADERS = [header for header, _ in RECORD_COLUMNS]
 _RECORD_PATHS = [path for _, path in RECORD_COLUMNS]
@@ -71,7 +83,7 @@ def cell_text(value: object) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Decimal):
         return str(value)
     if isinstance(value, datetime):
         return format_timestamp(value)
@@ -82,6 +94,8 @@ def cell_text(value: object) -> str:
 
 
 def _json_value(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)  # money as a string: every digit, as the CSV gives it
     if isinstance(value, datetime):
         return format_timestamp(value)
     if isinstance(value, uuid.UUID):

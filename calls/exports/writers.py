@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -121,13 +122,11 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
     """
     columns: list[Func] = []
     for _, path in RECORD_COLUMNS:
-        model_field = CallRecord._meta.get_field(path.split("__")[0])
-        if not isinstance(model_field, Field):  # every column is a field of the table's own
-            raise TypeError(f"{path} is not a column of call records")
-        field_type = model_field.get_internal_type()
+        field_type = _column_field(path).get_internal_type()
         if field_type == "DateTimeField":
             columns.append(UtcTimestamp(path))
-        elif field_type in ("UUIDField", "PositiveIntegerField"):
+        elif field_type in ("UUIDField", "PositiveIntegerField", "DecimalField", "BooleanField"):
+            # Their text is what cell_text gives (a boolean's is true/false), never a formula.
             columns.append(Cast(path, TextField()))
         else:
             columns.append(_Neutralized(path))
@@ -155,6 +154,20 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
         yield bytes(block)
     if progress:
         progress(written)
+
+
+def _column_field(path: str) -> Field:
+    """The field a column's path ends on, through the relations it follows: `vendor__name` is
+    the vendor's name (a foreign key itself is its related row's text)."""
+    model: Any = CallRecord
+    model_field: Any = None
+    for part in path.split("__"):
+        model_field = model._meta.get_field(part)
+        if model_field.is_relation:
+            model = model_field.related_model
+    if not isinstance(model_field, Field):
+        raise TypeError(f"{path} is not a column of call records")
+    return model_field
 
 
 def jsonl_chunks(sheet: ExportSheet, *, progress: Progress | None = None) -> Iterator[str]:
@@ -241,6 +254,8 @@ def _xlsx_cell(worksheet, row: int, column: int, value: object, moment_format) -
         worksheet.write_boolean(row, column, value)
     elif isinstance(value, float) or (isinstance(value, int) and abs(value) <= _EXACT_IN_DOUBLE):
         worksheet.write_number(row, column, value)
+    elif isinstance(value, Decimal):
+        worksheet.write_number(row, column, float(value))  # money: cents are exact in a double
     elif isinstance(value, datetime):
         # Excel has no time zones: the cell holds UTC, as the header's ISO columns do in CSV.
         worksheet.write_datetime(

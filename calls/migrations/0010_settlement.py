@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='callrecord',
             name='billable',
-            field=models.CharField(choices=[('pending', 'pending (the call may still run)'), ('yes', 'Yes'), ('no', 'No')], default='pending', max_length=8),
+            field=models.CharField(choices=[('pending', 'pending (the call may still run)'), ('yes', 'Yes'), ('no', 'No')], db_default='pending', default='pending', max_length=8),
         ),
         migrations.AddField(
             model_name='callrecord',
@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='callrecord',
             name='not_billable_reason',
-            field=models.CharField(blank=True, choices=[('no_call', 'no call arrived'), ('not_answered', 'no agent answered the call'), ('under_minimum', 'under the minimum talk time'), ('duplicate', 'caller already billed within the window'), ('unmatched', "not matched to the vendor's reservation"), ('repeat', 'repeat ping'), ('no_agent', 'no agent free'), ('refused', 'refused by policy'), ('rejected', 'Rejected'), ('no_rule', 'no billing rule in effect'), ('sandbox', 'sandbox key')], max_length=16),
+            field=models.CharField(blank=True, choices=[('no_call', 'no call arrived'), ('not_answered', 'no agent answered the call'), ('under_minimum', 'under the minimum talk time'), ('duplicate', 'caller already billed within the window'), ('unmatched', "not matched to the vendor's reservation"), ('repeat', 'repeat ping'), ('no_agent', 'no agent free'), ('refused', 'refused by policy'), ('rejected', 'Rejected'), ('no_rule', 'no billing rule in effect'), ('sandbox', 'sandbox key')], db_default='', default='', max_length=16),
         ),
         migrations.AddField(
             model_name='callrecord',
@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='callrecord',
             name='payout_currency',
-            field=models.CharField(blank=True, max_length=3),
+            field=models.CharField(blank=True, db_default='', default='', max_length=3),
         ),
         migrations.AlterField(
             model_name='callrecord',

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from calls.models import CallRecord
 from calls.ping.request import PingFields, read_ping_fields
+from calls.settlement.billing import billing_at_ping
 from config.broker import task_publish
 from config.errors import ApplicationError
 from routing.allocation import (
@@ -142,6 +143,17 @@ _RECORD_FROM_STATEMENT = {
     "transfer_target": "COALESCE({transfer_number}, '')",
     "agent_count": "COALESCE({agent_count}, 0)",
     "ttl_seconds": "CASE WHEN {reservation_id} IS NULL THEN NULL ELSE {ttl_seconds} END",
+    # Settled at once when nothing was reserved (calls.settlement.billing.billing_at_ping).
+    "billable": (
+        f"CASE WHEN {{reservation_id}} IS NULL THEN '{CallRecord.Billable.NO}' "
+        f"ELSE '{CallRecord.Billable.PENDING}' END"
+    ),
+    "not_billable_reason": (
+        f"CASE WHEN {{reservation_id}} IS NULL THEN '{CallRecord.NotBillableReason.NO_AGENT}' "
+        "ELSE '' END"
+    ),
+    "payout": "CASE WHEN {reservation_id} IS NULL THEN 0.00 ELSE NULL END",
+    "billing_decided_at": "CASE WHEN {reservation_id} IS NULL THEN {now} ELSE NULL END",
 }
 
 
@@ -344,6 +356,7 @@ def _record(vendor, fields: PingFields, request_id: str, now: datetime, **values
         ),
         tracking=fields.tracking,
         received_at=now,
+        **billing_at_ping(outcome=values["outcome"], now=now),
         **values,
     )
 

@@ -16,7 +16,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from calls.lifecycle import call_record_complete, call_record_talk_corrected
 from calls.models import CALL_ENDS, CallRecord, CallStatus, DialAttempt, InboundCall
+from calls.settlement.billing import call_record_reopen
 from routing.geography import InvalidPhoneNumber, normalize_us_phone, state_for_phone
 from routing.models import Agent, Reservation, TransferNumber
 from routing.services import (
@@ -194,11 +196,50 @@ def _receive(sid: str, to_raw: str, from_raw: str, now: datetime) -> Route:
         inbound.match = InboundCall.Match.LATE
         inbound.call_record = _first_record(latest)
         inbound.state = latest.state
+        if inbound.call_record is not None:
+            _credit_late(inbound.call_record, from_raw, caller, now)
     else:
         inbound.match = InboundCall.Match.NO_RESERVATION
         inbound.state = _state_of_caller(caller)
     inbound.save()
     return _route_next(inbound, now)
+
+
+def _credit_late(record: CallRecord, from_raw: str, caller: str | None, now: datetime) -> None:
+    """A late call still credits the ping's record: it follows this call to its end, as a
+    matched one does. Only the first call to arrive for it: a record another call already
+    connected keeps that call."""
+    if record.outcome not in LATE_CREDITABLE:
+        return
+    record.outcome = CallRecord.Outcome.CONNECTED
+    record.connected_at = now
+    _witness_caller_id(record, from_raw, caller)
+    record.call_status = CallStatus.RINGING
+    reopened = call_record_reopen(record)  # settled as "no call" when its hold ended
+    record.save(
+        update_fields=[
+            "outcome", "connected_at", "caller_id", "caller_id_matches", "call_status", *reopened
+        ]
+    )  # fmt: skip
+
+
+# A record whose hold ended without a call (or has, but no job marked it yet).
+LATE_CREDITABLE = (
+    CallRecord.Outcome.RESERVED,
+    CallRecord.Outcome.EXPIRED,
+    CallRecord.Outcome.RELEASED,
+)
+
+
+def _followed_record(inbound: InboundCall) -> CallRecord | None:
+    """The call record this call moves along: the one it connected when it arrived, on time or
+    late (a late call finding its record connected by an earlier call leaves it alone)."""
+    record = inbound.call_record
+    if record is None or inbound.match not in (InboundCall.Match.MATCHED, InboundCall.Match.LATE):
+        return None
+    if inbound.match == InboundCall.Match.LATE and record.connected_at != inbound.received_at:
+        return None
+    return record
 
 
 def _ended_unused(reservation: Reservation, now: datetime) -> bool:
@@ -319,25 +360,25 @@ def dial_attempt_finish(
         dial.status = CallStatus.COMPLETED if status in TALKED else status
         dial.duration_seconds = duration if duration is not None else dial.duration_seconds
         dial.save(update_fields=["status", "duration_seconds"])
-        record = inbound.call_record
+        record = _followed_record(inbound)
         if status in TALKED:
             if dial.agent_id:
                 agent_call_end(agent_id=dial.agent_id, now=now, talked=True)
             inbound.answered_at = inbound.answered_at or (now - timedelta(seconds=duration or 0))
             inbound.save(update_fields=["answered_at"])
-            if record is not None and inbound.match == InboundCall.Match.MATCHED:
+            if record is not None:
                 _complete_record(record, now, duration, CallStatus.COMPLETED)
             return Route(hang_up=True)
         if status == CANCELED:
             if dial.agent_id:
                 agent_call_end(agent_id=dial.agent_id, now=now, talked=False)
-            if record is not None and inbound.match == InboundCall.Match.MATCHED:
+            if record is not None:
                 _complete_record(record, now, 0, CANCELED)
             return Route(hang_up=True)
         # Busy, no answer, failed, or a status we do not know: the agent is not there.
         if dial.agent_id:
             agent_mark_unreachable(agent_id=dial.agent_id, now=now)
-        if record is not None and inbound.match == InboundCall.Match.MATCHED:
+        if record is not None:
             record.call_status = status
             record.save(update_fields=["call_status"])
         return _route_next(inbound, now)
@@ -360,17 +401,13 @@ def _talk_time_known(inbound: InboundCall, dial: DialAttempt, duration: int | No
     record = _matched_record(inbound, CallRecord.Outcome.COMPLETED)
     if record is not None:
         record.duration_seconds = duration
-        record.save(update_fields=["duration_seconds"])
+        call_record_talk_corrected(record=record, now=database_now(), fields=["duration_seconds"])
 
 
 def _matched_record(inbound: InboundCall, outcome: str) -> CallRecord | None:
     """The call record of this matched call, if it has this outcome (or None)."""
-    record = inbound.call_record
-    if (
-        record is not None
-        and inbound.match == InboundCall.Match.MATCHED
-        and record.outcome == outcome
-    ):
+    record = _followed_record(inbound)
+    if record is not None and record.outcome == outcome:
         return record
     return None
 
@@ -395,18 +432,15 @@ def _talked_after_all(
     if record is not None:
         record.duration_seconds = dial.duration_seconds  # None: they talked, for how long unknown
         record.call_status = CallStatus.COMPLETED
-        record.save(update_fields=["duration_seconds", "call_status"])
+        call_record_talk_corrected(
+            record=record, now=now, fields=["duration_seconds", "call_status"]
+        )
     if dial.agent_id:
         agent_call_talked_after_all(agent_id=dial.agent_id, ended_at=ended_at)
 
 
 def _complete_record(record: CallRecord, now: datetime, duration: int | None, status: str) -> None:
-    record.outcome = CallRecord.Outcome.COMPLETED
-    record.ended_at = record.ended_at or now
-    if duration is not None:
-        record.duration_seconds = duration
-    record.call_status = status
-    record.save(update_fields=["outcome", "ended_at", "duration_seconds", "call_status"])
+    call_record_complete(record=record, now=now, duration=duration, status=status)
 
 
 def inbound_call_status(
@@ -449,8 +483,8 @@ def _leg_status(
         inbound.answered_at = inbound.answered_at or now
         inbound.status = CallStatus.IN_PROGRESS
         inbound.save(update_fields=["answered_at", "status"])
-        record = inbound.call_record
-        if record is not None and inbound.match == InboundCall.Match.MATCHED:
+        record = _followed_record(inbound)
+        if record is not None:
             record.call_status = CallStatus.ANSWERED
             record.save(update_fields=["call_status"])
     elif status not in CALL_OVER and _moves_forward(dial.status, status):
@@ -478,8 +512,8 @@ def _call_status(inbound: InboundCall, status: str, duration: int | None, now: d
         inbound.duration_seconds = duration
         fields += ["ended_at", "duration_seconds"]
         latest = _settle_open_attempt(inbound, now)
-        record = inbound.call_record
-        if record is not None and record.outcome == CallRecord.Outcome.CONNECTED:
+        record = _matched_record(inbound, CallRecord.Outcome.CONNECTED)
+        if record is not None:
             # No Dial action ended the call on the record before the caller's call ended.
             if latest is not None and latest.status == CallStatus.COMPLETED:
                 _complete_record(record, now, _talk_seconds(inbound, latest, now, duration), status)

@@ -7,6 +7,7 @@ The roles' logins (analyst, operations, superuser) are the ones in tests/conftes
 import itertools
 import os
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from celery_support import CeleryStack, broker_problem
@@ -105,8 +106,22 @@ def records(vendors, agent) -> list[CallRecord]:
             connected_at=BASE_TIME + timedelta(seconds=20),
             ended_at=BASE_TIME + timedelta(seconds=200),
             duration_seconds=180,
+            call_status="completed",
+            caller_id="+14805550100",
+            caller_id_matches=False,
+            billable=CallRecord.Billable.YES,
+            payout=Decimal("25.00"),
+            payout_currency="USD",
         ),
-        _make_record(acme, minutes=60, state="CA", tracking={"lead_id": "L-2", "score": 7}),
+        _make_record(
+            acme,
+            minutes=60,
+            state="CA",
+            tracking={"lead_id": "L-2", "score": 7},
+            billable=CallRecord.Billable.NO,
+            not_billable_reason=CallRecord.NotBillableReason.NO_AGENT,
+            payout=Decimal("0.00"),
+        ),
         _make_record(
             beta,
             minutes=24 * 60,

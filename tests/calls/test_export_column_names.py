@@ -107,3 +107,49 @@ def test_each_column_has_its_own_name_in_the_xlsx_job(analyst, clashing, setting
 
     header, row = _xlsx_rows(tmp_path / export.file.name)
     _assert_columns(header, [str(value) for value in row])
+
+
+SETTLEMENT_COLUMNS = [
+    "call_status", "caller_id", "caller_id_match", "repeat_of", "released_by", "release_reason",
+    "billable", "not_billable_reason", "payout", "payout_currency",
+]  # fmt: skip
+
+
+@pytest.fixture
+def settled(vendors, make_record, make_staff):
+    from decimal import Decimal
+
+    from tests.factories import ReservationFactory
+
+    staff = make_staff("olivia.ops", "Operations")
+    released = ReservationFactory(
+        vendor=vendors["acme"], status="released", released_by=staff, release_reason="No answer"
+    )
+    first = make_record(
+        vendors["acme"], outcome="released", reservation=released, billable="no",
+        not_billable_reason="no_call", payout=Decimal("0"),
+    )  # fmt: skip
+    make_record(vendors["acme"], minutes=1, outcome="repeat", repeat_of=first,
+                reservation=released, billable="no", not_billable_reason="repeat")  # fmt: skip
+    make_record(vendors["acme"], minutes=2, outcome="completed", call_status="completed",
+                caller_id="+14801234567", caller_id_matches=True, duration_seconds=95,
+                billable="yes", payout=Decimal("25.00"), payout_currency="USD")  # fmt: skip
+    return first
+
+
+@pytest.mark.parametrize("with_copy", [True, False], ids=["copy-when-postgres", "python"])
+def test_the_call_and_settlement_columns_are_in_every_export(settled, with_copy, monkeypatch):
+    if not with_copy:
+        monkeypatch.setattr("calls.exports.writers.COPY_MAX_COLUMNS", 0)
+    out = io.StringIO()
+    call_command("export_calls", *PERIOD, "--format=csv", stdout=out, stderr=io.StringIO())
+
+    header, *rows = _csv_rows(out.getvalue())
+    start = header.index("call_status")
+    assert header[start : start + len(SETTLEMENT_COLUMNS)] == SETTLEMENT_COLUMNS
+    cells = [row[start : start + len(SETTLEMENT_COLUMNS)] for row in rows]
+    assert cells == [
+        ["", "", "", "", "olivia.ops", "No answer", "no", "no_call", "0.00", ""],
+        ["", "", "", str(settled.request_id), "olivia.ops", "No answer", "no", "repeat", "", ""],
+        ["completed", "+14801234567", "true", "", "", "", "yes", "", "25.00", "USD"],
+    ]

@@ -117,7 +117,8 @@ def test_staff_on_a_fast_machine_can_release_a_hold_made_on_a_slow_one(
 
     with machine_clock(monkeypatch, +SKEW):
         operations_client.post(
-            "/admin/routing/reservation/", {"action": "release", "_selected_action": [held.pk]}
+            "/admin/routing/reservation/",
+            {"action": "release", "_selected_action": [held.pk], "reason": "Caller hung up"},
         )
 
     held.refresh_from_db()

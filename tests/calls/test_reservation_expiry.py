@@ -93,17 +93,23 @@ def test_a_repeat_keeps_its_outcome_when_the_reservation_expires(start):
     assert sorted(CallRecord.objects.values_list("outcome", flat=True)) == ["expired", "repeat"]
 
 
-def test_the_sweep_expires_the_call_record_of_a_released_reservation(start):
+def test_a_released_reservation_leaves_its_call_record_released_not_expired(start):
     _ping(start)
     reservation = Reservation.objects.get()
     reservation_release(reservation_id=reservation.pk, now=start + timedelta(seconds=5))
 
     expiry = call_records_expire_due(now=start + timedelta(seconds=6))
 
-    assert expiry == Expiry(reservations=0, call_records=1)
+    # The release itself ended the record: the sweep finds nothing left to do.
+    assert expiry == Expiry(reservations=0, call_records=0)
     reservation.refresh_from_db()
     assert reservation.status == "released"
-    assert CallRecord.objects.get().outcome == "expired"
+    record = CallRecord.objects.get()
+    assert (record.outcome, record.billable, record.not_billable_reason) == (
+        "released",
+        "no",
+        "no_call",
+    )
 
 
 def test_releasing_a_reservation_past_its_ttl_changes_nothing_and_the_sweep_expires_it(start):

@@ -75,6 +75,9 @@ def analyst_pages(rows):
         "/admin/calls/inboundcall/",
         "/admin/calls/dialattempt/",
         "/admin/calls/callexport/",
+        "/admin/calls/callrecord/statement/",
+        f"/admin/calls/callrecord/statement/?vendor={rows['vendor'].pk}&period=month",
+        "/admin/calls/callrecord/scorecards/",
     ]
 
 
@@ -91,6 +94,7 @@ def test_the_migration_gives_each_role_exactly_its_permissions():
         "calls.view_inboundcall",
         "calls.view_dialattempt",
         "calls.view_callexport",
+        "calls.view_billingrule",
         "postbacks.view_postbackendpoint",
         "postbacks.view_postbackdelivery",
         "postbacks.view_postbackattempt",
@@ -102,8 +106,20 @@ def test_the_migration_gives_each_role_exactly_its_permissions():
     assert {"routing.change_agent", "routing.add_transfernumber", "routing.change_reservation"} <= (
         operations
     )
-    assert not {p for p in operations if p.startswith("calls.")}
+    assert {p for p in operations if p.startswith("calls.")} == {
+        f"calls.{action}_billingrule" for action in ("add", "change", "delete", "view")
+    }
     assert "vendors.delete_vendorkey" not in operations
+
+
+def test_operations_keep_the_billing_rules_and_analysts_read_them(
+    operations_client, analyst_client, rows
+):
+    add = "/admin/calls/billingrule/add/"
+    assert operations_client.get(add).status_code == 200
+    assert analyst_client.get(add).status_code == 403
+    assert operations_client.get("/admin/calls/billingrule/").status_code == 200
+    assert analyst_client.get("/admin/calls/billingrule/").status_code == 200
 
 
 def test_it_opens_every_operations_page_for_an_operations_user(operations_client, rows):

@@ -46,14 +46,32 @@ def test_it_opens_on_what_is_held_now_with_the_time_left(operations_client, live
     assert "+14805550199" in everything
 
 
+def test_releasing_asks_for_a_reason_and_changes_nothing_without_one(operations_client, live):
+    asked = operations_client.post(
+        "/admin/routing/reservation/", {"action": "release", "_selected_action": [live.pk]}
+    )
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert 'name="reason"' in page and "Release now" in page
+    blank = operations_client.post(
+        "/admin/routing/reservation/",
+        {"action": "release", "_selected_action": [live.pk], "reason": "   "},
+    )
+    assert "This field is required." in blank.content.decode()
+    live.refresh_from_db()
+    assert live.status == "active"
+
+
 def test_releasing_frees_the_agent_and_number_and_records_who_did_it(operations_client, live):
     response = operations_client.post(
-        "/admin/routing/reservation/", {"action": "release", "_selected_action": [live.pk]}
+        "/admin/routing/reservation/",
+        {"action": "release", "_selected_action": [live.pk], "reason": "Vendor cancelled"},
     )
     assert response.status_code == 302
     live.refresh_from_db()
     assert live.status == "released"
     assert live.released_by.username == "olivia.ops"
+    assert live.release_reason == "Vendor cancelled"
     now = timezone.now()
     assert Agent.objects.free(now).filter(pk=live.agent_id).exists()
     assert TransferNumber.objects.free(now).filter(pk=live.transfer_number_id).exists()
@@ -63,7 +81,7 @@ def test_releasing_frees_the_agent_and_number_and_records_who_did_it(operations_
 
     again = operations_client.post(
         "/admin/routing/reservation/?held=all",
-        {"action": "release", "_selected_action": [live.pk]},
+        {"action": "release", "_selected_action": [live.pk], "reason": "Again"},
         follow=True,
     )
     assert "Released 0 reservation(s); 1 had already ended." in again.content.decode()
@@ -76,6 +94,7 @@ def test_a_reservation_cannot_be_added_edited_or_deleted(operations_client, live
     )
     page = operations_client.get(f"/admin/routing/reservation/{live.pk}/change/").content.decode()
     assert 'name="phone_number"' not in page
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
     operations_client.post(
         f"/admin/routing/reservation/{live.pk}/change/", {"phone_number": "+14805550111"}
     )
@@ -83,11 +102,43 @@ def test_a_reservation_cannot_be_added_edited_or_deleted(operations_client, live
     assert live.phone_number == "+14805550100"
 
 
+def test_the_reservation_page_releases_it_with_the_reason_given(operations_client, live):
+    change_url = f"/admin/routing/reservation/{live.pk}/change/"
+    page = operations_client.get(change_url).content.decode()
+    release_url = f"/admin/routing/reservation/{live.pk}/release/"
+    assert release_url in page
+
+    assert 'name="reason"' in operations_client.get(release_url).content.decode()
+    refused = operations_client.post(release_url, {"reason": ""})
+    assert "This field is required." in refused.content.decode()
+    done = operations_client.post(release_url, {"reason": "Caller hung up on the vendor"})
+
+    assert done.status_code == 302 and done["Location"] == change_url
+    live.refresh_from_db()
+    assert (live.status, live.release_reason, live.released_by.username) == (
+        "released",
+        "Caller hung up on the vendor",
+        "olivia.ops",
+    )
+    after = operations_client.get(change_url).content.decode()
+    assert release_url not in after  # nothing left to release
+    assert "Caller hung up on the vendor" in after
+
+
 def test_an_analyst_cannot_release_a_reservation(analyst_client, live):
     response = analyst_client.post(
-        "/admin/routing/reservation/", {"action": "release", "_selected_action": [live.pk]}
+        "/admin/routing/reservation/",
+        {"action": "release", "_selected_action": [live.pk], "reason": "Nope"},
     )
     assert response.status_code == 403
+    assert (
+        analyst_client.post(
+            f"/admin/routing/reservation/{live.pk}/release/", {"reason": "Nope"}
+        ).status_code
+        == 403
+    )
+    live.refresh_from_db()
+    assert live.status == "active"
     live.refresh_from_db()
     assert live.status == "active"
 
