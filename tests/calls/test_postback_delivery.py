@@ -287,6 +287,17 @@ def test_a_sweep_reads_the_events_since_its_last_run_however_old_the_ping(acme):
     assert [d.call_record_id for d in PostbackDelivery.objects.all()] == [long_call.pk]
 
 
+def test_a_refused_ping_is_posted_as_refused_and_a_no_agent_one_not_at_all(acme):
+    with postback_receiver() as receiver:
+        endpoint_for(acme, receiver.url(), events=["refused", "reserved"])
+        refused = completed_call(acme, outcome="refused", transfer_target="", duration_seconds=None)
+        completed_call(acme, outcome="no_agent", transfer_target="", duration_seconds=None)
+        send_due(timezone.now())
+        [received] = receiver.wait_for(1)
+    body = json.loads(received.body)
+    assert (body["event"], body["requestId"]) == ("refused", str(refused.request_id))
+
+
 def test_a_new_endpoint_is_not_sent_calls_from_before_it_existed(acme):
     completed_call(acme, received_at=timezone.now() - timedelta(hours=1))
     with postback_receiver() as receiver:
