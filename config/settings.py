@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "vendors",
     "routing",
     "calls",
+    "calls.postbacks",  # its own app label, postbacks: its tables and migrations
 ]
 # Routes and commands that exist only for `make bench` (a trivial endpoint with no database, the
 # ping's statement under pgbench): the bench app, installed only then.
@@ -337,6 +338,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_BROKER_FOLDER / "beat-schedule")
 # How often beat sweeps for reservations past their TTL (exactly one beat must run).
 RESERVATION_SWEEP_SECONDS = env_int("RESERVATION_SWEEP_SECONDS", 1, minimum=1)
+# How often beat collects new postback events into the outbox and hands due deliveries to workers.
+POSTBACK_SWEEP_SECONDS = env_int("POSTBACK_SWEEP_SECONDS", 5, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "expire-due-reservations": {
         "task": "calls.expire_due_reservations",
@@ -349,6 +352,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "calls.offer_waiting_callers",
         "schedule": float(RESERVATION_SWEEP_SECONDS),
         "options": {"expires": float(RESERVATION_SWEEP_SECONDS * 5)},
+    },
+    # Postbacks: new events into the outbox, due deliveries (first tries and retries) to workers.
+    "send-due-postbacks": {
+        "task": "postbacks.send_due",
+        "schedule": float(POSTBACK_SWEEP_SECONDS),
+        "options": {"expires": float(POSTBACK_SWEEP_SECONDS * 5)},
     },
     # Agents left on a call no callback will ever end (TELEPHONY_MAX_CALL_SECONDS) are freed.
     "end-stale-agent-calls": {
@@ -439,7 +448,7 @@ RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 60, minimum=1, maxi
 # The contract's body limit; Django's own limit stays above it so our 413 answers first.
 PING_MAX_BODY_BYTES = 16 * 1024
 # Paths whose every answer, errors included, is the contract's JSON envelope.
-ENVELOPE_PATH_PREFIXES = ("/functions/",)
+ENVELOPE_PATH_PREFIXES = ("/functions/", "/api/v1/vendor/")
 # Pings a minute per vendor key, unless the vendor has its own `rate_limit_per_minute`.
 PING_RATE_LIMIT_PER_MINUTE = env_int("PING_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
 # Keys that do not exist (unknown or malformed) a minute from one client address before its
@@ -494,6 +503,21 @@ TELEPHONY_QUEUE_MESSAGE = env_str(
 TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "") or ""
 # The class that makes those requests (calls.telephony.carrier_api); the tests record them.
 TELEPHONY_CARRIER_API = "calls.telephony.carrier_api.TwilioRestApi"
+
+# --- Ours: postbacks to vendors (calls.postbacks) --------------------------------------------
+# Only public HTTPS addresses receive postbacks; on (local testing only) also http:// and
+# loopback, private and link-local addresses.
+POSTBACK_ALLOW_PRIVATE_HOSTS = env_bool("POSTBACK_ALLOW_PRIVATE_HOSTS", False)
+# Events are collected from call records received this long ago at most (a call's whole life).
+POSTBACK_EVENT_LOOKBACK_SECONDS = env_int("POSTBACK_EVENT_LOOKBACK_SECONDS", 86_400, minimum=60)
+# A slow endpoint holds a worker at most about this long per attempt, never a ping.
+POSTBACK_CONNECT_TIMEOUT_SECONDS = env_int("POSTBACK_CONNECT_TIMEOUT_SECONDS", 3, minimum=1)
+POSTBACK_READ_TIMEOUT_SECONDS = env_int("POSTBACK_READ_TIMEOUT_SECONDS", 10, minimum=1)
+# Retries: the first after POSTBACK_RETRY_BASE_SECONDS, each next twice as long (at most
+# POSTBACK_RETRY_MAX_DELAY_SECONDS), until POSTBACK_RETRY_WINDOW_SECONDS after the event.
+POSTBACK_RETRY_BASE_SECONDS = env_int("POSTBACK_RETRY_BASE_SECONDS", 30, minimum=1)
+POSTBACK_RETRY_MAX_DELAY_SECONDS = env_int("POSTBACK_RETRY_MAX_DELAY_SECONDS", 6 * 3600, minimum=1)
+POSTBACK_RETRY_WINDOW_SECONDS = env_int("POSTBACK_RETRY_WINDOW_SECONDS", 86_400, minimum=60)
 
 # --- Ours: analyst exports (calls) -----------------------------------------------------------
 # The reporting API, /api/v1/call-records, uses rest_framework.authtoken's tokens.

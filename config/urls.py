@@ -8,6 +8,7 @@ from calls.exports.api import CallRecordListView
 from calls.ping.views import VendorPingView
 from calls.telephony import agent_views
 from calls.telephony import views as telephony_views
+from calls.vendor_api.views import VendorCallsView
 from config.metrics import observe_ping
 
 urlpatterns = [
@@ -34,6 +35,7 @@ urlpatterns = [
         name="agent-status-api",
     ),
     path("api/v1/call-records", CallRecordListView.as_view(), name="call-records"),
+    path("api/v1/vendor/calls", VendorCallsView.as_view(), name="vendor-calls"),
     # Vendor docs; /healthz, /readyz and /metrics are answered by config.health's middleware.
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(

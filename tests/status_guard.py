@@ -9,6 +9,7 @@ reservation, an agent or an export through its life walks its moves past the tab
 from django.db import connection
 
 from calls.models import CallExport, CallRecord, DialAttempt, InboundCall
+from calls.postbacks.models import PostbackDelivery
 from config.transitions import Transitions
 from routing.models import Agent, Reservation, WaitingCaller
 
@@ -23,6 +24,7 @@ GUARDED = [
     (InboundCall, "status", InboundCall.STATUS_TRANSITIONS),
     (DialAttempt, "status", DialAttempt.STATUS_TRANSITIONS),
     (CallExport, "status", CallExport.STATUS_TRANSITIONS),
+    (PostbackDelivery, "status", PostbackDelivery.STATUS_TRANSITIONS),
 ]
 
 REFUSAL = "status move not declared"

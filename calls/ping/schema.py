@@ -318,4 +318,8 @@ def tighten_envelopes(result, generator, request, public):
 
 def vendor_endpoints_only(endpoints):
     """Preprocessing hook: the vendor docs describe the vendor API, not staff or internal URLs."""
-    return [endpoint for endpoint in endpoints if endpoint[0].startswith("/functions/")]
+    return [
+        endpoint
+        for endpoint in endpoints
+        if endpoint[0].startswith(("/functions/", "/api/v1/vendor/"))
+    ]

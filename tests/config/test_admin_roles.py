@@ -95,6 +95,9 @@ def test_the_migration_gives_each_role_exactly_its_permissions():
         "calls.view_dialattempt",
         "calls.view_callexport",
         "calls.view_billingrule",
+        "postbacks.view_postbackendpoint",
+        "postbacks.view_postbackdelivery",
+        "postbacks.view_postbackattempt",
     }
     operations = codenames("Operations")
     assert {"vendors.add_vendorkey", "vendors.change_vendorkey", "vendors.change_vendor"} <= (
