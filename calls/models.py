@@ -9,7 +9,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Left
 
 from config.transitions import Transitions
-from routing.models import Agent, Reservation
+from routing.models import Agent, Reservation, UnavailableReason
 from vendors.models import Vendor
 from vendors.states import STATE_CHOICES
 
@@ -62,6 +62,8 @@ class CallRecord(models.Model):
         CONNECTED = "connected"
         COMPLETED = "completed"
         EXPIRED = "expired"
+        # A policy (do-not-call, consent, duplicate, hours, caps) refused the ping: see reason.
+        REFUSED = "refused"
 
     # The ping writes the first outcome; only a reserved one moves on: its call arrived
     # (connected, then completed when it ended), or its reservation ended without one (expired).
@@ -88,6 +90,13 @@ class CallRecord(models.Model):
     tracking = models.JSONField(default=dict, blank=True, help_text="The vendor's own fields.")
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     rejected_reason = models.CharField(max_length=200, blank=True)
+    # The contract's reason code of an unavailable answer (no agent, or a policy's refusal).
+    reason = models.CharField(max_length=32, choices=UnavailableReason.choices, blank=True)
+    # Consent evidence the ping carried, when well formed (whether or not the vendor requires it).
+    trustedform_cert_url = models.CharField(
+        "TrustedForm certificate URL", max_length=100, blank=True
+    )
+    jornaya_leadid = models.CharField("Jornaya LeadiD", max_length=36, blank=True)
     reservation = models.ForeignKey(
         Reservation, null=True, blank=True, on_delete=models.SET_NULL, related_name="call_records"
     )
@@ -145,6 +154,23 @@ class CallRecord(models.Model):
             ),
             # Staff search by the vendor's lead_id (admin: exact match on tracking ->> 'lead_id').
             models.Index(lead_id_indexed(), name="callrecord_lead_id_start"),
+            # Exact search by consent evidence: only the pings that carried some pay for it.
+            models.Index(
+                fields=["trustedform_cert_url"],
+                name="callrecord_trustedform",
+                condition=~Q(trustedform_cert_url=""),
+            ),
+            models.Index(
+                fields=["jornaya_leadid"],
+                name="callrecord_jornaya",
+                condition=~Q(jornaya_leadid=""),
+            ),
+            # A vendor's calls in progress, for its concurrency cap: few rows at any moment.
+            models.Index(
+                fields=["vendor", "state"],
+                name="callrecord_in_progress",
+                condition=Q(outcome="connected"),
+            ),
         ]
 
     def __str__(self) -> str:

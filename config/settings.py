@@ -403,6 +403,19 @@ PING_KEY_FAILURES_PER_MINUTE = env_int("PING_KEY_FAILURES_PER_MINUTE", 20, minim
 # Vendor keys are cached (shared cache) so a ping needs no key query; revocation and vendor
 # changes clear the entry at once, and this bounds the life of an entry in any case.
 VENDOR_KEY_CACHE_SECONDS = env_int("VENDOR_KEY_CACHE_SECONDS", 30, minimum=0)
+# Ping policies (docs/vendor-guide.md, "Why no agent"). Day boundaries of daily caps are
+# midnights in the operator's time zone (an IANA name); hours of operation are judged in the
+# caller's own zone instead.
+OPERATOR_TIME_ZONE = env_str("OPERATOR_TIME_ZONE", "America/New_York")
+# retryAfterSeconds when nothing better is known: no hold or wrap-up will end in the state (no
+# agent), or none of a capped vendor's holds will (a call in progress ends when it ends).
+PING_RETRY_AFTER_DEFAULT_SECONDS = env_int("PING_RETRY_AFTER_DEFAULT_SECONDS", 60, minimum=1)
+# Where a check of consent evidence with its provider would plug in (calls.ping.consent): a
+# dotted path to a ConsentVerifier. The default only checks the evidence is well formed; no
+# outbound call is made.
+PING_CONSENT_VERIFIER = env_str(
+    "PING_CONSENT_VERIFIER", "calls.ping.consent.WellFormedConsentVerifier"
+)
 
 # --- Ours: reservation lifecycle (calls) -----------------------------------------------------
 # One Celery task per reservation, due at its expiry, on top of the beat sweep: records expired

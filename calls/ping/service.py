@@ -22,7 +22,7 @@ from routing.allocation import (
     reservation_find_live,
     reservation_lock_caller,
 )
-from routing.models import Reservation
+from routing.models import Reservation, UnavailableReason
 from vendors.models import Vendor
 from vendors.services import vendor_key_admit
 
@@ -41,17 +41,23 @@ class KeyValidation:
 
     vendor_active: bool
     authorized_states: list[str]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class PingAnswer:
     """What became of a ping: an agent held for the caller (reserved or repeat), or none."""
 
-    outcome: str  # CallRecord.Outcome: reserved, repeat or no_agent
+    outcome: str  # CallRecord.Outcome: reserved, repeat, no_agent or refused
     timestamp: datetime
     transfer_target: str | None = None
     ttl_seconds: int | None = None
     agent_count: int | None = None
+    # Unavailable: the contract's reason code, and when a later ping may succeed (None: none will).
+    reason: str | None = None
+    retry_after_seconds: int | None = None
+    # Body fields that look like misspelled contract fields (request.look_alike_fields).
+    warnings: tuple[str, ...] = ()
 
     @property
     def agent_available(self) -> bool:
@@ -328,7 +334,9 @@ def _available(
 
 
 def _unavailable(now: datetime) -> PingAnswer:
-    return PingAnswer(outcome=CallRecord.Outcome.NO_AGENT, timestamp=now)
+    return PingAnswer(
+        outcome=CallRecord.Outcome.NO_AGENT, timestamp=now, reason=UnavailableReason.NO_AGENT
+    )
 
 
 def _record(vendor, fields: PingFields, request_id: str, now: datetime, **values) -> CallRecord:

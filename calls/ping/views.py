@@ -41,6 +41,7 @@ def key_validation_data(answer: KeyValidation, request_id: str) -> dict:
     return {
         "vendorActive": answer.vendor_active,
         "authorizedStates": answer.authorized_states,
+        **({"warnings": list(answer.warnings)} if answer.warnings else {}),
         "requestId": request_id,
     }
 
@@ -52,6 +53,12 @@ def ping_answer_data(answer: PingAnswer, request_id: str) -> dict:
         data["transferTarget"] = answer.transfer_target
         data["ttlSeconds"] = answer.ttl_seconds
         data["agentCount"] = answer.agent_count
+    else:
+        data["reason"] = answer.reason
+        if answer.retry_after_seconds is not None:
+            data["retryAfterSeconds"] = answer.retry_after_seconds
+    if answer.warnings:
+        data["warnings"] = list(answer.warnings)
     data["timestamp"] = format_timestamp(answer.timestamp)
     data["requestId"] = request_id
     return data
