@@ -13,6 +13,8 @@ from django.db.models.lookups import Exact
 from django.utils.html import format_html
 
 from calls.exports.admin import CallRecordExportAdminMixin
+from calls.exports.forms import SANDBOX_CHOICES, SANDBOX_EXCLUDE
+from calls.exports.selectors import call_record_traffic
 from calls.models import (
     LEAD_ID_INDEXED_CHARACTERS,
     CallExport,
@@ -23,6 +25,37 @@ from calls.models import (
 )
 from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin
 from routing.geography import InvalidPhoneNumber, normalize_us_phone
+
+
+class SandboxTrafficFilter(admin.SimpleListFilter):
+    """Sandbox keys' pings are test traffic: the list leaves them out unless asked for, with the
+    same `sandbox` parameter (exclude, include, only) as the exports and the API."""
+
+    title = "sandbox traffic"
+    parameter_name = "sandbox"
+
+    def lookups(self, request, model_admin):
+        return SANDBOX_CHOICES
+
+    def _chosen(self) -> str:
+        value = self.value()
+        return value if value in dict(SANDBOX_CHOICES) else SANDBOX_EXCLUDE
+
+    def queryset(self, request, queryset):
+        return call_record_traffic(queryset, sandbox=self._chosen())
+
+    def choices(self, changelist):
+        # No "All" entry: no parameter means the default, live traffic only.
+        current = self._chosen()
+        for value, title in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string(
+                    {self.parameter_name: value} if value != SANDBOX_EXCLUDE else {},
+                    [] if value != SANDBOX_EXCLUDE else [self.parameter_name],
+                ),
+                "display": title,
+            }
 
 
 @admin.register(CallRecord)
@@ -37,8 +70,15 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         "agent",
         "transfer_target",
         "lead_id",
+        "sandbox",
     ]
-    list_filter = [("received_at", admin.DateFieldListFilter), "vendor", "state", "outcome"]
+    list_filter = [
+        ("received_at", admin.DateFieldListFilter),
+        "vendor",
+        "state",
+        "outcome",
+        SandboxTrafficFilter,
+    ]
     list_select_related = ["vendor", "agent"]
     search_fields = ["request_id"]  # shows the box; get_search_results does the matching
     search_help_text = "An exact request id, phone number or lead_id."

@@ -51,6 +51,16 @@ CALL_ENDS = (
 )
 
 
+class CallRecordQuerySet(models.QuerySet):
+    def live_traffic(self):
+        """Real pings only: what reports, scorecards and payouts count. Sandbox keys' pings
+        (`sandbox`) held nothing and are test traffic."""
+        return self.filter(sandbox=False)
+
+    def sandbox_traffic(self):
+        return self.filter(sandbox=True)
+
+
 class CallRecord(models.Model):
     """One ping that passed the key, phone and state checks, and what became of it."""
 
@@ -97,6 +107,11 @@ class CallRecord(models.Model):
         "TrustedForm certificate URL", max_length=100, blank=True
     )
     jornaya_leadid = models.CharField("Jornaya LeadiD", max_length=36, blank=True)
+    # A sandbox key's ping (calls.ping.sandbox): its answer was forced by the caller's number and
+    # held no agent or number. Reports, exports and the API leave these out unless asked.
+    sandbox = models.BooleanField(
+        default=False, help_text="Sent with a sandbox key: test traffic, nothing was held."
+    )
     reservation = models.ForeignKey(
         Reservation, null=True, blank=True, on_delete=models.SET_NULL, related_name="call_records"
     )
@@ -139,6 +154,8 @@ class CallRecord(models.Model):
         }
     )
 
+    objects = CallRecordQuerySet.as_manager()
+
     class Meta:
         ordering = ["-received_at"]
         permissions = [("export_callrecord", "Can export call records")]
@@ -174,7 +191,7 @@ class CallRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.request_id} {self.outcome}"
+        return f"{self.request_id} {self.outcome}{' (sandbox)' if self.sandbox else ''}"
 
 
 class InboundCall(models.Model):

@@ -8,6 +8,7 @@ Celery, the cache, logging); then our own settings, grouped by the app that read
 """
 
 import ipaddress
+import re
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -416,6 +417,21 @@ PING_RETRY_AFTER_DEFAULT_SECONDS = env_int("PING_RETRY_AFTER_DEFAULT_SECONDS", 6
 PING_CONSENT_VERIFIER = env_str(
     "PING_CONSENT_VERIFIER", "calls.ping.consent.WellFormedConsentVerifier"
 )
+
+# --- Ours: sandbox keys (calls.ping.sandbox) -------------------------------------------------
+# What a sandbox key's "available" answers say; nothing is held. The number is fictional (NANP
+# 555-0100 to 555-0199 are set aside for fiction) and must never be in the transfer pool.
+SANDBOX_TRANSFER_NUMBER = env_str("SANDBOX_TRANSFER_NUMBER", "+18775550100")
+if not re.fullmatch(r"\+[1-9]\d{1,14}", SANDBOX_TRANSFER_NUMBER):
+    raise ImproperlyConfigured(
+        f"SANDBOX_TRANSFER_NUMBER must be an E.164 number like +18775550100, "
+        f"not {SANDBOX_TRANSFER_NUMBER!r}."
+    )
+# The live TTL unless told otherwise, so a sandbox integration meets production's timing.
+SANDBOX_TTL_SECONDS = env_int(
+    "SANDBOX_TTL_SECONDS", RESERVATION_TTL_SECONDS, minimum=1, maximum=86_400
+)
+SANDBOX_AGENT_COUNT = env_int("SANDBOX_AGENT_COUNT", 3, minimum=1)
 
 # --- Ours: reservation lifecycle (calls) -----------------------------------------------------
 # One Celery task per reservation, due at its expiry, on top of the beat sweep: records expired

@@ -112,6 +112,17 @@ class VendorKey(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Chosen when the key is made, never changed: a key that tested an integration must not start
+    # holding real agents, nor a live key stop.
+    sandbox = models.BooleanField(
+        "sandbox key",
+        default=False,
+        editable=False,
+        help_text=(
+            "Answers every shape of the contract from magic caller numbers and never holds a "
+            "real agent or transfer number; its pings are recorded as sandbox traffic."
+        ),
+    )
 
     objects = VendorKeyQuerySet.as_manager()
 
@@ -129,7 +140,7 @@ class VendorKey(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.prefix}… ({self.vendor})"
+        return f"{self.prefix}… ({self.vendor}{', sandbox' if self.sandbox else ''})"
 
     def is_usable(self, now=None) -> bool:
         return self.revoked_at is None or self.revoked_at > (now or timezone.now())

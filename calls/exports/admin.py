@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from calls.exports.forms import CallRecordFilterForm
+from calls.exports.forms import SANDBOX_EXCLUDE, CallRecordFilterForm
 from calls.exports.jobs import (
     EXPORT_PERMISSION,
     ExportForbidden,
@@ -62,6 +62,7 @@ _FILTER_PARAMS = {
     "received_at__lt": "until",
     "received_at__lte": "until",
     "received_at__date__lte": "until",
+    "sandbox": "sandbox",
 }
 _HIERARCHY = ("received_at__year", "received_at__month", "received_at__day")
 
@@ -81,6 +82,7 @@ class ExportForm(CallRecordFilterForm):
 class FunnelForm(forms.Form):
     since = CallRecordFilterForm.base_fields["since"]
     until = CallRecordFilterForm.base_fields["until"]
+    sandbox = CallRecordFilterForm.base_fields["sandbox"]
 
     def clean(self):
         cleaned = super().clean()
@@ -263,9 +265,8 @@ class CallRecordExportAdminMixin(_ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         today = timezone.now().astimezone(UTC).date()
-        data = request.GET.copy() if "since" in request.GET or "until" in request.GET else None
-        if data is None:
-            data = QueryDict(mutable=True)
+        data = request.GET.copy()
+        if "since" not in data and "until" not in data:
             data["since"] = (today - timedelta(days=6)).isoformat()
             data["until"] = today.isoformat()
         form = FunnelForm(data)
@@ -274,6 +275,7 @@ class CallRecordExportAdminMixin(_ModelAdmin):
             summary = call_funnel_summary(
                 since=form.cleaned_data["since"] or datetime(2000, 1, 1, tzinfo=UTC),
                 until=form.cleaned_data["until"] or timezone.now() + timedelta(days=1),
+                sandbox=form.cleaned_data["sandbox"] or SANDBOX_EXCLUDE,
             )
         context = {
             **self.admin_site.each_context(request),

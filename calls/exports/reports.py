@@ -2,7 +2,8 @@
 
 A call record's outcome moves on after the ping (reserved, then connected and completed, or
 expired), so the funnel counts where each ping stands now:
-- pings: every call record (every ping that passed the key, phone and state checks);
+- pings: every call record (every ping that passed the key, phone and state checks), sandbox
+  keys' test pings left out unless asked for;
 - reserved: pings that got a reservation, whatever came after (reserved, connected, completed,
   expired). Repeats are not counted here: they reserve nothing new;
 - connected: reservations whose call arrived (connected or completed);
@@ -18,6 +19,8 @@ from datetime import datetime
 
 from django.db.models import Count, Q
 
+from calls.exports.forms import SANDBOX_EXCLUDE
+from calls.exports.selectors import call_record_traffic
 from calls.models import CallRecord
 
 Outcome = CallRecord.Outcome
@@ -66,9 +69,14 @@ class FunnelSummary:
     by_state: list[FunnelRow]
 
 
-def call_funnel_summary(*, since: datetime, until: datetime) -> FunnelSummary:
-    """Counts for the call records received in [since, until), biggest vendors first."""
-    records = CallRecord.objects.filter(received_at__gte=since, received_at__lt=until).order_by()
+def call_funnel_summary(
+    *, since: datetime, until: datetime, sandbox: str = SANDBOX_EXCLUDE
+) -> FunnelSummary:
+    """Counts for the call records received in [since, until), biggest vendors first; sandbox
+    keys' pings left out unless `sandbox` says include or only."""
+    records = call_record_traffic(
+        CallRecord.objects.filter(received_at__gte=since, received_at__lt=until), sandbox=sandbox
+    ).order_by()
     total = FunnelRow(label="All", **records.aggregate(**COUNTS))
     by_vendor = [
         FunnelRow(label=row.pop("vendor__name"), **row)

@@ -10,7 +10,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from calls.exports.forms import CallRecordFilters
+from calls.exports.forms import SANDBOX_EXCLUDE, SANDBOX_ONLY, CallRecordFilters
 from calls.models import CallRecord
 
 # Rows fetched per round trip.
@@ -19,7 +19,7 @@ FETCH_CHUNK_ROWS = 2_000
 
 def call_record_select(*, filters: CallRecordFilters) -> QuerySet[CallRecord]:
     """The call records the filters select, oldest first."""
-    records = CallRecord.objects.all()
+    records = call_record_traffic(CallRecord.objects.all(), sandbox=filters.sandbox)
     if filters.since:
         records = records.filter(received_at__gte=filters.since)
     if filters.until:
@@ -33,6 +33,15 @@ def call_record_select(*, filters: CallRecordFilters) -> QuerySet[CallRecord]:
     if filters.search:
         records = records.filter(_search_q(filters.search))
     return records.order_by("received_at", "id")
+
+
+def call_record_traffic(records: QuerySet[CallRecord], *, sandbox: str) -> QuerySet[CallRecord]:
+    """Sandbox keys' records left out (exclude, the default), kept (include), or alone (only)."""
+    if sandbox == SANDBOX_EXCLUDE:
+        return records.filter(sandbox=False)
+    if sandbox == SANDBOX_ONLY:
+        return records.filter(sandbox=True)
+    return records
 
 
 def _search_q(term: str) -> Q:

@@ -42,6 +42,7 @@ class KeyValidation:
     vendor_active: bool
     authorized_states: list[str]
     warnings: tuple[str, ...] = ()
+    sandbox: bool = False  # the key is a sandbox key (calls.ping.sandbox)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class PingAnswer:
     retry_after_seconds: int | None = None
     # Body fields that look like misspelled contract fields (request.look_alike_fields).
     warnings: tuple[str, ...] = ()
+    # A sandbox key's answer (calls.ping.sandbox): forced by the caller's number, nothing held.
+    sandbox: bool = False
 
     @property
     def agent_available(self) -> bool:
@@ -74,17 +77,26 @@ def vendor_ping(
     the database's clock, so web machines whose clocks disagree never cut each other's holds
     short.
     """
-    vendor = vendor_key_admit(key=payload.get("vendorKey"), client=client, now=now)
+    admitted = vendor_key_admit(key=payload.get("vendorKey"), client=client, now=now)
+    vendor = admitted.vendor
     if "phoneNumber" not in payload:
         return KeyValidation(
-            vendor_active=vendor.is_active, authorized_states=vendor.authorized_state_list()
+            vendor_active=vendor.is_active,
+            authorized_states=vendor.authorized_state_list(),
+            sandbox=admitted.sandbox,
         )
     fields = read_ping_fields(payload)
     refusal = _refusal(vendor, fields.state)
     if refusal is not None:
-        _record(vendor, fields, request_id, now or timezone.now(),
+        _record(vendor, fields, request_id, now or timezone.now(), sandbox=admitted.sandbox,
                 outcome=CallRecord.Outcome.REJECTED, rejected_reason=refusal)  # fmt: skip
         raise VendorRefused(refusal)
+    if admitted.sandbox:
+        # Decided by the caller's number, before any policy or hold (imported here: the
+        # sandbox module builds this module's answers).
+        from calls.ping.sandbox import sandbox_ping
+
+        return sandbox_ping(vendor=vendor, fields=fields, request_id=request_id, now=now)
     return _reserve(vendor, fields, request_id, now)
 
 
