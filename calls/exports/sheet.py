@@ -37,6 +37,8 @@ RECORD_COLUMNS: list[tuple[str, str]] = [
     ("connected_at", "connected_at"),
     ("ended_at", "ended_at"),
     ("duration_seconds", "duration_seconds"),
+    # A sandbox key's test ping (left out unless the selection asks for sandbox traffic).
+    ("sandbox", "sandbox"),
 ]
 RECORD_HEADERS = [header for header, _ in RECORD_COLUMNS]
 _RECORD_PATHS = [path for _, path in RECORD_COLUMNS]

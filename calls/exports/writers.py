@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import F, Field, Func, TextField
+from django.db.models import Case, Expression, F, Field, Func, TextField, Value, When
 from django.db.models.functions import Cast
 
 from calls.exports.selectors import FETCH_CHUNK_ROWS
@@ -119,7 +119,7 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
     flat. Several times the Python writer's speed on a million rows, with the same cells: the
     suite runs on both databases and expects the same files.
     """
-    columns: list[Func] = []
+    columns: list[Expression] = []
     for _, path in RECORD_COLUMNS:
         model_field = CallRecord._meta.get_field(path.split("__")[0])
         if not isinstance(model_field, Field):  # every column is a field of the table's own
@@ -129,6 +129,9 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
             columns.append(UtcTimestamp(path))
         elif field_type in ("UUIDField", "PositiveIntegerField"):
             columns.append(Cast(path, TextField()))
+        elif field_type == "BooleanField":
+            # JSON's spelling, as cell_text writes it (COPY's own would be t and f).
+            columns.append(Case(When(**{path: True}, then=Value("true")), default=Value("false")))
         else:
             columns.append(_Neutralized(path))
     columns += [_Neutralized(_TrackingText(key)) for key in sheet.tracking_keys]

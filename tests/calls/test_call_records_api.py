@@ -85,6 +85,7 @@ def test_it_lists_the_filtered_records_as_json(as_analyst, records, vendors, ana
                 "connected_at": None,
                 "ended_at": None,
                 "duration_seconds": None,
+                "sandbox": False,
                 "tracking": {"campaign": "fall", "utm": {"medium": "cpc"}, "vip": True},
             },
             {
@@ -103,6 +104,7 @@ def test_it_lists_the_filtered_records_as_json(as_analyst, records, vendors, ana
                 "connected_at": None,
                 "ended_at": None,
                 "duration_seconds": None,
+                "sandbox": False,
                 "tracking": {"campaign": "fall", "note": None},
             },
         ],

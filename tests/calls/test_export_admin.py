@@ -15,7 +15,7 @@ OUT_OF_RANGE = "This date is out of range; use one between 0001-01-01 and 9999-1
 RECORD_HEADERS = [
     "request_id", "received_at", "vendor", "phone_number", "state", "state_source", "outcome",
     "rejected_reason", "transfer_target", "agent", "agent_count", "ttl_seconds", "connected_at",
-    "ended_at", "duration_seconds",
+    "ended_at", "duration_seconds", "sandbox",
 ]  # fmt: skip
 
 
@@ -48,12 +48,12 @@ def test_it_exports_what_the_filters_select_as_csv_with_tracking_keys_as_columns
         [
             str(first.request_id), "2025-09-01T12:00:00.000Z", "Acme Leads", first.phone_number,
             "AZ", "area_code", "completed", "", "+18775703926", "Alice Agent", "3", "60",
-            "2025-09-01T12:00:20.000Z", "2025-09-01T12:03:20.000Z", "180",
+            "2025-09-01T12:00:20.000Z", "2025-09-01T12:03:20.000Z", "180", "false",
             "SUMMER-2025", "L-1", "", "google",
         ],
         [
             str(second.request_id), "2025-09-01T13:00:00.000Z", "Acme Leads", second.phone_number,
-            "CA", "area_code", "no_agent", "", "", "", "", "", "", "", "",
+            "CA", "area_code", "no_agent", "", "", "", "", "", "", "", "", "false",
             "", "L-2", "7", "",
         ],
     ]  # fmt: skip
@@ -85,6 +85,7 @@ def test_it_exports_json_lines_with_the_tracking_data_verbatim(analyst_client, r
             "connected_at": None,
             "ended_at": None,
             "duration_seconds": None,
+            "sandbox": False,
             "tracking": {"campaign": "fall", "utm": {"medium": "cpc"}, "vip": True},
         }
     ]

@@ -86,17 +86,17 @@ def test_the_xlsx_job_completes_on_a_real_worker_and_offers_the_file(
     rows = [list(row) for row in sheet.iter_rows(values_only=True)]
     first, second = records[0], records[1]
     assert rows[0][:3] == ["request_id", "received_at", "vendor"]
-    assert rows[0][15:] == ["ad_id", "ad_url", "lead_id", "score", "source"]
+    assert rows[0][16:] == ["ad_id", "ad_url", "lead_id", "score", "source"]
     assert rows[1] == [
         str(first.request_id), datetime(2025, 9, 1, 12, 0), "Acme Leads", first.phone_number,
         "AZ", "area_code", "completed", None, "+18775703926", "Alice Agent", 3, 60,
-        datetime(2025, 9, 1, 12, 0, 20), datetime(2025, 9, 1, 12, 3, 20), 180,
+        datetime(2025, 9, 1, 12, 0, 20), datetime(2025, 9, 1, 12, 3, 20), 180, False,
         "SUMMER-2025", None, "L-1", None, "google",
     ]  # fmt: skip
     assert rows[2][:2] == [str(second.request_id), datetime(2025, 9, 1, 13, 0)]
-    assert rows[2][15:] == [None, None, "L-2", 7, None]
-    assert rows[3][15:] == [None, "'" + HYPERLINK, "L-9", None, None]
-    assert sheet.cell(row=4, column=17).data_type == "s"  # a string, not a formula
+    assert rows[2][16:] == [None, None, "L-2", 7, None]
+    assert rows[3][16:] == [None, "'" + HYPERLINK, "L-9", None, None]
+    assert sheet.cell(row=4, column=18).data_type == "s"  # a string, not a formula
     assert len(rows) == 4
 
 
