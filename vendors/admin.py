@@ -74,7 +74,7 @@ class VendorKeyInline(admin.TabularInline):
     can_delete = False
     show_change_link = False
 
-    kind = key_kind
+    kind = staticmethod(key_kind)
 
     @admin.display(description="Key")
     def key_link(self, obj):
@@ -215,7 +215,7 @@ class VendorKeyAdmin(admin.ModelAdmin):
         "revoked_by",
     ]
     actions = ["revoke_now"]
-    kind = key_kind
+    kind = staticmethod(key_kind)
 
     @admin.display(description="Key", ordering="prefix")
     def key_prefix(self, obj):

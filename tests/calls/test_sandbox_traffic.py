@@ -147,3 +147,20 @@ def test_the_admin_list_leaves_sandbox_records_out_unless_asked(analyst_client, 
     page = analyst_client.get(LIST_URL).content.decode()
     assert "By sandbox traffic" in page
     assert "Live traffic only" in page and "Sandbox traffic only" in page
+
+
+def test_the_export_command_leaves_sandbox_records_out_unless_asked(traffic):
+    from django.core.management import call_command
+
+    def exported(*extra: str) -> set[str]:
+        out = io.StringIO()
+        call_command(
+            "export_calls", "--since", "2025-09-01", "--until", "2025-09-01", "--format", "csv",
+            *extra, stdout=out, stderr=io.StringIO(),
+        )  # fmt: skip
+        return {row["request_id"] for row in csv.DictReader(io.StringIO(out.getvalue()))}
+
+    live, sandbox = str(traffic["live"].request_id), str(traffic["sandbox"].request_id)
+    assert exported() == {live}
+    assert exported("--sandbox", "include") == {live, sandbox}
+    assert exported("--sandbox", "only") == {sandbox}
