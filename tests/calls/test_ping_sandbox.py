@@ -330,3 +330,53 @@ def test_a_sandbox_key_works_with_no_agents_or_numbers_at_all(ping, db):
 
     assert data["agentAvailable"] is True
     assert data["transferTarget"] == SANDBOX_NUMBER
+
+
+# --- Settings and the documented schema ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        (
+            {"SANDBOX_TRANSFER_NUMBER": "877-555-0100"},
+            "SANDBOX_TRANSFER_NUMBER must be an E.164 number like +18775550100, "
+            "not '877-555-0100'.",
+        ),
+        ({"SANDBOX_TTL_SECONDS": "0"}, "SANDBOX_TTL_SECONDS must be at least 1, not 0."),
+        ({"SANDBOX_AGENT_COUNT": "0"}, "SANDBOX_AGENT_COUNT must be at least 1, not 0."),
+    ],
+)
+def test_a_sandbox_setting_that_breaks_the_contract_stops_start_up(environment, message):
+    from tests.config.test_settings import start_up
+
+    output = start_up(**environment)
+
+    assert message in output
+    assert "loaded" not in output
+
+
+def test_the_sandbox_ttl_follows_the_live_one_unless_set():
+    from tests.config.test_settings import start_up
+
+    code = "from config import settings; print(settings.SANDBOX_TTL_SECONDS)"
+    assert start_up(code, RESERVATION_TTL_SECONDS="45").splitlines()[0] == "45"
+
+
+def test_the_schema_documents_sandbox_on_key_validation(api):
+    schema = api.get("/api/schema/?format=json").json()
+    ping_200 = schema["paths"]["/functions/v1/vendors-ping"]["post"]["responses"]["200"]
+    examples = ping_200["content"]["application/json"]["examples"]
+    data = schema["components"]["schemas"]["KeyValidationData"]
+
+    assert data["properties"]["sandbox"]["enum"] == [True]
+    assert "sandbox" not in data["required"]
+    assert {
+        "status": 200,
+        "data": {
+            "vendorActive": True,
+            "authorizedStates": ["AZ", "CA"],
+            "sandbox": True,
+            "requestId": "12345678-1234-1234-1234-123456789abc",
+        },
+    } in [example["value"] for example in examples.values()]
