@@ -73,11 +73,12 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         "sandbox",
     ]
     list_filter = [
+        # First: which traffic the list shows (live only, unless asked) is not easy to miss.
+        SandboxTrafficFilter,
         ("received_at", admin.DateFieldListFilter),
         "vendor",
         "state",
         "outcome",
-        SandboxTrafficFilter,
     ]
     list_select_related = ["vendor", "agent"]
     search_fields = ["request_id"]  # shows the box; get_search_results does the matching
