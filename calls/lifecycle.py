@@ -1,8 +1,9 @@
 """The lifecycle of call records after the ping: a reservation nobody called expires."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 
 from calls.models import CallRecord
@@ -34,10 +35,23 @@ def call_record_expire(*, reservation_id: int, now: datetime) -> Expiry:
 @transaction.atomic
 def call_records_expire_due(*, now: datetime) -> Expiry:
     """The sweep: expire every reservation past its TTL, and every call record whose reservation
-    ended without a call, including those a ping already marked expired or staff released."""
+    ended without a call, including those a ping already marked expired or staff released; and
+    sandbox holds past their TTL (calls.ping.sandbox), which hold no reservation."""
     expired = reservation_expire_due(now=now)
     records = _expire_call_records(CallRecord.objects.all())
+    records += _expire_sandbox_holds(now)
     return Expiry(reservations=expired, call_records=records)
+
+
+def _expire_sandbox_holds(now: datetime) -> int:
+    # By the TTL sandbox holds are given now (callrecord_outcome_received finds them): a hold
+    # made before SANDBOX_TTL_SECONDS changed ends by the new one.
+    ended_before = now - timedelta(seconds=settings.SANDBOX_TTL_SECONDS)
+    return (
+        CallRecord.objects.sandbox_traffic()
+        .filter(outcome=CallRecord.Outcome.RESERVED, received_at__lte=ended_before)
+        .update(outcome=CallRecord.Outcome.EXPIRED)
+    )
 
 
 def _expire_call_records(records) -> int:

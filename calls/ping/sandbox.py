@@ -8,7 +8,8 @@ hold: no agent, transfer number or reservation row is read or written. Each ping
 record flagged `sandbox`, which reports, exports and the API leave out unless asked for.
 
 A sandbox hold is its call record: outcome reserved, received_at and ttl_seconds. A second ping
-for the same caller from the same vendor while that lasts is a repeat, as a live one is.
+for the same caller from the same vendor while that lasts is a repeat, as a live one is; beat's
+sweep then marks it expired (calls.lifecycle), as a live hold nobody called.
 """
 
 import logging

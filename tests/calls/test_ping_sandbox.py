@@ -380,3 +380,31 @@ def test_the_schema_documents_sandbox_on_key_validation(api):
             "requestId": "12345678-1234-1234-1234-123456789abc",
         },
     } in [example["value"] for example in examples.values()]
+
+
+def test_the_sweep_marks_a_sandbox_hold_expired_after_its_ttl(vendor):
+    from calls.lifecycle import call_records_expire_due
+
+    _service_ping("+14805554567", T0, "00000000-0000-4000-8000-000000000001")
+    live_hold = _service_ping(
+        "+14805551234", T0 + timedelta(seconds=30), "00000000-0000-4000-8000-000000000002"
+    )
+
+    call_records_expire_due(now=T0 + timedelta(seconds=59))
+    assert list(CallRecord.objects.order_by("received_at").values_list("outcome", flat=True)) == [
+        "reserved",
+        "reserved",
+    ]
+    expiry = call_records_expire_due(now=T0 + timedelta(seconds=60))
+
+    assert expiry.call_records == 1
+    assert list(CallRecord.objects.order_by("received_at").values_list("outcome", flat=True)) == [
+        "expired",
+        "reserved",
+    ]
+    assert live_hold.outcome == "reserved"
+    # Expired, the hold is over: the caller's next sandbox ping is a new hold.
+    again = _service_ping(
+        "+14805554567", T0 + timedelta(seconds=61), "00000000-0000-4000-8000-000000000003"
+    )
+    assert again.outcome == "reserved"
