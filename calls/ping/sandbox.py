@@ -44,8 +44,6 @@ SANDBOX_UNAVAILABLE: dict[str, tuple[str, int | None]] = {
 }
 # The caller's last four digits that force the 500 answer.
 SANDBOX_SERVER_ERROR = "0199"
-# The caller's last four digits documented for "available" (any number not above answers so).
-SANDBOX_AVAILABLE = "0100"
 # The longest a sandbox hold can last (SANDBOX_TTL_SECONDS' maximum): how far back a repeat looks.
 _LONGEST_HOLD = timedelta(seconds=86_400)
 
