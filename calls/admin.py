@@ -9,7 +9,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from calls.exports.admin import CallRecordExportAdminMixin
-from calls.exports.selectors import call_record_search_q, call_record_states_in_use
+from calls.exports.forms import SANDBOX_CHOICES, SANDBOX_EXCLUDE
+from calls.exports.selectors import (
+    call_record_search_q,
+    call_record_states_in_use,
+    call_record_traffic,
+)
 from calls.floor.views import floor_urls, floor_view
 from calls.models import (
     CallExport,
@@ -24,6 +29,37 @@ from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin, StatesInUseFilte
 class CallRecordStateFilter(StatesInUseFilter):
     def states_in_use(self, request, model_admin):
         return call_record_states_in_use()
+
+
+class SandboxTrafficFilter(admin.SimpleListFilter):
+    """Sandbox keys' pings are test traffic: the list leaves them out unless asked for, with the
+    same `sandbox` parameter (exclude, include, only) as the exports and the API."""
+
+    title = "sandbox traffic"
+    parameter_name = "sandbox"
+
+    def lookups(self, request, model_admin):
+        return SANDBOX_CHOICES
+
+    def _chosen(self) -> str:
+        value = self.value()
+        return value if value in dict(SANDBOX_CHOICES) else SANDBOX_EXCLUDE
+
+    def queryset(self, request, queryset):
+        return call_record_traffic(queryset, sandbox=self._chosen())
+
+    def choices(self, changelist):
+        # No "All" entry: no parameter means the default, live traffic only.
+        current = self._chosen()
+        for value, title in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string(
+                    {self.parameter_name: value} if value != SANDBOX_EXCLUDE else {},
+                    [] if value != SANDBOX_EXCLUDE else [self.parameter_name],
+                ),
+                "display": title,
+            }
 
 
 @admin.register(CallRecord)
@@ -43,8 +79,19 @@ class CallRecordAdmin(
         # payouts in the statements): the list fits a 1366 px screen.
         "billable",
         "lead_id",
+        "sandbox",
     ]
     list_filter = [
+        # First: which traffic the list shows (live only, unless asked) is not easy to miss.
+        SandboxTrafficFilter,
+        ("received_at", admin.DateFieldListFilter),
+        "vendor",
+        "state",
+        "outcome",
+    ]
+    list_filter = [
+        # First: which traffic the list shows (live only, unless asked) is not easy to miss.
+        SandboxTrafficFilter,
         ("received_at", admin.DateFieldListFilter),
         "vendor",
         CallRecordStateFilter,

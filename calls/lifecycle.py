@@ -2,8 +2,9 @@
 released), a call that arrived completes; each end settles the record (calls.settlement)."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 
 from calls.models import CallRecord
@@ -39,9 +40,11 @@ def call_record_expire(*, reservation_id: int, now: datetime) -> Expiry:
 @transaction.atomic
 def call_records_expire_due(*, now: datetime) -> Expiry:
     """The sweep: expire every reservation past its TTL, and every call record whose reservation
-    ended without a call, including those a ping already marked expired or staff released."""
+    ended without a call, including those a ping already marked expired or staff released; and
+    sandbox holds past their TTL (calls.ping.sandbox), which hold no reservation."""
     expired = reservation_expire_due(now=now)
     records = _end_call_records(CallRecord.objects.all(), now)
+    records += _expire_sandbox_holds(now)
     return Expiry(reservations=expired, call_records=records)
 
 
@@ -86,3 +89,20 @@ def call_record_talk_corrected(*, record: CallRecord, now: datetime, fields: lis
 def on_reservation_released(sender, *, reservation_id: int, now: datetime, **kwargs) -> None:
     """routing.signals.reservation_released: the record says released, at once."""
     call_records_end_released(reservation_ids=[reservation_id], now=now)
+
+
+def _expire_sandbox_holds(now: datetime) -> int:
+    # By the TTL sandbox holds are given now (callrecord_outcome_received finds them): a hold
+    # made before SANDBOX_TTL_SECONDS changed ends by the new one.
+    ended_before = now - timedelta(seconds=settings.SANDBOX_TTL_SECONDS)
+    return (
+        CallRecord.objects.sandbox_traffic()
+        .filter(outcome=CallRecord.Outcome.RESERVED, received_at__lte=ended_before)
+        .update(
+            outcome=CallRecord.Outcome.EXPIRED,
+            **{
+                **settled_without_call(now=now),
+                "not_billable_reason": CallRecord.NotBillableReason.SANDBOX,
+            },
+        )
+    )

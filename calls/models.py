@@ -11,7 +11,7 @@ from django.db.models.functions import Left
 from calls.settlement.models import BillingRule
 from config.moments import moment_text
 from config.transitions import Transitions
-from routing.models import Agent, Reservation
+from routing.models import Agent, Reservation, UnavailableReason
 from vendors.models import Vendor
 from vendors.states import STATE_CHOICES
 
@@ -61,6 +61,16 @@ class WaitResult(models.TextChoices):
     HUNG_UP = "hung_up", "hung up while waiting"
 
 
+class CallRecordQuerySet(models.QuerySet):
+    def live_traffic(self):
+        """Real pings only: what reports, scorecards and payouts count. Sandbox keys' pings
+        (`sandbox`) held nothing and are test traffic."""
+        return self.filter(sandbox=False)
+
+    def sandbox_traffic(self):
+        return self.filter(sandbox=True)
+
+
 class CallRecord(models.Model):
     """One ping that passed the key, phone and state checks, and what became of it."""
 
@@ -74,6 +84,8 @@ class CallRecord(models.Model):
         COMPLETED = "completed", "completed"
         EXPIRED = "expired", "expired"
         RELEASED = "released", "released"  # early, by staff or the agent going offline
+        # A policy (do-not-call, consent, duplicate, hours, caps) refused the ping: see reason.
+        REFUSED = "refused", "refused"
 
     # The ping writes the first outcome; only a reserved one moves on: its call arrived
     # (connected, then completed when it ended), or its reservation ended without one (expired
@@ -132,6 +144,18 @@ class CallRecord(models.Model):
     tracking = models.JSONField(default=dict, blank=True, help_text="The vendor's own fields.")
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     rejected_reason = models.CharField(max_length=200, blank=True)
+    # The contract's reason code of an unavailable answer (no agent, or a policy's refusal).
+    reason = models.CharField(max_length=32, choices=UnavailableReason.choices, blank=True)
+    # Consent evidence the ping carried, when well formed (whether or not the vendor requires it).
+    trustedform_cert_url = models.CharField(
+        "TrustedForm certificate URL", max_length=100, blank=True
+    )
+    jornaya_leadid = models.CharField("Jornaya LeadiD", max_length=36, blank=True)
+    # A sandbox key's ping (calls.ping.sandbox): its answer was forced by the caller's number and
+    # held no agent or number. Reports, exports and the API leave these out unless asked.
+    sandbox = models.BooleanField(
+        default=False, help_text="Sent with a sandbox key: test traffic, nothing was held."
+    )
     reservation = models.ForeignKey(
         Reservation, null=True, blank=True, on_delete=models.SET_NULL, related_name="call_records"
     )
@@ -205,6 +229,8 @@ class CallRecord(models.Model):
         }
     )
 
+    objects = CallRecordQuerySet.as_manager()
+
     class Meta:
         ordering = ["-received_at"]
         permissions = [("export_callrecord", "Can export call records")]
@@ -225,10 +251,27 @@ class CallRecord(models.Model):
             ),
             # Staff search by the vendor's lead_id (admin: exact match on tracking ->> 'lead_id').
             models.Index(lead_id_indexed(), name="callrecord_lead_id_start"),
+            # Exact search by consent evidence: only the pings that carried some pay for it.
+            models.Index(
+                fields=["trustedform_cert_url"],
+                name="callrecord_trustedform",
+                condition=~Q(trustedform_cert_url=""),
+            ),
+            models.Index(
+                fields=["jornaya_leadid"],
+                name="callrecord_jornaya",
+                condition=~Q(jornaya_leadid=""),
+            ),
+            # A vendor's calls in progress, for its concurrency cap: few rows at any moment.
+            models.Index(
+                fields=["vendor", "state"],
+                name="callrecord_in_progress",
+                condition=Q(outcome="connected"),
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.request_id} {self.outcome}"
+        return f"{self.request_id} {self.outcome}{' (sandbox)' if self.sandbox else ''}"
 
 
 class InboundCallQuerySet(models.QuerySet):

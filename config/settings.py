@@ -8,6 +8,7 @@ Celery, the cache, logging); then our own settings, grouped by the app that read
 """
 
 import ipaddress
+import re
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -458,6 +459,34 @@ PING_KEY_FAILURES_PER_MINUTE = env_int("PING_KEY_FAILURES_PER_MINUTE", 20, minim
 # Vendor keys are cached (shared cache) so a ping needs no key query; revocation and vendor
 # changes clear the entry at once, and this bounds the life of an entry in any case.
 VENDOR_KEY_CACHE_SECONDS = env_int("VENDOR_KEY_CACHE_SECONDS", 30, minimum=0)
+# Ping policies (docs/vendor-guide.md, "Why no agent"). Day boundaries of daily caps are
+# midnights in the operator's time zone (an IANA name); hours of operation are judged in the
+# caller's own zone instead.
+OPERATOR_TIME_ZONE = env_str("OPERATOR_TIME_ZONE", "America/New_York")
+# retryAfterSeconds when nothing better is known: no hold or wrap-up will end in the state (no
+# agent), or none of a capped vendor's holds will (a call in progress ends when it ends).
+PING_RETRY_AFTER_DEFAULT_SECONDS = env_int("PING_RETRY_AFTER_DEFAULT_SECONDS", 60, minimum=1)
+# Where a check of consent evidence with its provider would plug in (calls.ping.consent): a
+# dotted path to a ConsentVerifier. The default only checks the evidence is well formed; no
+# outbound call is made.
+PING_CONSENT_VERIFIER = env_str(
+    "PING_CONSENT_VERIFIER", "calls.ping.consent.WellFormedConsentVerifier"
+)
+
+# --- Ours: sandbox keys (calls.ping.sandbox) -------------------------------------------------
+# What a sandbox key's "available" answers say; nothing is held. The number is fictional (NANP
+# 555-0100 to 555-0199 are set aside for fiction) and must never be in the transfer pool.
+SANDBOX_TRANSFER_NUMBER = env_str("SANDBOX_TRANSFER_NUMBER", "+18775550100")
+if not re.fullmatch(r"\+[1-9]\d{1,14}", SANDBOX_TRANSFER_NUMBER):
+    raise ImproperlyConfigured(
+        f"SANDBOX_TRANSFER_NUMBER must be an E.164 number like +18775550100, "
+        f"not {SANDBOX_TRANSFER_NUMBER!r}."
+    )
+# The live TTL unless told otherwise, so a sandbox integration meets production's timing.
+SANDBOX_TTL_SECONDS = env_int(
+    "SANDBOX_TTL_SECONDS", RESERVATION_TTL_SECONDS, minimum=1, maximum=86_400
+)
+SANDBOX_AGENT_COUNT = env_int("SANDBOX_AGENT_COUNT", 3, minimum=1)
 
 # --- Ours: reservation lifecycle (calls) -----------------------------------------------------
 # One Celery task per reservation, due at its expiry, on top of the beat sweep: records expired

@@ -366,3 +366,69 @@ class WaitingCaller(models.Model):
 
     def __str__(self) -> str:
         return f"{self.call_sid} waiting for {self.state} since {self.queued_at:%H:%M:%S}"
+
+
+class UnavailableReason(models.TextChoices):
+    """Why a ping answered `agentAvailable: false`: the contract's reason codes."""
+
+    NO_AGENT = "no_agent", "no agent free"
+    CONCURRENCY_CAP = "concurrency_cap", "concurrency cap"
+    HOURLY_CAP = "hourly_cap", "hourly cap"
+    DAILY_CAP = "daily_cap", "daily cap"
+    CLOSED = "closed", "closed (hours of operation)"
+    DUPLICATE_CALLER = "duplicate_caller", "duplicate caller"
+    DO_NOT_CALL = "do_not_call", "do not call"
+    CONSENT_MISSING = "consent_missing", "consent missing"
+
+
+class DoNotCallNumber(models.Model):
+    """The operator's do-not-call list: a listed caller is refused for every vendor, before
+    anything is held. Here, in routing, because the ping's statement (routing.allocation) is
+    where the list is checked."""
+
+    number = models.CharField(max_length=16, unique=True, help_text="E.164")
+    source = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Where the number came from (a consumer's request...).",
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["number"]
+        verbose_name = "do-not-call number"
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class DoNotCallChange(models.Model):
+    """The do-not-call list's audit: every number added or removed, by whom and when. Kept after
+    the number leaves the list, so it holds the number itself rather than a link."""
+
+    class Action(models.TextChoices):
+        ADDED = "added"
+        REMOVED = "removed"
+
+    number = models.CharField(max_length=16, help_text="E.164")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    source = models.CharField(max_length=100, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    detail = models.CharField(
+        max_length=200, blank=True, help_text="How: one number, a paste, a file."
+    )
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["number", "-at"], name="donotcallchange_number_at")]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.action} at {self.at:%Y-%m-%d %H:%M}"

@@ -47,7 +47,23 @@ class VendorForm(forms.ModelForm):
 
 
 # All shown, none editable.
-_KEY_INLINE_FIELDS = ("key_link", "label", "created_at", "created_by", "last_used_at", "revoked_at")
+_KEY_INLINE_FIELDS = (
+    "key_link",
+    "kind",
+    "label",
+    "created_at",
+    "created_by",
+    "last_used_at",
+    "revoked_at",
+)
+
+
+@admin.display(description="Kind", ordering="sandbox")
+def key_kind(obj):
+    """Live or sandbox, the sandbox ones set apart so nobody hands one out as a live key."""
+    if obj.sandbox:
+        return format_html('<strong class="key-kind-sandbox">{}</strong>', "Sandbox")
+    return "Live"
 
 
 class VendorKeyInline(admin.TabularInline):
@@ -57,6 +73,8 @@ class VendorKeyInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
+
+    kind = staticmethod(key_kind)
 
     @admin.display(description="Key")
     def key_link(self, obj):
@@ -139,6 +157,16 @@ class VendorKeyCreateForm(forms.Form):
         required=False,
         help_text="What it is for, e.g. “production”: one active key per label and vendor.",
     )
+    sandbox = forms.BooleanField(
+        required=False,
+        label="Sandbox key",
+        help_text=(
+            "For the vendor's integration tests: answers every shape of the contract, chosen by "
+            "the caller's last four digits (see the vendor guide), and never holds a real agent "
+            "or transfer number. Its pings are recorded as sandbox traffic and left out of "
+            "reports. Chosen now, for the key's life."
+        ),
+    )
 
 
 # The cookie that carries a new key from the form that made it to the page that shows it.
@@ -151,6 +179,7 @@ class VendorKeyAdmin(admin.ModelAdmin):
     list_display = [
         "key_prefix",
         "vendor",
+        "kind",
         "label",
         "status",
         "created_at",
@@ -159,12 +188,13 @@ class VendorKeyAdmin(admin.ModelAdmin):
         "revoked_at",
         "revoked_by",
     ]
-    list_filter = ["vendor"]
+    list_filter = ["vendor", "sandbox"]
     list_select_related = ["vendor", "created_by", "revoked_by"]
     search_fields = ["prefix", "label", "vendor__name"]
     fields = [
         "vendor",
         "key_prefix",
+        "kind",
         "label",
         "status",
         "created_at",
@@ -176,6 +206,7 @@ class VendorKeyAdmin(admin.ModelAdmin):
     readonly_fields = [
         "vendor",
         "key_prefix",
+        "kind",
         "status",
         "created_at",
         "created_by",
@@ -184,6 +215,7 @@ class VendorKeyAdmin(admin.ModelAdmin):
         "revoked_by",
     ]
     actions = ["revoke_now"]
+    kind = staticmethod(key_kind)
 
     @admin.display(description="Key", ordering="prefix")
     def key_prefix(self, obj):
@@ -296,6 +328,7 @@ class VendorKeyAdmin(admin.ModelAdmin):
                         vendor=form.cleaned_data["vendor"],
                         label=form.cleaned_data["label"],
                         actor=request.user,
+                        sandbox=form.cleaned_data["sandbox"],
                     )
                 except VendorKeyLabelTaken as refusal:
                     form.add_error("label", refusal.message)
@@ -365,7 +398,10 @@ class VendorKeyAdmin(admin.ModelAdmin):
         return self._render_form(
             request,
             form=form,
-            title=f"Rotate key {vendor_key.prefix}… of {vendor_key.vendor}",
+            title=(
+                f"Rotate {'sandbox ' if vendor_key.sandbox else ''}key {vendor_key.prefix}… "
+                f"of {vendor_key.vendor}"
+            ),
             submit_label="Rotate key",
             intro="A new key is made at once; the old one keeps working until the time you choose.",
         )

@@ -50,14 +50,23 @@ class VendorKeyRevoked(VendorKeyInvalid):
     may still send it), so the key-guessing limit does not count it."""
 
 
+@dataclass(frozen=True)
+class AdmittedKey:
+    """A usable key: whose it is, and whether it is a sandbox key (calls.ping.sandbox answers
+    its pings without holding anything)."""
+
+    vendor: Vendor
+    sandbox: bool = False
+
+
 def vendor_key_authenticate(*, key: object, now=None) -> Vendor:
     """The vendor a usable key belongs to; anything else raises VendorKeyInvalid (401)."""
     if not isinstance(key, str) or not _CANONICAL_UUID.fullmatch(key):
         raise VendorKeyInvalid()
-    return _vendor_for_digest(vendor_key_digest(key), now or timezone.now())
+    return _admitted_for_digest(vendor_key_digest(key), now or timezone.now()).vendor
 
 
-def vendor_key_admit(*, key: object, client: str | None, now=None) -> Vendor:
+def vendor_key_admit(*, key: object, client: str | None, now=None) -> AdmittedKey:
     """`vendor_key_authenticate` behind the rate limits (429, RateLimited): a key over its
     vendor's limit, and a client that sent too many keys that do not exist this minute, guessing.
 
@@ -86,15 +95,16 @@ def vendor_key_admit(*, key: object, client: str | None, now=None) -> Vendor:
     try:
         if digest is None:
             raise VendorKeyInvalid()
-        vendor = _vendor_for_digest(digest, now or timezone.now(), cached=cached)
+        admitted = _admitted_for_digest(digest, now or timezone.now(), cached=cached)
     except VendorKeyRevoked:
         raise
     except VendorKeyInvalid:
         ratelimit_check_client(failures=failures)
         ratelimit_record_key_failure(client=client)
         raise
-    ratelimit_check_key(count=uses, limit_per_minute=vendor.rate_limit_per_minute)
-    return vendor
+    # A sandbox key is limited as a live one: a vendor's tests meet the limits production will.
+    ratelimit_check_key(count=uses, limit_per_minute=admitted.vendor.rate_limit_per_minute)
+    return admitted
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,8 @@ class _CachedKey:
     key_id: str
     revoked_at: datetime | None
     vendor: dict
+    # With a default: an entry cached before sandbox keys existed reads as a live key, as it was.
+    sandbox: bool = False
 
     def is_usable(self, now: datetime) -> bool:
         return self.revoked_at is None or self.revoked_at > now
@@ -126,7 +138,7 @@ def _cache_key(digest: str) -> str:
 _UNREAD = object()
 
 
-def _vendor_for_digest(digest: str, now: datetime, *, cached=_UNREAD) -> Vendor:
+def _admitted_for_digest(digest: str, now: datetime, *, cached=_UNREAD) -> AdmittedKey:
     cache_key = _cache_key(digest)
     if cached is _UNREAD:
         cached = shared_cache_get(cache_key)
@@ -139,13 +151,15 @@ def _vendor_for_digest(digest: str, now: datetime, *, cached=_UNREAD) -> Vendor:
             key_id=str(vendor_key.pk),
             revoked_at=vendor_key.revoked_at,
             vendor={field: getattr(vendor, field) for field in _VENDOR_FIELDS},
+            sandbox=vendor_key.sandbox,
         )
         shared_cache_set(cache_key, cached, settings.VENDOR_KEY_CACHE_SECONDS)
         _last_used_written[cached.key_id] = vendor_key.last_used_at
     if not cached.is_usable(now):
         raise VendorKeyRevoked()
     _touch_last_used(cached.key_id, now)
-    return Vendor.from_db("default", list(cached.vendor), list(cached.vendor.values()))
+    vendor = Vendor.from_db("default", list(cached.vendor), list(cached.vendor.values()))
+    return AdmittedKey(vendor=vendor, sandbox=cached.sandbox)
 
 
 # When this process last wrote each key's last_used_at: a write per ping would cost more than
@@ -191,9 +205,15 @@ def _label_taken(*, vendor: Vendor, label: str) -> VendorKeyLabelTaken | None:
 
 @transaction.atomic
 def vendor_key_create(
-    *, vendor: Vendor, label: str = "", actor=None, key: str | None = None
+    *,
+    vendor: Vendor,
+    label: str = "",
+    actor=None,
+    key: str | None = None,
+    sandbox: bool = False,
 ) -> tuple[VendorKey, str]:
     """A new key for the vendor. Returns the row and the key itself, which is never stored.
+    `sandbox` makes a sandbox key (chosen now, for the key's life).
 
     A label names one unrevoked key of a vendor: a second is refused (VendorKeyLabelTaken),
     here and, for two requests at once, by the database's constraint. `key` is for the demo
@@ -210,13 +230,19 @@ def vendor_key_create(
                 prefix=plain[:KEY_PREFIX_LENGTH],
                 digest=vendor_key_digest(plain),
                 created_by=actor,
+                sandbox=sandbox,
             )
     except IntegrityError:
         # Another request made a key with this label since the check above (a double click).
         if taken := _label_taken(vendor=vendor, label=label):
             raise taken from None
         raise
-    VendorKeyEvent.objects.create(key=vendor_key, action=VendorKeyEvent.Action.CREATED, actor=actor)
+    VendorKeyEvent.objects.create(
+        key=vendor_key,
+        action=VendorKeyEvent.Action.CREATED,
+        actor=actor,
+        detail="sandbox key" if sandbox else "",
+    )
     return vendor_key, plain
 
 
@@ -259,7 +285,8 @@ def vendor_key_check_rotatable(*, vendor_key: VendorKey, now: datetime | None = 
 def vendor_key_rotate(
     *, vendor_key: VendorKey, actor=None, revoke_old_at=None
 ) -> tuple[VendorKey, str]:
-    """A new key for the same vendor; the old one is revoked now or at `revoke_old_at`.
+    """A new key for the same vendor, of the same kind (live or sandbox); the old one is revoked
+    now or at `revoke_old_at`.
 
     The old key's row is locked and read again first: of two rotations at once (a double click),
     the second waits for the first to commit, then finds the key on its way out and raises
@@ -270,7 +297,7 @@ def vendor_key_rotate(
     # Revoked (now or for later) first, so the new key may take its label.
     vendor_key_revoke(vendor_key=vendor_key, actor=actor, at=revoke_old_at)
     new_key, plain = vendor_key_create(
-        vendor=vendor_key.vendor, label=vendor_key.label, actor=actor
+        vendor=vendor_key.vendor, label=vendor_key.label, actor=actor, sandbox=locked.sandbox
     )
     VendorKeyEvent.objects.create(
         key=new_key,

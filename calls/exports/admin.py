@@ -29,7 +29,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from calls.exports.forms import CallRecordFilterForm, CallRecordFilters
+from calls.exports.forms import SANDBOX_EXCLUDE, CallRecordFilterForm, CallRecordFilters
 from calls.exports.jobs import (
     EXPORT_PERMISSION,
     ExportForbidden,
@@ -71,6 +71,7 @@ _FILTER_PARAMS = {
     "received_at__lt": "until",
     "received_at__lte": "until",
     "received_at__date__lte": "until",
+    "sandbox": "sandbox",
 }
 _HIERARCHY = ("received_at__year", "received_at__month", "received_at__day")
 
@@ -115,6 +116,7 @@ class FunnelForm(forms.Form):
     vendor = forms.ModelChoiceField(
         queryset=Vendor.objects.order_by("name"), required=False, empty_label="All vendors"
     )
+    sandbox = CallRecordFilterForm.base_fields["sandbox"]
 
     def clean(self):
         cleaned = super().clean()
@@ -300,9 +302,8 @@ class CallRecordExportAdminMixin(_ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         today = timezone.now().astimezone(UTC).date()
-        data = request.GET.copy() if "since" in request.GET or "until" in request.GET else None
-        if data is None:
-            data = QueryDict(mutable=True)
+        data = request.GET.copy()
+        if "since" not in data and "until" not in data:
             data["since"] = (today - timedelta(days=6)).isoformat()
             data["until"] = today.isoformat()
         form = FunnelForm(data)
@@ -313,6 +314,7 @@ class CallRecordExportAdminMixin(_ModelAdmin):
                 since=form.cleaned_data["since"] or datetime(2000, 1, 1, tzinfo=UTC),
                 until=form.cleaned_data["until"] or timezone.now() + timedelta(days=1),
                 vendor_id=vendor.pk if vendor else None,
+                sandbox=form.cleaned_data["sandbox"] or SANDBOX_EXCLUDE,
             )
             if request.GET.get("download") == "csv":
                 return _funnel_csv_response(summary)

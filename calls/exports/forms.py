@@ -14,6 +14,14 @@ from config.errors import ApplicationError
 from vendors.models import Vendor
 from vendors.states import STATE_CHOICES
 
+# Sandbox keys' pings (CallRecord.sandbox) are test traffic: left out unless asked for.
+SANDBOX_EXCLUDE, SANDBOX_INCLUDE, SANDBOX_ONLY = "exclude", "include", "only"
+SANDBOX_CHOICES = [
+    (SANDBOX_EXCLUDE, "Live traffic only"),
+    (SANDBOX_INCLUDE, "Live and sandbox traffic"),
+    (SANDBOX_ONLY, "Sandbox traffic only"),
+]
+
 
 class InvalidFilters(ApplicationError):
     status = 400
@@ -26,7 +34,8 @@ class InvalidFilters(ApplicationError):
 
 @dataclass(frozen=True)
 class CallRecordFilters:
-    """Which call records: received in [since, until), of these vendors, states and outcomes."""
+    """Which call records: received in [since, until), of these vendors, states and outcomes;
+    sandbox keys' records left out, included or alone (`sandbox`)."""
 
     since: datetime | None = None
     until: datetime | None = None
@@ -34,6 +43,7 @@ class CallRecordFilters:
     states: tuple[str, ...] = ()
     outcomes: tuple[str, ...] = ()
     search: str = ""
+    sandbox: str = SANDBOX_EXCLUDE
 
     def as_json(self) -> dict:
         """For the audit record and the background job: only what is set."""
@@ -50,6 +60,8 @@ class CallRecordFilters:
             data["outcome"] = list(self.outcomes)
         if self.search:
             data["q"] = self.search
+        if self.sandbox != SANDBOX_EXCLUDE:
+            data["sandbox"] = self.sandbox
         return data
 
     @classmethod
@@ -64,6 +76,7 @@ class CallRecordFilters:
             states=tuple(data.get("state", ())),
             outcomes=tuple(data.get("outcome", ())),
             search=data.get("q", ""),
+            sandbox=data.get("sandbox", SANDBOX_EXCLUDE),
         )
 
 
@@ -143,6 +156,12 @@ class CallRecordFilterForm(forms.Form):
         label="Search",
         help_text="An exact request id, phone number or lead_id (as the call-record list).",
     )
+    sandbox = forms.ChoiceField(
+        choices=SANDBOX_CHOICES,
+        required=False,
+        label="Sandbox traffic",
+        help_text=("Pings made with sandbox keys: exclude (the default), include, or only them."),
+    )
 
     LIST_FIELDS = ("vendor", "state", "outcome")
 
@@ -165,6 +184,7 @@ class CallRecordFilterForm(forms.Form):
             states=tuple(sorted(data.get("state") or ())),
             outcomes=tuple(sorted(data.get("outcome") or ())),
             search=(data.get("q") or "").strip(),
+            sandbox=data.get("sandbox") or SANDBOX_EXCLUDE,
         )
 
 
@@ -180,6 +200,8 @@ def _split_lists(data) -> QueryDict:
                 values = [value.upper() for value in values]
             elif key == "outcome":
                 values = [value.lower().replace(" ", "_") for value in values]
+        elif key == "sandbox":
+            values = [str(value).strip().lower() for value in values]
         result.setlist(key, values)
     return result
 

@@ -2,7 +2,8 @@
 
 A call record's outcome moves on after the ping (reserved, then connected and completed, or
 expired), so the funnel counts where each ping stands now:
-- pings: every call record (every ping that passed the key, phone and state checks);
+- pings: every call record (every ping that passed the key, phone and state checks), sandbox
+  keys' test pings left out unless asked for;
 - reserved: pings that got a reservation, whatever came after (reserved, connected, completed,
   expired). Repeats are not counted here: they reserve nothing new;
 - connected: reservations whose call arrived (connected or completed);
@@ -20,6 +21,8 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from calls.exports.forms import SANDBOX_EXCLUDE
+from calls.exports.selectors import call_record_traffic
 from calls.models import CallRecord
 from config.database import analytics_db
 
@@ -78,15 +81,21 @@ class FunnelSummary:
 
 
 def call_funnel_summary(
-    *, since: datetime, until: datetime, vendor_id: int | None = None
+    *,
+    since: datetime,
+    until: datetime,
+    vendor_id: int | None = None,
+    sandbox: str = SANDBOX_EXCLUDE,
 ) -> FunnelSummary:
     """Counts for the call records received in [since, until), of one vendor or all, biggest
-    vendors first, and per day."""
-    records = (
-        CallRecord.objects.using(analytics_db())
-        .filter(received_at__gte=since, received_at__lt=until)
-        .order_by()
-    )
+    vendors first, and per day; sandbox keys' pings left out unless `sandbox` says include or
+    only."""
+    records = call_record_traffic(
+        CallRecord.objects.using(analytics_db()).filter(
+            received_at__gte=since, received_at__lt=until
+        ),
+        sandbox=sandbox,
+    ).order_by()
     if vendor_id is not None:
         records = records.filter(vendor_id=vendor_id)
     total = FunnelRow(label="All", **records.aggregate(**COUNTS))

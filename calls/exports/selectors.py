@@ -11,7 +11,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
 
-from calls.exports.forms import CallRecordFilters
+from calls.exports.forms import SANDBOX_EXCLUDE, SANDBOX_ONLY, CallRecordFilters
 from calls.models import LEAD_ID_INDEXED_CHARACTERS, CallRecord, lead_id_indexed
 from config.moments import moment_text
 from routing.geography import InvalidPhoneNumber, normalize_us_phone
@@ -26,7 +26,7 @@ def call_record_select(
 ) -> QuerySet[CallRecord]:
     """The call records the filters select, oldest first; read on `using` (an analyst's read
     names `config.database.analytics_db()`), else the primary."""
-    records = CallRecord.objects.using(using).all()
+    records = call_record_traffic(CallRecord.objects.using(using).all(), sandbox=filters.sandbox)
     if filters.since:
         records = records.filter(received_at__gte=filters.since)
     if filters.until:
@@ -40,6 +40,15 @@ def call_record_select(
     if filters.search:
         records = records.filter(call_record_search_q(filters.search))
     return records.order_by("received_at", "id")
+
+
+def call_record_traffic(records: QuerySet[CallRecord], *, sandbox: str) -> QuerySet[CallRecord]:
+    """Sandbox keys' records left out (exclude, the default), kept (include), or alone (only)."""
+    if sandbox == SANDBOX_EXCLUDE:
+        return records.filter(sandbox=False)
+    if sandbox == SANDBOX_ONLY:
+        return records.filter(sandbox=True)
+    return records
 
 
 def call_record_filters_describe(*, filters: CallRecordFilters) -> list[tuple[str, str]]:

@@ -49,6 +49,8 @@ RECORD_COLUMNS: list[tuple[str, str]] = [
     ("not_billable_reason", "not_billable_reason"),
     ("payout", "payout"),
     ("payout_currency", "payout_currency"),
+    # A sandbox key's test ping (left out unless the selection asks for sandbox traffic).
+    ("sandbox", "sandbox"),
 ]
 RECORD_HEADERS = [header for header, _ in RECORD_COLUMNS]
 _RECORD_PATHS = [path for _, path in RECORD_COLUMNS]

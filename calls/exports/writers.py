@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import F, Field, Func, TextField
+from django.db.models import Case, Expression, F, Field, Func, TextField, Value, When
 from django.db.models.functions import Cast
 
 from calls.exports.selectors import FETCH_CHUNK_ROWS
@@ -121,7 +121,7 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
     flat. Several times the Python writer's speed on a million rows, with the same cells: the
     suite runs on both databases and expects the same files.
     """
-    columns: list[Func] = []
+    columns: list[Expression] = []
     for _, path in RECORD_COLUMNS:
         field_type = _column_field(path).get_internal_type()
         if field_type == "DateTimeField":
@@ -129,6 +129,9 @@ def _postgres_csv_rows(sheet: ExportSheet, *, progress: Progress | None) -> Iter
         elif field_type in ("UUIDField", "PositiveIntegerField", "DecimalField", "BooleanField"):
             # Their text is what cell_text gives (a boolean's is true/false), never a formula.
             columns.append(Cast(path, TextField()))
+        elif field_type == "BooleanField":
+            # JSON's spelling, as cell_text writes it (COPY's own would be t and f).
+            columns.append(Case(When(**{path: True}, then=Value("true")), default=Value("false")))
         else:
             columns.append(_Neutralized(path))
     columns += [_Neutralized(_TrackingText(key)) for key in sheet.tracking_keys]

@@ -125,6 +125,14 @@ KEY_VALIDATION = _envelope(
             child=serializers.RegexField(r"^([A-Z]{2}|All)$"),
             help_text='The state codes you may send, sorted, or `["All"]`.',
         ),
+        "sandbox": _constant(
+            True,
+            required=False,
+            help_text=(
+                "Only with a sandbox key, always `true`: its pings are answered from the magic "
+                "caller numbers (the last four digits force each answer) and hold nothing."
+            ),
+        ),
         "requestId": _request_id(),
     },
 )
@@ -233,6 +241,16 @@ PING_SCHEMA = extend_schema(
                     {
                         "vendorActive": True,
                         "authorizedStates": ["AZ", "CA"],
+                        "requestId": EXAMPLE_REQUEST_ID,
+                    },
+                ),
+                _example(
+                    "Key valid, sandbox key",
+                    200,
+                    {
+                        "vendorActive": True,
+                        "authorizedStates": ["AZ", "CA"],
+                        "sandbox": True,
                         "requestId": EXAMPLE_REQUEST_ID,
                     },
                 ),

@@ -23,7 +23,7 @@ from routing.allocation import (
     reservation_find_live,
     reservation_lock_caller,
 )
-from routing.models import Reservation
+from routing.models import Reservation, UnavailableReason
 from vendors.models import Vendor
 from vendors.services import vendor_key_admit
 
@@ -42,17 +42,26 @@ class KeyValidation:
 
     vendor_active: bool
     authorized_states: list[str]
+    warnings: tuple[str, ...] = ()
+    sandbox: bool = False  # the key is a sandbox key (calls.ping.sandbox)
 
 
 @dataclass(frozen=True)
 class PingAnswer:
     """What became of a ping: an agent held for the caller (reserved or repeat), or none."""
 
-    outcome: str  # CallRecord.Outcome: reserved, repeat or no_agent
+    outcome: str  # CallRecord.Outcome: reserved, repeat, no_agent or refused
     timestamp: datetime
     transfer_target: str | None = None
     ttl_seconds: int | None = None
     agent_count: int | None = None
+    # Unavailable: the contract's reason code, and when a later ping may succeed (None: none will).
+    reason: str | None = None
+    retry_after_seconds: int | None = None
+    # Body fields that look like misspelled contract fields (request.look_alike_fields).
+    warnings: tuple[str, ...] = ()
+    # A sandbox key's answer (calls.ping.sandbox): forced by the caller's number, nothing held.
+    sandbox: bool = False
 
     @property
     def agent_available(self) -> bool:
@@ -69,17 +78,26 @@ def vendor_ping(
     the database's clock, so web machines whose clocks disagree never cut each other's holds
     short.
     """
-    vendor = vendor_key_admit(key=payload.get("vendorKey"), client=client, now=now)
+    admitted = vendor_key_admit(key=payload.get("vendorKey"), client=client, now=now)
+    vendor = admitted.vendor
     if "phoneNumber" not in payload:
         return KeyValidation(
-            vendor_active=vendor.is_active, authorized_states=vendor.authorized_state_list()
+            vendor_active=vendor.is_active,
+            authorized_states=vendor.authorized_state_list(),
+            sandbox=admitted.sandbox,
         )
     fields = read_ping_fields(payload)
     refusal = _refusal(vendor, fields.state)
     if refusal is not None:
-        _record(vendor, fields, request_id, now or timezone.now(),
+        _record(vendor, fields, request_id, now or timezone.now(), sandbox=admitted.sandbox,
                 outcome=CallRecord.Outcome.REJECTED, rejected_reason=refusal)  # fmt: skip
         raise VendorRefused(refusal)
+    if admitted.sandbox:
+        # Decided by the caller's number, before any policy or hold (imported here: the
+        # sandbox module builds this module's answers).
+        from calls.ping.sandbox import sandbox_ping
+
+        return sandbox_ping(vendor=vendor, fields=fields, request_id=request_id, now=now)
     return _reserve(vendor, fields, request_id, now)
 
 
@@ -340,7 +358,9 @@ def _available(
 
 
 def _unavailable(now: datetime) -> PingAnswer:
-    return PingAnswer(outcome=CallRecord.Outcome.NO_AGENT, timestamp=now)
+    return PingAnswer(
+        outcome=CallRecord.Outcome.NO_AGENT, timestamp=now, reason=UnavailableReason.NO_AGENT
+    )
 
 
 def _record(vendor, fields: PingFields, request_id: str, now: datetime, **values) -> CallRecord:

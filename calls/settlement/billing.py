@@ -87,9 +87,7 @@ def settled_without_call(*, now: datetime) -> dict:
 
 def records_for_settlement(records: QuerySet[CallRecord]) -> QuerySet[CallRecord]:
     """Records that count in statements and scorecards: sandbox records never do."""
-    if any(field.name == "sandbox" for field in CallRecord._meta.concrete_fields):
-        return records.filter(**{"sandbox": False})  # the sandbox flag, once records carry it
-    return records
+    return records.filter(sandbox=False)  # CallRecord.objects.live_traffic()'s rule
 
 
 def call_record_reopen(record: CallRecord) -> list[str]:
@@ -119,8 +117,8 @@ def call_record_decide(record: CallRecord, *, now: datetime) -> list[str]:
 
 
 def _decision(record: CallRecord, now: datetime) -> dict:
-    # Sandbox records are never billable. (Once call records carry the sandbox flag, this reads it.)
-    if getattr(record, "sandbox", False):
+    # Sandbox records are never billable.
+    if record.sandbox:
         return _not_billable(Reason.SANDBOX, now)
     if record.outcome != Outcome.COMPLETED:
         reason = REASON_AT_PING.get(record.outcome, Reason.NO_CALL)

@@ -19,34 +19,16 @@ from django.db.models.functions import Coalesce
 
 from calls.models import CallRecord, InboundCall
 from routing.models import Reservation
-from vendors.models import VendorKey, vendor_key_digest
 
 # How the transferred call reached us, as the API names it.
 ARRIVAL_ON_TIME = "on_time"
 ARRIVAL_LATE = "late"
 
 
-# The flag sandbox keys and their call records carry (named here once, until both models have it).
-SANDBOX_FIELD = "sandbox"
-
-
-def _has_sandbox_flag(model) -> bool:
-    return any(field.name == SANDBOX_FIELD for field in model._meta.get_fields())
-
-
-def vendor_key_is_sandbox(*, key: str) -> bool:
-    """Whether a (good) key is a sandbox key; every key is live until keys carry the flag."""
-    if not _has_sandbox_flag(VendorKey):
-        return False
-    return VendorKey.objects.filter(digest=vendor_key_digest(key), **{SANDBOX_FIELD: True}).exists()
-
-
 def _sandbox_scope(records: QuerySet, *, sandbox: bool) -> QuerySet:
     """The one place sandbox and live records are kept apart: a sandbox key reads only sandbox
     records, a live key only live ones."""
-    if _has_sandbox_flag(CallRecord):
-        return records.filter(**{SANDBOX_FIELD: sandbox})
-    return records.none() if sandbox else records
+    return records.filter(sandbox=sandbox)
 
 
 def vendor_call_records(

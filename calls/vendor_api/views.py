@@ -17,7 +17,7 @@ from calls.ping.request import client_address
 from calls.postbacks.events import record_settlement_json
 from calls.timestamps import format_timestamp
 from calls.vendor_api.schema import VENDOR_CALLS_SCHEMA
-from calls.vendor_api.selectors import vendor_call_records, vendor_key_is_sandbox
+from calls.vendor_api.selectors import vendor_call_records
 from config.errors import ApplicationError, FirstRendererNegotiation, envelope_data, request_id_of
 from vendors.services import VendorKeyInvalid, vendor_key_admit
 
@@ -60,7 +60,7 @@ class VendorCallsView(APIView):
     @VENDOR_CALLS_SCHEMA
     def get(self, request):
         key = bearer_key(request.META.get("HTTP_AUTHORIZATION", ""))
-        vendor = vendor_key_admit(key=key, client=client_address(request.META))
+        admitted = vendor_key_admit(key=key, client=client_address(request.META))
         params = request.query_params
         unknown = sorted(set(params) - PARAMETERS)
         if unknown:
@@ -72,8 +72,8 @@ class VendorCallsView(APIView):
         if page_size is not None and not (page_size.isdigit() and 1 <= int(page_size) <= 500):
             raise BadQuery("Invalid page_size: a whole number from 1 to 500.")
         records = vendor_call_records(
-            vendor_id=vendor.pk,
-            sandbox=vendor_key_is_sandbox(key=key),
+            vendor_id=admitted.vendor.pk,
+            sandbox=admitted.sandbox,  # a sandbox key reads only its sandbox records
             since=since,
             until=until,
             outcomes=query_outcomes(params),

@@ -101,6 +101,7 @@ def test_it_lists_the_filtered_records_as_json(as_analyst, records, vendors, ana
                 "ended_at": None,
                 "duration_seconds": None,
                 **UNSETTLED,
+                "sandbox": False,
                 "tracking": {"campaign": "fall", "utm": {"medium": "cpc"}, "vip": True},
             },
             {
@@ -120,6 +121,7 @@ def test_it_lists_the_filtered_records_as_json(as_analyst, records, vendors, ana
                 "ended_at": None,
                 "duration_seconds": None,
                 **UNSETTLED,
+                "sandbox": False,
                 "tracking": {"campaign": "fall", "note": None},
             },
         ],

@@ -19,7 +19,7 @@ RECORD_HEADERS = [
     "rejected_reason", "transfer_target", "agent", "agent_count", "ttl_seconds", "connected_at",
     "ended_at", "duration_seconds", "call_status", "caller_id", "caller_id_match", "repeat_of",
     "released_by", "release_reason", "billable", "not_billable_reason", "payout",
-    "payout_currency",
+    "payout_currency", "sandbox",
 ]  # fmt: skip
 
 
@@ -53,13 +53,13 @@ def test_it_exports_what_the_filters_select_as_csv_with_tracking_keys_as_columns
             str(first.request_id), "2025-09-01T12:00:00.000Z", "Acme Leads", first.phone_number,
             "AZ", "area_code", "completed", "", "+18775703926", "Alice Agent", "3", "60",
             "2025-09-01T12:00:20.000Z", "2025-09-01T12:03:20.000Z", "180", "completed",
-            "+14805550100", "false", "", "", "", "yes", "", "25.00", "USD",
+            "+14805550100", "false", "", "", "", "yes", "", "25.00", "USD", "false",
             "SUMMER-2025", "L-1", "", "google",
         ],
         [
             str(second.request_id), "2025-09-01T13:00:00.000Z", "Acme Leads", second.phone_number,
             "CA", "area_code", "no_agent", "", "", "", "", "", "", "", "",
-            "", "", "", "", "", "", "no", "no_agent", "0.00", "",
+            "", "", "", "", "", "", "no", "no_agent", "0.00", "", "false",
             "", "L-2", "7", "",
         ],
     ]  # fmt: skip
@@ -101,6 +101,7 @@ def test_it_exports_json_lines_with_the_tracking_data_verbatim(analyst_client, r
             "not_billable_reason": "",
             "payout": None,
             "payout_currency": "",
+            "sandbox": False,
             "tracking": {"campaign": "fall", "utm": {"medium": "cpc"}, "vip": True},
         }
     ]

@@ -119,7 +119,8 @@ def test_a_formula_arrives_neutralized_in_xlsx(analyst, dangerous, tmp_path):
     row = [cell for cell in sheet[2]]
     assert header[-3:] == ["tracking.=cmd", "ad_url", "lead_id"]
     assert [cell.value for cell in row[-3:]] == ["'@SUM(1+1)", "'" + HYPERLINK, "L-1"]
-    assert {cell.data_type for cell in row} <= {"s", "n", "d"}  # no formula anywhere
+    # No formula anywhere (b: the sandbox flag, a boolean cell).
+    assert {cell.data_type for cell in row} <= {"s", "n", "d", "b"}
 
 
 def test_a_formula_arrives_verbatim_in_json_lines(analyst_client, dangerous):

@@ -86,18 +86,18 @@ def test_the_xlsx_job_completes_on_a_real_worker_and_offers_the_file(
     rows = [list(row) for row in sheet.iter_rows(values_only=True)]
     first, second = records[0], records[1]
     assert rows[0][:3] == ["request_id", "received_at", "vendor"]
-    assert rows[0][25:] == ["ad_id", "ad_url", "lead_id", "score", "source"]
+    assert rows[0][26:] == ["ad_id", "ad_url", "lead_id", "score", "source"]
     assert rows[1] == [
         str(first.request_id), datetime(2025, 9, 1, 12, 0), "Acme Leads", first.phone_number,
         "AZ", "area_code", "completed", None, "+18775703926", "Alice Agent", 3, 60,
         datetime(2025, 9, 1, 12, 0, 20), datetime(2025, 9, 1, 12, 3, 20), 180,
-        "completed", "+14805550100", False, None, None, None, "yes", None, 25, "USD",
+        "completed", "+14805550100", False, None, None, None, "yes", None, 25, "USD", False,
         "SUMMER-2025", None, "L-1", None, "google",
     ]  # fmt: skip
     assert rows[2][:2] == [str(second.request_id), datetime(2025, 9, 1, 13, 0)]
-    assert rows[2][25:] == [None, None, "L-2", 7, None]
-    assert rows[3][25:] == [None, "'" + HYPERLINK, "L-9", None, None]
-    assert sheet.cell(row=4, column=27).data_type == "s"  # a string, not a formula
+    assert rows[2][26:] == [None, None, "L-2", 7, None]
+    assert rows[3][26:] == [None, "'" + HYPERLINK, "L-9", None, None]
+    assert sheet.cell(row=4, column=28).data_type == "s"  # a string, not a formula
     assert len(rows) == 4
 
 

@@ -145,18 +145,19 @@ def test_good_pings_in_flight_together_at_a_cache_miss_are_not_taken_for_guesses
     settings.PING_KEY_FAILURES_PER_MINUTE = 2
     pings = 5
     all_pings_in_flight = threading.Barrier(pings)
-    look_up = services._vendor_for_digest
+    look_up = services._admitted_for_digest
 
     def look_up_once_every_ping_is_in_flight(*args, **kwargs):
         all_pings_in_flight.wait(timeout=5)
         return look_up(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_vendor_for_digest", look_up_once_every_ping_is_in_flight)
+    monkeypatch.setattr(services, "_admitted_for_digest", look_up_once_every_ping_is_in_flight)
     admitted, refused = [], []
 
     def admit() -> None:
         try:
-            admitted.append(services.vendor_key_admit(key=DEMO_KEY, client="203.0.113.7").name)
+            key = services.vendor_key_admit(key=DEMO_KEY, client="203.0.113.7")
+            admitted.append(key.vendor.name)
         except Exception as refusal:
             refused.append(refusal)
         finally:

@@ -33,6 +33,12 @@ class Command(BaseCommand):
             "--outcome", action="append", default=[], help="e.g. connected; repeatable."
         )
         parser.add_argument("--search", default="", help="The admin's search, e.g. a lead id.")
+        parser.add_argument(
+            "--sandbox",
+            default="exclude",
+            choices=["exclude", "include", "only"],
+            help="Sandbox keys' test pings: left out (default), included, or alone.",
+        )
         parser.add_argument("--format", required=True, choices=[f.value for f in _COMMAND_FORMATS])
         parser.add_argument(
             "--output", default="-", help="File to write, or - for standard output (default)."
@@ -45,6 +51,7 @@ class Command(BaseCommand):
         data.setlist("state", options["state"])
         data.setlist("outcome", options["outcome"])
         data["q"] = options["search"]
+        data["sandbox"] = options["sandbox"]
         try:
             filters = call_record_filters_parse(data=data)
         except InvalidFilters as exc:

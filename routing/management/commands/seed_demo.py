@@ -15,6 +15,12 @@ DEMO_VENDORS = [
     ("Demo Vendor", "6ab36a94-5dfb-4336-a559-63da6a5a26d2", False, ["AZ", "CA"]),
     ("All States Demo", "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17", True, []),
 ]
+# The contract's sandbox key: a vendor trying each answer of the contract (the magic caller
+# numbers of docs/vendor-guide.md) without holding the demo's agents.
+DEMO_SANDBOX_KEYS = [
+    # vendor name, key, label
+    ("Demo Vendor", "5a1d0c3e-9f2b-4c6d-8e7f-0a1b2c3d4e5f", "demo sandbox key"),
+]
 DEMO_AGENTS = {"AZ": 3, "CA": 3, "TX": 10}
 # The guide's first transfer target comes first; the rest are the same block of toll-free numbers.
 FIRST_TRANSFER_NUMBER = 18775703926
@@ -32,6 +38,10 @@ class Command(BaseCommand):
             )
             if not VendorKey.objects.filter(digest=vendor_key_digest(key)).exists():
                 vendor_key_create(vendor=vendor, label="demo key", key=key)
+        for name, key, label in DEMO_SANDBOX_KEYS:
+            if not VendorKey.objects.filter(digest=vendor_key_digest(key)).exists():
+                vendor = Vendor.objects.get(name=name)
+                vendor_key_create(vendor=vendor, label=label, key=key, sandbox=True)
 
         for state, count in DEMO_AGENTS.items():
             for index in range(1, count + 1):
