@@ -165,3 +165,12 @@ class StaffFactory(UserFactory):
 class SuperuserFactory(UserFactory):
     is_staff = True
     is_superuser = True
+
+
+# The vendor admin page's tables (keys, caps, opening hours, holidays) with no rows: a post of
+# the vendor form must carry each table's management form.
+VENDOR_FORM_NO_INLINE_ROWS = {
+    f"{prefix}-{name}": "0"
+    for prefix in ("keys", "caps", "opening_hours", "holidays")
+    for name in ("TOTAL_FORMS", "INITIAL_FORMS")
+}

@@ -16,6 +16,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core import signing
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.forms import modelformset_factory
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,8 +25,28 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.admin_site import ReadOnlyAdmin
-from vendors.forms import StateMultipleChoiceField
-from vendors.models import Vendor, VendorKey, VendorKeyEvent, vendor_key_digest
+from vendors.forms import (
+    HolidayForm,
+    HolidayFormSet,
+    OpeningHoursForm,
+    OpeningHoursFormSet,
+    OperatorHolidayFormSet,
+    OperatorOpeningHoursFormSet,
+    StateMultipleChoiceField,
+    VendorCapForm,
+    VendorCapFormSet,
+    policy_window_days_clean,
+)
+from vendors.models import (
+    DuplicateScope,
+    Holiday,
+    OpeningHours,
+    Vendor,
+    VendorCap,
+    VendorKey,
+    VendorKeyEvent,
+    vendor_key_digest,
+)
 from vendors.services import (
     VendorKeyLabelTaken,
     VendorKeyNotRotatable,
@@ -42,8 +64,97 @@ class VendorForm(forms.ModelForm):
 
     class Meta:
         model = Vendor
-        fields = ["name", "is_active", "rate_limit_per_minute", "all_states", "authorized_states"]
-        labels = {"all_states": "All states"}
+        fields = [
+            "name",
+            "is_active",
+            "rate_limit_per_minute",
+            "all_states",
+            "authorized_states",
+            "consent_required",
+            "duplicate_window_days",
+            "duplicate_scope",
+        ]
+        labels = {
+            "all_states": "All states",
+            "duplicate_window_days": "Duplicate window (days)",
+        }
+        widgets = {"duplicate_scope": forms.RadioSelect}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Matters only with a window: a form posted without it keeps the default.
+        if "duplicate_scope" in self.fields:  # not for a login that may only view vendors
+            self.fields["duplicate_scope"].required = False
+
+    def clean_duplicate_scope(self):
+        return self.cleaned_data.get("duplicate_scope") or DuplicateScope.VENDOR
+
+    def clean_duplicate_window_days(self):
+        return policy_window_days_clean(self.cleaned_data.get("duplicate_window_days"))
+
+
+OperatorHoursFormSet = modelformset_factory(
+    OpeningHours,
+    form=OpeningHoursForm,
+    formset=OperatorOpeningHoursFormSet,
+    extra=2,
+    can_delete=True,
+)
+OperatorHolidaysFormSet = modelformset_factory(
+    Holiday, form=HolidayForm, formset=OperatorHolidayFormSet, extra=2, can_delete=True
+)
+
+
+class VendorPolicyInline(admin.TabularInline):
+    """A vendor's policy rows: edited by whoever may change the vendor, as the vendor's own
+    fields are (no permission of their own to hand out), and read by whoever may view it."""
+
+    extra = 0
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("vendors.view_vendor") or self._may_change(request)
+
+    def has_add_permission(self, request, obj=None):
+        return self._may_change(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_change(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may_change(request)
+
+    @staticmethod
+    def _may_change(request) -> bool:
+        return request.user.has_perm("vendors.change_vendor")
+
+
+class VendorCapInline(VendorPolicyInline):
+    model = VendorCap
+    form = VendorCapForm
+    formset = VendorCapFormSet
+    verbose_name = "cap"
+    verbose_name_plural = (
+        "Caps: the most live holds and calls at once, reservations per hour and per day "
+        "(state empty: all states together; a row per state narrows it)"
+    )
+
+
+class OpeningHoursInline(VendorPolicyInline):
+    model = OpeningHours
+    form = OpeningHoursForm
+    formset = OpeningHoursFormSet
+    verbose_name = "opening period"
+    verbose_name_plural = (
+        "Hours of operation, in the caller's time zone (no rows: the operator's default hours)"
+    )
+
+
+class HolidayInline(VendorPolicyInline):
+    model = Holiday
+    form = HolidayForm
+    formset = HolidayFormSet
+    verbose_name = "holiday"
+    verbose_name_plural = "Holidays of this vendor (closed all day; the operator's apply too)"
 
 
 # All shown, none editable.
@@ -79,12 +190,73 @@ class VendorAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "is_active", "rate_limit_per_minute"]}),
         ("Authorized states", {"fields": ["all_states", "authorized_states"]}),
+        (
+            "Ping policies",
+            {
+                "fields": ["consent_required", "duplicate_window_days", "duplicate_scope"],
+                "description": (
+                    "Caps, hours of operation and holidays are in the tables below. A refused "
+                    "ping answers agentAvailable false with its reason and holds nothing."
+                ),
+            },
+        ),
     ]
-    inlines = [VendorKeyInline]
+    inlines = [VendorKeyInline, VendorCapInline, OpeningHoursInline, HolidayInline]
 
     @admin.display(description="Authorized states")
     def states(self, obj):
         return ", ".join(obj.authorized_state_list()) or "none"
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "operator-hours/",
+                wrap(self.operator_hours_view),
+                name="vendors_vendor_operator_hours",
+            ),
+            *super().get_urls(),
+        ]
+
+    def operator_hours_view(self, request):
+        """The operator's default weekly schedule and its holidays, on a page of their own."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        may_change = self.has_change_permission(request)
+        if request.method == "POST" and not may_change:
+            raise PermissionDenied
+        data = request.POST if request.method == "POST" else None
+        hours = OperatorHoursFormSet(
+            data, queryset=OpeningHours.objects.filter(vendor__isnull=True), prefix="hours"
+        )
+        holidays = OperatorHolidaysFormSet(
+            data, queryset=Holiday.objects.filter(vendor__isnull=True), prefix="holidays"
+        )
+        if data is not None and hours.is_valid() and holidays.is_valid():
+            with transaction.atomic():
+                saved = [*hours.save(), *holidays.save()]
+                deleted = [*hours.deleted_objects, *holidays.deleted_objects]
+            for obj in saved:
+                self.log_change(request, obj, "Saved in the operator's default hours")
+            for obj in deleted:
+                self.log_deletion(request, obj, str(obj))
+            self.message_user(
+                request, "Saved the operator's default hours and holidays.", messages.SUCCESS
+            )
+            return HttpResponseRedirect(reverse("admin:vendors_vendor_operator_hours"))
+        if not may_change:
+            for form in [*hours.forms, *holidays.forms]:
+                for field in form.fields.values():
+                    field.disabled = True
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Operator's default hours and holidays",
+            "hours": hours,
+            "holidays": holidays,
+            "may_change": may_change,
+        }
+        return TemplateResponse(request, "admin/vendors/vendor/operator_hours.html", context)
 
 
 class RevokeWhenForm(forms.Form):
