@@ -365,3 +365,7 @@ class ReservationAdmin(NoCountAdminMixin, admin.ModelAdmin):
         skipped = queryset.count() - released
         note = f"; {skipped} had already ended" if skipped else ""
         self.message_user(request, f"Released {released} reservation(s){note}.")
+
+
+# The do-not-call list has its own module; importing it here registers its pages.
+from routing import admin_do_not_call  # noqa: E402, F401
