@@ -13,6 +13,7 @@ from django.db.models.lookups import Exact
 from django.utils.html import format_html
 
 from calls.exports.admin import CallRecordExportAdminMixin
+from calls.exports.selectors import consent_evidence_match
 from calls.models import (
     LEAD_ID_INDEXED_CHARACTERS,
     CallExport,
@@ -34,14 +35,23 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
         "phone_number",
         "state",
         "outcome",
+        "reason",
         "agent",
         "transfer_target",
         "lead_id",
     ]
-    list_filter = [("received_at", admin.DateFieldListFilter), "vendor", "state", "outcome"]
+    list_filter = [
+        ("received_at", admin.DateFieldListFilter),
+        "vendor",
+        "state",
+        "outcome",
+        "reason",
+    ]
     list_select_related = ["vendor", "agent"]
     search_fields = ["request_id"]  # shows the box; get_search_results does the matching
-    search_help_text = "An exact request id, phone number or lead_id."
+    search_help_text = (
+        "An exact request id, phone number, lead_id, TrustedForm certificate URL or Jornaya LeadiD."
+    )
     readonly_fields = ["tracking_readable"]
     exclude = ["tracking"]
 
@@ -63,6 +73,7 @@ class CallRecordAdmin(CallRecordExportAdminMixin, NoCountAdminMixin, ReadOnlyAdm
             match |= Q(request_id=uuid.UUID(term))
         with contextlib.suppress(InvalidPhoneNumber):
             match |= Q(phone_number=normalize_us_phone(term))
+        match |= consent_evidence_match(term)
         return queryset.filter(match), False
 
     def _changelist_count(self, request) -> int | None:

@@ -101,6 +101,10 @@ def added_message(result: DoNotCallAdded) -> str:
     return " ".join(parts)
 
 
+# All shown, none editable.
+_NUMBER_FIELDS = ("number", "source", "reason", "added_by", "added_at", "history")
+
+
 @admin.register(DoNotCallNumber)
 class DoNotCallNumberAdmin(admin.ModelAdmin):
     list_display = ["number", "source", "reason", "added_by", "added_at"]
@@ -109,8 +113,8 @@ class DoNotCallNumberAdmin(admin.ModelAdmin):
     search_fields = ["number"]  # shows the box; get_search_results does the matching
     search_help_text = "A number in any spelling (exact), or words of a source or reason."
     show_full_result_count = False
-    fields = ["number", "source", "reason", "added_by", "added_at", "history"]
-    readonly_fields = fields
+    fields = _NUMBER_FIELDS
+    readonly_fields = _NUMBER_FIELDS
     actions = ["remove_numbers"]
     change_list_template = "admin/routing/donotcallnumber/change_list.html"
     change_form_template = "admin/routing/donotcallnumber/change_form.html"

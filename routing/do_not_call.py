@@ -84,7 +84,8 @@ def _normalized(value: str, line: int, problems: list[str], *, label: str) -> st
 
 def do_not_call_read_text(*, text: str) -> list[DoNotCallEntry]:
     """Numbers pasted one a line (or several on a line, separated by commas or semicolons)."""
-    entries, problems = [], []
+    entries: list[DoNotCallEntry] = []
+    problems: list[str] = []
     for line_number, line in enumerate(text.splitlines(), start=1):
         for part in re.split(r"[,;]", line):
             if not part.strip():

@@ -90,7 +90,7 @@ class VendorCapFormSet(forms.BaseInlineFormSet):
 
     def clean(self):
         super().clean()
-        seen: dict[str, int] = {}
+        seen = {}
         problems = []
         vendor = self.instance
         for number, form in enumerate(_live_forms(self), start=1):
@@ -201,7 +201,7 @@ class _HolidayChecks(forms.BaseModelFormSet):
 
     def clean(self):
         super().clean()
-        seen: set = set()
+        seen = set()
         problems = []
         for form in _live_forms(self):
             day = form.cleaned_data.get("date")

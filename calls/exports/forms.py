@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from calls.models import CallRecord
 from config.errors import ApplicationError
+from routing.models import UnavailableReason
 from vendors.models import Vendor
 from vendors.states import STATE_CHOICES
 
@@ -33,6 +34,7 @@ class CallRecordFilters:
     vendor_ids: tuple[int, ...] = ()
     states: tuple[str, ...] = ()
     outcomes: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
     search: str = ""
 
     def as_json(self) -> dict:
@@ -48,6 +50,8 @@ class CallRecordFilters:
             data["state"] = list(self.states)
         if self.outcomes:
             data["outcome"] = list(self.outcomes)
+        if self.reasons:
+            data["reason"] = list(self.reasons)
         if self.search:
             data["q"] = self.search
         return data
@@ -63,6 +67,7 @@ class CallRecordFilters:
             vendor_ids=tuple(data.get("vendor", ())),
             states=tuple(data.get("state", ())),
             outcomes=tuple(data.get("outcome", ())),
+            reasons=tuple(data.get("reason", ())),
             search=data.get("q", ""),
         )
 
@@ -137,14 +142,22 @@ class CallRecordFilterForm(forms.Form):
     )
     state = forms.MultipleChoiceField(choices=STATE_CHOICES, required=False)
     outcome = forms.MultipleChoiceField(choices=CallRecord.Outcome.choices, required=False)
+    reason = forms.MultipleChoiceField(
+        choices=UnavailableReason.choices,
+        required=False,
+        help_text="Why no agent was held: no_agent, or the policy that refused the ping.",
+    )
     q = forms.CharField(
         required=False,
         max_length=200,
         label="Search",
-        help_text="Phone number, request id, vendor name, or text in the tracking data.",
+        help_text=(
+            "Phone number, request id, vendor name, text in the tracking data, or consent "
+            "evidence (a TrustedForm certificate URL or a Jornaya LeadiD)."
+        ),
     )
 
-    LIST_FIELDS = ("vendor", "state", "outcome")
+    LIST_FIELDS = ("vendor", "state", "outcome", "reason")
 
     def __init__(self, data=None, *args, **kwargs):
         super().__init__(_split_lists(data) if data is not None else None, *args, **kwargs)
@@ -164,6 +177,7 @@ class CallRecordFilterForm(forms.Form):
             vendor_ids=tuple(sorted(vendor.pk for vendor in data.get("vendor") or ())),
             states=tuple(sorted(data.get("state") or ())),
             outcomes=tuple(sorted(data.get("outcome") or ())),
+            reasons=tuple(sorted(data.get("reason") or ())),
             search=(data.get("q") or "").strip(),
         )
 
@@ -178,7 +192,7 @@ def _split_lists(data) -> QueryDict:
             values = [value for value in values if value]
             if key == "state":
                 values = [value.upper() for value in values]
-            elif key == "outcome":
+            elif key in ("outcome", "reason"):
                 values = [value.lower().replace(" ", "_") for value in values]
         result.setlist(key, values)
     return result

@@ -7,6 +7,8 @@ expired), so the funnel counts where each ping stands now:
   expired). Repeats are not counted here: they reserve nothing new;
 - connected: reservations whose call arrived (connected or completed);
 - expired: reservations nobody called;
+- refused: pings a policy refused (do-not-call, consent, duplicate, hours, caps), counted by
+  reason too; they hold nothing;
 - transfer rate: connected / reserved. A reservation still live counts in reserved only, so
   a period that ends now shows a slightly lower rate until its last reservations settle.
 """
@@ -19,8 +21,11 @@ from datetime import datetime
 from django.db.models import Count, Q
 
 from calls.models import CallRecord
+from routing.models import UnavailableReason
 
 Outcome = CallRecord.Outcome
+# The reasons a policy refuses a ping for, in the contract's order (no_agent is an outcome).
+REFUSAL_REASONS = [reason for reason in UnavailableReason if reason != UnavailableReason.NO_AGENT]
 RESERVED_OUTCOMES = (Outcome.RESERVED, Outcome.CONNECTED, Outcome.COMPLETED, Outcome.EXPIRED)
 CONNECTED_OUTCOMES = (Outcome.CONNECTED, Outcome.COMPLETED)
 
@@ -32,6 +37,11 @@ COUNTS = {
     "rejected": Count("id", filter=Q(outcome=Outcome.REJECTED)),
     "connected": Count("id", filter=Q(outcome__in=CONNECTED_OUTCOMES)),
     "expired": Count("id", filter=Q(outcome=Outcome.EXPIRED)),
+    "refused": Count("id", filter=Q(outcome=Outcome.REFUSED)),
+    **{
+        f"refused_{reason}": Count("id", filter=Q(outcome=Outcome.REFUSED, reason=reason))
+        for reason in REFUSAL_REASONS
+    },
 }
 
 
@@ -45,6 +55,12 @@ class FunnelRow:
     rejected: int = 0
     connected: int = 0
     expired: int = 0
+    refused: int = 0
+    # (reason, count) of the refused pings, in REFUSAL_REASONS' order; only reasons that occur.
+    refusals: tuple[tuple[str, int], ...] = ()
+
+    def refused_for(self, reason: str) -> int:
+        return dict(self.refusals).get(reason, 0)
 
     @property
     def transfer_rate(self) -> float | None:
@@ -69,17 +85,22 @@ class FunnelSummary:
 def call_funnel_summary(*, since: datetime, until: datetime) -> FunnelSummary:
     """Counts for the call records received in [since, until), biggest vendors first."""
     records = CallRecord.objects.filter(received_at__gte=since, received_at__lt=until).order_by()
-    total = FunnelRow(label="All", **records.aggregate(**COUNTS))
+    total = _funnel_row("All", records.aggregate(**COUNTS))
     by_vendor = [
-        FunnelRow(label=row.pop("vendor__name"), **row)
+        _funnel_row(row.pop("vendor__name"), row)
         for row in records.values("vendor__name").annotate(**COUNTS)
     ]
     by_state = [
-        FunnelRow(label=row.pop("state"), **row)
-        for row in records.values("state").annotate(**COUNTS)
+        _funnel_row(row.pop("state"), row) for row in records.values("state").annotate(**COUNTS)
     ]
     by_vendor.sort(key=lambda row: (-row.pings, row.label))
     by_state.sort(key=lambda row: row.label)
     return FunnelSummary(
         since=since, until=until, total=total, by_vendor=by_vendor, by_state=by_state
     )
+
+
+def _funnel_row(label: str, counts: dict) -> FunnelRow:
+    by_reason = [(str(reason), counts.pop(f"refused_{reason}")) for reason in REFUSAL_REASONS]
+    refusals = tuple((reason, count) for reason, count in by_reason if count)
+    return FunnelRow(label=label, refusals=refusals, **counts)

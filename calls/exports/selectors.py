@@ -30,6 +30,8 @@ def call_record_select(*, filters: CallRecordFilters) -> QuerySet[CallRecord]:
         records = records.filter(state__in=filters.states)
     if filters.outcomes:
         records = records.filter(outcome__in=filters.outcomes)
+    if filters.reasons:
+        records = records.filter(reason__in=filters.reasons)
     if filters.search:
         records = records.filter(_search_q(filters.search))
     return records.order_by("received_at", "id")
@@ -46,7 +48,19 @@ def _search_q(term: str) -> Q:
         query |= Q(phone_number__contains=digits) | Q(transfer_target__contains=digits)
     with contextlib.suppress(ValueError):
         query |= Q(request_id=uuid.UUID(term))
-    return query
+    return query | consent_evidence_match(term)
+
+
+def consent_evidence_match(term: str) -> Q:
+    """Records whose consent evidence is exactly `term`: a TrustedForm certificate URL or a
+    Jornaya LeadiD (its hex in any letter case). Each on its partial index, whose condition the
+    query repeats so the planner may use it."""
+    term = term.strip()
+    if not term:
+        return Q(pk__in=[])
+    return (Q(trustedform_cert_url=term) & ~Q(trustedform_cert_url="")) | (
+        Q(jornaya_leadid__in=sorted({term, term.upper(), term.lower()})) & ~Q(jornaya_leadid="")
+    )
 
 
 def call_record_tracking_keys(*, records: QuerySet[CallRecord]) -> list[str]:

@@ -29,6 +29,8 @@ RECORD_COLUMNS: list[tuple[str, str]] = [
     ("state", "state"),
     ("state_source", "state_source"),
     ("outcome", "outcome"),
+    # The contract's reason code of an unavailable answer: no_agent, or the policy that refused.
+    ("reason", "reason"),
     ("rejected_reason", "rejected_reason"),
     ("transfer_target", "transfer_target"),
     ("agent", "agent__name"),
@@ -37,6 +39,9 @@ RECORD_COLUMNS: list[tuple[str, str]] = [
     ("connected_at", "connected_at"),
     ("ended_at", "ended_at"),
     ("duration_seconds", "duration_seconds"),
+    # Consent evidence the ping carried, well formed (empty: none).
+    ("trustedform_cert_url", "trustedform_cert_url"),
+    ("jornaya_leadid", "jornaya_leadid"),
 ]
 RECORD_HEADERS = [header for header, _ in RECORD_COLUMNS]
 _RECORD_PATHS = [path for _, path in RECORD_COLUMNS]

@@ -14,8 +14,8 @@ EXPORT_URL = "/admin/calls/callrecord/export/"
 OUT_OF_RANGE = "This date is out of range; use one between 0001-01-01 and 9999-12-30, UTC."
 RECORD_HEADERS = [
     "request_id", "received_at", "vendor", "phone_number", "state", "state_source", "outcome",
-    "rejected_reason", "transfer_target", "agent", "agent_count", "ttl_seconds", "connected_at",
-    "ended_at", "duration_seconds",
+    "reason", "rejected_reason", "transfer_target", "agent", "agent_count", "ttl_seconds",
+    "connected_at", "ended_at", "duration_seconds", "trustedform_cert_url", "jornaya_leadid",
 ]  # fmt: skip
 
 
@@ -47,13 +47,13 @@ def test_it_exports_what_the_filters_select_as_csv_with_tracking_keys_as_columns
         [*RECORD_HEADERS, "ad_id", "lead_id", "score", "source"],
         [
             str(first.request_id), "2025-09-01T12:00:00.000Z", "Acme Leads", first.phone_number,
-            "AZ", "area_code", "completed", "", "+18775703926", "Alice Agent", "3", "60",
-            "2025-09-01T12:00:20.000Z", "2025-09-01T12:03:20.000Z", "180",
+            "AZ", "area_code", "completed", "", "", "+18775703926", "Alice Agent", "3", "60",
+            "2025-09-01T12:00:20.000Z", "2025-09-01T12:03:20.000Z", "180", "", "",
             "SUMMER-2025", "L-1", "", "google",
         ],
         [
             str(second.request_id), "2025-09-01T13:00:00.000Z", "Acme Leads", second.phone_number,
-            "CA", "area_code", "no_agent", "", "", "", "", "", "", "", "",
+            "CA", "area_code", "no_agent", "", "", "", "", "", "", "", "", "", "", "",
             "", "L-2", "7", "",
         ],
     ]  # fmt: skip
@@ -77,6 +77,7 @@ def test_it_exports_json_lines_with_the_tracking_data_verbatim(analyst_client, r
             "state": "TX",
             "state_source": "area_code",
             "outcome": "expired",
+            "reason": "",
             "rejected_reason": "",
             "transfer_target": "+18775703927",
             "agent": None,
@@ -85,6 +86,8 @@ def test_it_exports_json_lines_with_the_tracking_data_verbatim(analyst_client, r
             "connected_at": None,
             "ended_at": None,
             "duration_seconds": None,
+            "trustedform_cert_url": "",
+            "jornaya_leadid": "",
             "tracking": {"campaign": "fall", "utm": {"medium": "cpc"}, "vip": True},
         }
     ]

@@ -32,6 +32,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--outcome", action="append", default=[], help="e.g. connected; repeatable."
         )
+        parser.add_argument(
+            "--reason",
+            action="append",
+            default=[],
+            help="Why no agent was held, e.g. do_not_call; repeatable.",
+        )
         parser.add_argument("--search", default="", help="The admin's search, e.g. a lead id.")
         parser.add_argument("--format", required=True, choices=[f.value for f in _COMMAND_FORMATS])
         parser.add_argument(
@@ -44,6 +50,7 @@ class Command(BaseCommand):
         data.setlist("vendor", [_vendor_id(value) for value in options["vendor"]])
         data.setlist("state", options["state"])
         data.setlist("outcome", options["outcome"])
+        data.setlist("reason", options["reason"])
         data["q"] = options["search"]
         try:
             filters = call_record_filters_parse(data=data)
