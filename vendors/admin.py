@@ -233,13 +233,16 @@ class VendorAdmin(admin.ModelAdmin):
             data, queryset=Holiday.objects.filter(vendor__isnull=True), prefix="holidays"
         )
         if data is not None and hours.is_valid() and holidays.is_valid():
+            deleting = [
+                form.instance
+                for form in [*hours.deleted_forms, *holidays.deleted_forms]
+                if form.instance.pk
+            ]
             with transaction.atomic():
+                self.log_deletions(request, deleting)  # before: the rows still have their ids
                 saved = [*hours.save(), *holidays.save()]
-                deleted = [*hours.deleted_objects, *holidays.deleted_objects]
             for obj in saved:
                 self.log_change(request, obj, "Saved in the operator's default hours")
-            for obj in deleted:
-                self.log_deletion(request, obj, str(obj))
             self.message_user(
                 request, "Saved the operator's default hours and holidays.", messages.SUCCESS
             )
