@@ -125,6 +125,8 @@ def role_group(name: str) -> Group:
     """The role's group with the permissions the staff-roles migration gives it; made again
     when a transactional test's flush has emptied the table the migration filled."""
     roles = importlib.import_module("calls.migrations.0004_staff_roles").ROLES
+    # Given by later migrations: the do-not-call list's.
+    later = {"Operations": importlib.import_module("calls.migrations.0011_do_not_call_roles")}
     group, created = Group.objects.get_or_create(name=name)
     if created:
         for app_label, by_model in roles[name].items():
@@ -133,6 +135,13 @@ def role_group(name: str) -> Group:
                     *Permission.objects.filter(
                         content_type__app_label=app_label,
                         codename__in=[f"{action}_{model}" for action in actions],
+                    )
+                )
+        if name in later:
+            for app_label, codenames in later[name].OPERATIONS_MAY.items():
+                group.permissions.add(
+                    *Permission.objects.filter(
+                        content_type__app_label=app_label, codename__in=codenames
                     )
                 )
     return group

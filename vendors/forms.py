@@ -64,6 +64,10 @@ def _live_forms(formset) -> list:
 
 
 class VendorCapForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["state"].choices = [("", "All states"), *STATE_CHOICES]
+
     class Meta:
         model = VendorCap
         fields = ["state", "most_at_once", "most_per_hour", "most_per_day"]
@@ -123,15 +127,13 @@ class OpeningHoursForm(forms.ModelForm):
         cleaned = super().clean()
         opens, closes = cleaned.get("opens"), cleaned.get("closes")
         if opens is not None and closes is not None and closes != MIDNIGHT and closes <= opens:
-            raise forms.ValidationError(
+            # On the field: the model's own check of the same rule then stays silent.
+            self.add_error(
+                "closes",
                 f"Closes at {closes:%H:%M}, not after it opens at {opens:%H:%M}. For a period "
-                "past midnight, add two rows: until 00:00, then from 00:00 the next day."
+                "past midnight, add two rows: until 00:00, then from 00:00 the next day.",
             )
         return cleaned
-
-    def validate_constraints(self, exclude=None):
-        # The database's check says the same as clean() above, in fewer words.
-        pass
 
 
 def _minutes(moment, *, end: bool = False) -> int:
@@ -190,10 +192,10 @@ class HolidayForm(forms.ModelForm):
         fields = ["date", "name"]
         widgets = {"date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
 
-    def validate_constraints(self, exclude=None):
-        # One holiday a date: the formset says it with the date (the constraint's own message
-        # names no row). A row another editor saves meanwhile is the database's to refuse.
-        pass
+    def _get_validation_exclusions(self):
+        # One holiday a date: the formset says so naming the date, where the model's constraint
+        # would name itself. A row another editor saves meanwhile is the database's to refuse.
+        return {*super()._get_validation_exclusions(), "date"}
 
 
 class _HolidayChecks(forms.BaseModelFormSet):

@@ -154,11 +154,34 @@ def test_it_refuses_a_policy_that_cannot_hold_saying_why(operations_client, poli
     )
     assert response.status_code == 200
     assert any(message in error for error in errors(response)), errors(response)
+    # Said once, in the form's words, not again by the model's constraints.
+    assert not any(
+        "onstraint" in error or "(00:00: midnight)" in error for error in errors(response)
+    )
     vendor.refresh_from_db()
     assert vendor.duplicate_window_days is None
     assert not VendorCap.objects.exists()
     assert not OpeningHours.objects.exists()
     assert not Holiday.objects.exists()
+
+
+def test_a_holiday_on_a_date_already_kept_is_refused_naming_the_date(operations_client):
+    vendor = VendorFactory()
+    kept = Holiday.objects.create(vendor=vendor, date=date(2026, 1, 1), name="New Year")
+    data = vendor_form(vendor, holidays=[{"date": "2026-01-01", "name": "again"}])
+    data |= {
+        "holidays-TOTAL_FORMS": "2",
+        "holidays-INITIAL_FORMS": "1",
+        "holidays-1-date": "2026-01-01",
+        "holidays-1-name": "again",
+        "holidays-0-id": str(kept.pk),
+        "holidays-0-date": "2026-01-01",
+        "holidays-0-name": "New Year",
+    }
+    response = operations_client.post(f"/admin/vendors/vendor/{vendor.pk}/change/", data)
+    assert response.status_code == 200
+    assert errors(response) == ["2026-01-01 is listed twice: one row a day."]
+    assert Holiday.objects.count() == 1
 
 
 def test_an_analyst_can_neither_open_nor_change_a_vendors_policies(analyst_client):
