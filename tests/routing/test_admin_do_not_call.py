@@ -169,3 +169,20 @@ def test_operations_may_open_every_page_of_the_list(operations_client):
         HISTORY_URL,
     ):
         assert operations_client.get(url).status_code == 200, url
+
+
+def test_the_migration_lets_operations_keep_the_list_and_analysts_not():
+    from django.contrib.auth.models import Group
+
+    def codenames(role):
+        return set(Group.objects.get(name=role).permissions.values_list("codename", flat=True))
+
+    keeping = {
+        "add_donotcallnumber",
+        "delete_donotcallnumber",
+        "view_donotcallnumber",
+        "view_donotcallchange",
+    }
+    assert keeping <= codenames("Operations")
+    assert "change_donotcallnumber" not in codenames("Operations")
+    assert not keeping & codenames("Analysts")

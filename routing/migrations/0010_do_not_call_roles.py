@@ -1,6 +1,10 @@
 """Operations keeps the do-not-call list: adds numbers, removes them (through the audited page;
 Django's own delete is off) and reads the audit. A vendor's policies need no permission of their
-own: whoever may change the vendor edits them."""
+own: whoever may change the vendor edits them.
+
+After calls' staff-roles migration, which makes the groups (in calls, whose migrations come after
+every model's); here, beside the models it grants, so it adds no second leaf to calls'.
+"""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
@@ -41,7 +45,7 @@ def revoke(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("routing", "0009_do_not_call_list"),
-        ("calls", "0010_refused_pings_reason_and_consent"),
+        ("calls", "0004_staff_roles"),
     ]
 
     operations = [migrations.RunPython(grant, revoke)]
