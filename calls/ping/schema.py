@@ -137,8 +137,6 @@ class PingRequestDocumented(PingRequestSerializer):
     )
 
 
-
-
 AVAILABLE = _envelope(
     "PingAvailable",
     200,
