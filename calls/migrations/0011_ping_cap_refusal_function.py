@@ -53,10 +53,9 @@ BEGIN
             );
             IF held >= scope.at_once THEN
                 reason := 'concurrency_cap';
-                retry_after := COALESCE(
-                    GREATEST(1, ceil(extract(epoch FROM soonest - p_now)))::integer,
-                    p_default_retry
-                );
+                -- GREATEST ignores a NULL: none of its holds will end by itself.
+                retry_after := CASE WHEN soonest IS NULL THEN p_default_retry
+                    ELSE GREATEST(1, ceil(extract(epoch FROM soonest - p_now)))::integer END;
                 RETURN;
             END IF;
         END IF;
