@@ -23,6 +23,7 @@ from vendors.models import (
     VendorKeyEvent,
     vendor_key_digest,
 )
+from vendors.policies import VendorPolicies, vendor_policies_load
 from vendors.ratelimit import (
     COUNTER_SECONDS,
     ratelimit_check_client,
@@ -104,6 +105,8 @@ class _CachedKey:
     key_id: str
     revoked_at: datetime | None
     vendor: dict
+    # Loaded with the vendor so hours and consent cost a ping nothing; staff edits clear it.
+    policies: VendorPolicies
 
     def is_usable(self, now: datetime) -> bool:
         return self.revoked_at is None or self.revoked_at > now
@@ -116,11 +119,15 @@ _VENDOR_FIELDS = (
     "all_states",
     "authorized_states",
     "rate_limit_per_minute",
+    "consent_required",
+    "duplicate_window_days",
+    "duplicate_scope",
 )
 
 
 def _cache_key(digest: str) -> str:
-    return f"vendor-key:{digest}"
+    # v2: the entry carries the vendor's policies (an older process's entries lack them).
+    return f"vendor-key:v2:{digest}"
 
 
 _UNREAD = object()
@@ -139,13 +146,16 @@ def _vendor_for_digest(digest: str, now: datetime, *, cached=_UNREAD) -> Vendor:
             key_id=str(vendor_key.pk),
             revoked_at=vendor_key.revoked_at,
             vendor={field: getattr(vendor, field) for field in _VENDOR_FIELDS},
+            policies=vendor_policies_load(vendor),
         )
         shared_cache_set(cache_key, cached, settings.VENDOR_KEY_CACHE_SECONDS)
         _last_used_written[cached.key_id] = vendor_key.last_used_at
     if not cached.is_usable(now):
         raise VendorKeyRevoked()
     _touch_last_used(cached.key_id, now)
-    return Vendor.from_db("default", list(cached.vendor), list(cached.vendor.values()))
+    vendor = Vendor.from_db("default", list(cached.vendor), list(cached.vendor.values()))
+    vendor.policies = cached.policies
+    return vendor
 
 
 # When this process last wrote each key's last_used_at: a write per ping would cost more than
@@ -168,10 +178,15 @@ def vendor_key_cache_clear(*, digests: list[str]) -> None:
     transaction.on_commit(lambda: shared_cache_delete_many(keys))
 
 
-def vendor_cache_clear(*, vendor_id: int) -> None:
-    """Forget every cached key of a vendor (its activity, states or limit changed)."""
-    digests = list(VendorKey.objects.filter(vendor_id=vendor_id).values_list("digest", flat=True))
-    vendor_key_cache_clear(digests=digests)
+def vendor_cache_clear(*, vendor_id: int | None) -> None:
+    """Forget every cached key of a vendor (its activity, states, limit or policies changed), or
+    of every vendor (None: the operator's hours or holidays changed)."""
+    keys = (
+        VendorKey.objects.all()
+        if vendor_id is None
+        else VendorKey.objects.filter(vendor_id=vendor_id)
+    )
+    vendor_key_cache_clear(digests=list(keys.values_list("digest", flat=True)))
 
 
 class VendorKeyLabelTaken(ApplicationError):

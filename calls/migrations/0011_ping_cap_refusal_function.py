@@ -1,0 +1,114 @@
+"""ping_cap_refusal: a capped vendor's caps, decided exactly under concurrency (PostgreSQL).
+
+The ping's statement calls it (calls.ping.policies) when the vendor has caps. It takes the
+vendor's transaction-scoped advisory lock, then counts: being VOLATILE, each of its queries sees
+what was committed before it ran, after the lock, so the reservation the lock's previous holder
+just committed is counted (the calling statement's own snapshot, taken before the wait, would
+miss it). Returns the first cap reached and its retry hint, or NULLs.
+
+Concurrency: the vendor's live holds plus its calls in progress (records connected). Hourly and
+daily: the reservations the statement counted in vendors_vendorreservationcount for the clock
+hour, and for the day from midnight in the operator's zone.
+"""
+
+from django.db import migrations
+
+CREATE = """
+CREATE OR REPLACE FUNCTION ping_cap_refusal(
+    p_lock text, p_vendor bigint, p_state text, p_now timestamptz, p_zone text,
+    p_at_once integer, p_per_hour integer, p_per_day integer,
+    p_state_at_once integer, p_state_per_hour integer, p_state_per_day integer,
+    p_default_retry integer, OUT reason text, OUT retry_after integer
+) LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    scope record;
+    held integer;
+    soonest timestamptz;
+    used integer;
+    hour_start timestamptz := date_trunc('hour', p_now);
+    day_start timestamptz := date_trunc('day', p_now AT TIME ZONE p_zone) AT TIME ZONE p_zone;
+    day_end timestamptz :=
+        (date_trunc('day', p_now AT TIME ZONE p_zone) + interval '1 day') AT TIME ZONE p_zone;
+BEGIN
+    IF p_lock IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_lock, 0));
+    FOR scope IN
+        SELECT * FROM (VALUES
+            (1, '', p_at_once, p_per_hour, p_per_day),
+            (2, p_state, p_state_at_once, p_state_per_hour, p_state_per_day)
+        ) AS s (n, state, at_once, per_hour, per_day)
+        ORDER BY n
+    LOOP
+        IF scope.at_once IS NOT NULL THEN
+            SELECT count(*), min(r.expires_at) INTO held, soonest
+            FROM routing_reservation r
+            WHERE r.vendor_id = p_vendor AND r.status = 'active' AND r.expires_at > p_now
+              AND (scope.state = '' OR r.state = scope.state);
+            held := held + (
+                SELECT count(*) FROM calls_callrecord c
+                WHERE c.vendor_id = p_vendor AND c.outcome = 'connected'
+                  AND (scope.state = '' OR c.state = scope.state)
+            );
+            IF held >= scope.at_once THEN
+                reason := 'concurrency_cap';
+                -- GREATEST ignores a NULL: none of its holds will end by itself.
+                retry_after := CASE WHEN soonest IS NULL THEN p_default_retry
+                    ELSE GREATEST(1, ceil(extract(epoch FROM soonest - p_now)))::integer END;
+                RETURN;
+            END IF;
+        END IF;
+        IF scope.per_hour IS NOT NULL THEN
+            SELECT v.reservations INTO used FROM vendors_vendorreservationcount v
+            WHERE v.vendor_id = p_vendor AND v.state = scope.state AND v.period = 'hour'
+              AND v.starts_at = hour_start;
+            IF COALESCE(used, 0) >= scope.per_hour THEN
+                reason := 'hourly_cap';
+                retry_after := GREATEST(
+                    1, ceil(extract(epoch FROM hour_start + interval '1 hour' - p_now))
+                )::integer;
+                RETURN;
+            END IF;
+        END IF;
+        IF scope.per_day IS NOT NULL THEN
+            SELECT v.reservations INTO used FROM vendors_vendorreservationcount v
+            WHERE v.vendor_id = p_vendor AND v.state = scope.state AND v.period = 'day'
+              AND v.starts_at = day_start;
+            IF COALESCE(used, 0) >= scope.per_day THEN
+                reason := 'daily_cap';
+                retry_after := GREATEST(1, ceil(extract(epoch FROM day_end - p_now)))::integer;
+                RETURN;
+            END IF;
+        END IF;
+    END LOOP;
+END
+$$;
+"""
+
+DROP = """
+DROP FUNCTION IF EXISTS ping_cap_refusal(
+    text, bigint, text, timestamptz, text, integer, integer, integer, integer, integer, integer,
+    integer
+);
+"""
+
+
+def create(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(CREATE)
+
+
+def drop(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("calls", "0010_refused_pings_reason_and_consent"),
+        ("routing", "0009_do_not_call_list"),
+        ("vendors", "0003_ping_policies"),
+    ]
+
+    operations = [migrations.RunPython(create, drop)]
