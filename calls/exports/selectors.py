@@ -52,14 +52,15 @@ def _search_q(term: str) -> Q:
 
 
 def consent_evidence_match(term: str) -> Q:
-    """Records whose consent evidence is exactly `term`: a TrustedForm certificate URL or a
-    Jornaya LeadiD (its hex in any letter case). Each on its partial index, whose condition the
-    query repeats so the planner may use it."""
+    """Records whose consent evidence is `term`: a TrustedForm certificate URL or a Jornaya
+    LeadiD, as the vendor sent it or all in upper or lower case (hex either way). Each on its
+    partial index, whose condition the query repeats so the planner may use it."""
     term = term.strip()
     if not term:
         return Q(pk__in=[])
-    return (Q(trustedform_cert_url=term) & ~Q(trustedform_cert_url="")) | (
-        Q(jornaya_leadid__in=sorted({term, term.upper(), term.lower()})) & ~Q(jornaya_leadid="")
+    spellings = sorted({term, term.upper(), term.lower()})
+    return (Q(trustedform_cert_url__in=spellings) & ~Q(trustedform_cert_url="")) | (
+        Q(jornaya_leadid__in=spellings) & ~Q(jornaya_leadid="")
     )
 
 
