@@ -184,7 +184,7 @@ class VendorKeyInline(admin.TabularInline):
 @admin.register(Vendor)
 class VendorAdmin(admin.ModelAdmin):
     form = VendorForm
-    list_display = ["name", "is_active", "states", "created_at"]
+    list_display = ["name", "is_active", "states", "policies", "created_at"]
     list_filter = ["is_active", "all_states"]
     search_fields = ["name"]
     fieldsets = [
@@ -195,8 +195,10 @@ class VendorAdmin(admin.ModelAdmin):
             {
                 "fields": ["consent_required", "duplicate_window_days", "duplicate_scope"],
                 "description": (
-                    "Caps, hours of operation and holidays are in the tables below. A refused "
-                    "ping answers agentAvailable false with its reason and holds nothing."
+                    "Caps, hours of operation and holidays are in the tables below; a vendor "
+                    "without hours of its own keeps the operator's (Vendors → Operator's default "
+                    "hours). A refused ping answers agentAvailable false with its reason and "
+                    "holds nothing."
                 ),
             },
         ),
@@ -206,6 +208,27 @@ class VendorAdmin(admin.ModelAdmin):
     @admin.display(description="Authorized states")
     def states(self, obj):
         return ", ".join(obj.authorized_state_list()) or "none"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("caps", "opening_hours", "holidays")
+
+    @admin.display(description="Ping policies")
+    def policies(self, obj):
+        """The policies at a glance: what may refuse this vendor's pings."""
+        parts = []
+        if obj.consent_required:
+            parts.append("consent required")
+        if obj.duplicate_window_days:
+            scope = "every vendor" if obj.duplicate_scope == DuplicateScope.ALL_VENDORS else "own"
+            parts.append(f"duplicates {obj.duplicate_window_days} d ({scope})")
+        caps = obj.caps.all()
+        if caps:
+            parts.append("caps: " + ", ".join(cap.state or "all states" for cap in caps))
+        if obj.opening_hours.all():
+            parts.append("own hours")
+        if holidays := len(obj.holidays.all()):
+            parts.append(f"{holidays} holiday(s)")
+        return "; ".join(parts) or "—"
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

@@ -293,3 +293,23 @@ def test_the_operator_page_sets_the_default_schedule_and_holidays(operations_cli
     assert removed.status_code == 302, errors(removed)
     assert not Holiday.objects.exists()
     assert OpeningHours.objects.filter(vendor__isnull=True).count() == 5
+
+
+def test_the_vendor_list_shows_each_vendors_policies_at_a_glance(operations_client):
+    strict = VendorFactory(
+        name="Strict Leads", consent_required=True, duplicate_window_days=30,
+        duplicate_scope="all_vendors",
+    )  # fmt: skip
+    VendorCap.objects.create(vendor=strict, most_at_once=2)
+    VendorCap.objects.create(vendor=strict, state="AZ", most_per_day=9)
+    OpeningHours.objects.create(vendor=strict, weekday=0, opens=time(9), closes=time(17))
+    Holiday.objects.create(vendor=strict, date=date(2026, 12, 25))
+    VendorFactory(name="Open Leads")
+
+    page = operations_client.get("/admin/vendors/vendor/").content.decode()
+
+    assert (
+        "consent required; duplicates 30 d (every vendor); caps: all states, AZ; own hours; "
+        "1 holiday(s)"
+    ) in page
+    assert '<td class="field-policies">—</td>' in page
