@@ -102,7 +102,8 @@ def do_not_call_read_text(*, text: str) -> list[DoNotCallEntry]:
 
 def do_not_call_read_csv(*, data: bytes) -> list[DoNotCallEntry]:
     """A CSV file's numbers: columns number, source, reason (the last two optional), with or
-    without a header row naming them. Every bad line is named; any refuses the file."""
+    without a header row naming them, separated by commas (or semicolons or tabs). Every bad
+    line is named; any refuses the file."""
     if len(data) > UPLOAD_MOST_BYTES:
         raise DoNotCallInvalid(
             [f"The file is larger than {UPLOAD_MOST_BYTES // (1024 * 1024)} MB: split it."]
@@ -117,7 +118,7 @@ def do_not_call_read_csv(*, data: bytes) -> list[DoNotCallEntry]:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise DoNotCallInvalid([f"Line {line}: a NUL character; this is not a CSV file."])
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     columns = {"number": 0, "source": 1, "reason": 2}
     entries: list[DoNotCallEntry] = []
     problems: list[str] = []
@@ -144,6 +145,17 @@ def do_not_call_read_csv(*, data: bytes) -> list[DoNotCallEntry]:
     if not entries:
         raise DoNotCallInvalid(["The file has no numbers."])
     return entries
+
+
+def _delimiter(text: str) -> str:
+    """Commas, unless the first line has none and semicolons or tabs instead (spreadsheets set to
+    some languages save "CSV" with semicolons)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if "," not in first:
+        for other in (";", "\t"):
+            if other in first:
+                return other
+    return ","
 
 
 def _is_header(cells: list[str]) -> bool:

@@ -47,6 +47,14 @@ def test_a_file_without_a_header_is_number_source_reason():
     ]
 
 
+def test_a_file_saved_with_semicolons_or_tabs_reads_the_same():
+    for separator in (";", "\t"):
+        data = f"Number{separator}Reason\n4805550100{separator}asked, twice\n".encode()
+        assert do_not_call_read_csv(data=data) == [
+            DoNotCallEntry(line=2, number="+14805550100", reason="asked, twice")
+        ], separator
+
+
 def test_a_header_may_put_the_number_column_anywhere():
     assert do_not_call_read_csv(data=b"reason,number\nlitigator,4805550100\n") == [
         DoNotCallEntry(line=2, number="+14805550100", reason="litigator")
@@ -164,3 +172,32 @@ def test_search_finds_a_number_in_any_spelling_or_words_of_its_source():
     assert found("arizona") == ["+14805550100"]
     assert found("LITIGATOR") == ["+16025550101"]
     assert found("480555") == []
+
+
+def test_the_command_adds_a_file_or_names_its_bad_lines(tmp_path):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    bad = tmp_path / "opt-outs.csv"
+    bad.write_text("4805550100\n480555\n")
+    with pytest.raises(CommandError) as refused:
+        call_command("do_not_call_import", str(bad), stdout=StringIO())
+    assert str(refused.value).splitlines()[1] == (
+        "Line 2: “480555” is not a US phone number (10 digits, area code first, e.g. "
+        "480-555-0100 or +14805550100)."
+    )
+    assert not DoNotCallNumber.objects.exists()
+
+    good = tmp_path / "fixed.csv"
+    good.write_text("4805550100\n6025550101,,litigator\n4805550100\n")
+    out = StringIO()
+    call_command("do_not_call_import", str(good), "--source", "state list", stdout=out)
+    assert out.getvalue().strip() == "Added 2; already listed 0; repeated lines 1."
+    assert list(DoNotCallNumber.objects.values_list("number", "source", "reason")) == [
+        ("+14805550100", "state list", ""),
+        ("+16025550101", "state list", "litigator"),
+    ]
+    assert set(DoNotCallChange.objects.values_list("detail", flat=True)) == {
+        "command, file fixed.csv"
+    }
