@@ -100,11 +100,12 @@ def do_not_call_read_text(*, text: str) -> list[DoNotCallEntry]:
     return entries
 
 
-def do_not_call_read_csv(*, data: bytes) -> list[DoNotCallEntry]:
+def do_not_call_read_csv(*, data: bytes, limited: bool = True) -> list[DoNotCallEntry]:
     """A CSV file's numbers: columns number, source, reason (the last two optional), with or
     without a header row naming them, separated by commas (or semicolons or tabs). Every bad
-    line is named; any refuses the file."""
-    if len(data) > UPLOAD_MOST_BYTES:
+    line is named; any refuses the file. `limited`: at most UPLOAD_MOST_BYTES and
+    UPLOAD_MOST_LINES, as a web request can take (the command reads any size)."""
+    if limited and len(data) > UPLOAD_MOST_BYTES:
         raise DoNotCallInvalid(
             [f"The file is larger than {UPLOAD_MOST_BYTES // (1024 * 1024)} MB: split it."]
         )
@@ -125,7 +126,7 @@ def do_not_call_read_csv(*, data: bytes) -> list[DoNotCallEntry]:
     try:
         for row in reader:
             line = reader.line_num
-            if line > UPLOAD_MOST_LINES:
+            if limited and line > UPLOAD_MOST_LINES:
                 raise DoNotCallInvalid(
                     [f"The file has more than {UPLOAD_MOST_LINES:,} lines: split it."]
                 )

@@ -95,6 +95,13 @@ def test_a_refusal_names_the_first_lines_and_counts_the_rest():
     assert problems[-1] == "… and 7 more lines like these."
 
 
+def test_a_file_beyond_a_pages_limits_is_refused_unless_the_command_reads_it(monkeypatch):
+    monkeypatch.setattr("routing.do_not_call.UPLOAD_MOST_LINES", 2)
+    data = b"4805550100\n4805550101\n4805550102\n"
+    assert refusal(do_not_call_read_csv, data) == ["The file has more than 2 lines: split it."]
+    assert len(do_not_call_read_csv(data=data, limited=False)) == 3
+
+
 def test_a_paste_takes_lines_and_commas():
     entries = do_not_call_read_text(text="480 555 0100, 602-555-0101\n\n+16025550102")
     assert [(entry.line, entry.number) for entry in entries] == [

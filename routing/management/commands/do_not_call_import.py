@@ -1,5 +1,6 @@
 """Add a CSV file's numbers to the do-not-call list from the command line, as the admin's upload
-does (all or nothing, each bad line named), without the web's limits on a request's time."""
+does (all or nothing, each bad line named), without the web's limits on a file's size and a
+request's time."""
 
 from pathlib import Path
 
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         try:
             with database_timeouts_lifted():
                 result = do_not_call_add(
-                    entries=do_not_call_read_csv(data=data),
+                    entries=do_not_call_read_csv(data=data, limited=False),
                     source=source[:100],
                     reason=reason[:200],
                     actor=None,
