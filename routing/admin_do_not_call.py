@@ -3,6 +3,8 @@ search, and remove with a reason. The pages only read their forms and call routi
 removal goes through it alone (Django's delete is off), so every one is in the audit.
 """
 
+from datetime import UTC
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -131,9 +133,15 @@ class DoNotCallNumberAdmin(admin.ModelAdmin):
             "<ul>{}</ul>",
             format_html_join(
                 "",
-                "<li>{} {:%Y-%m-%d %H:%M} UTC by {}: {} {}</li>",
+                "<li>{} {} UTC by {}: {} ({})</li>",
                 (
-                    (row.action, row.at, row.actor or "—", row.reason or "", row.detail)
+                    (
+                        row.action,
+                        f"{row.at.astimezone(UTC):%Y-%m-%d %H:%M}",
+                        row.actor or "—",
+                        row.reason or "no reason given",
+                        row.detail or "—",
+                    )
                     for row in rows
                 ),
             ),

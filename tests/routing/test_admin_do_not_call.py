@@ -122,6 +122,21 @@ def test_removal_asks_why_and_keeps_who_when_and_why(operations_client):
     assert "listed by mistake" in history and "olivia.ops" in history
 
 
+def test_a_numbers_page_shows_its_history(operations_client):
+    from datetime import UTC, datetime
+
+    row = DoNotCallNumber.objects.create(number="+14805550100")
+    DoNotCallChange.objects.create(
+        number=row.number,
+        action="added",
+        reason="asked to stop",
+        detail="file opt-outs.csv",
+        at=datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+    )
+    page = text_of(operations_client.get(f"{LIST_URL}{row.pk}/change/"))
+    assert "added 2026-03-01 09:30 UTC by —: asked to stop (file opt-outs.csv)" in page
+
+
 def test_the_remove_action_removes_the_selection_with_one_reason(operations_client):
     rows = [DoNotCallNumber.objects.create(number=f"+1480555010{n}") for n in range(3)]
     selection = {"action": "remove_numbers", "_selected_action": [rows[0].pk, rows[1].pk]}
