@@ -94,17 +94,17 @@ class VendorCapFormSet(forms.BaseInlineFormSet):
 
     def clean(self):
         super().clean()
-        seen = {}
+        seen = set()
         problems = []
         vendor = self.instance
-        for number, form in enumerate(_live_forms(self), start=1):
+        for form in _live_forms(self):
             state = form.cleaned_data.get("state") or ""
-            label = state or "all states"
             if state in seen:
                 problems.append(
-                    f"Two cap rows for {label}: keep one row per state (and one for all states)."
+                    f"Two cap rows for {state or 'all states'}: keep one row per state (and one "
+                    "for all states)."
                 )
-            seen.setdefault(state, number)
+            seen.add(state)
             if state and not vendor.is_authorized_for(state):
                 problems.append(
                     f"The vendor is not authorized for {state}: a cap narrowed to it would never "
