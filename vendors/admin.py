@@ -47,6 +47,7 @@ from vendors.models import (
     VendorKeyEvent,
     vendor_key_digest,
 )
+from vendors.operator_calendar import FEDERAL_YEARS, operator_holidays_add_federal
 from vendors.services import (
     VendorKeyLabelTaken,
     VendorKeyNotRotatable,
@@ -103,6 +104,14 @@ OperatorHoursFormSet = modelformset_factory(
 OperatorHolidaysFormSet = modelformset_factory(
     Holiday, form=HolidayForm, formset=OperatorHolidayFormSet, extra=2, can_delete=True
 )
+
+
+class FederalHolidaysForm(forms.Form):
+    year = forms.TypedChoiceField(
+        coerce=int,
+        choices=[(year, year) for year in FEDERAL_YEARS],
+        label="US federal holidays of",
+    )
 
 
 class VendorPolicyInline(admin.TabularInline):
@@ -205,6 +214,23 @@ class VendorAdmin(admin.ModelAdmin):
     ]
     inlines = [VendorKeyInline, VendorCapInline, OpeningHoursInline, HolidayInline]
 
+    def _add_federal_holidays(self, request):
+        form = FederalHolidaysForm(request.POST)
+        if form.is_valid():
+            year = form.cleaned_data["year"]
+            added, listed = operator_holidays_add_federal(year=year)
+            for holiday in added:
+                self.log_addition(request, holiday, "US federal holiday")
+            note = f"; {listed} of its dates were listed already" if listed else ""
+            self.message_user(
+                request,
+                f"Added {len(added)} US federal holiday(s) of {year}{note}.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, "Choose a year from the list.", messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:vendors_vendor_operator_hours"))
+
     @admin.display(description="Authorized states")
     def states(self, obj):
         return ", ".join(obj.authorized_state_list()) or "none"
@@ -248,6 +274,8 @@ class VendorAdmin(admin.ModelAdmin):
         may_change = self.has_change_permission(request)
         if request.method == "POST" and not may_change:
             raise PermissionDenied
+        if request.method == "POST" and "_add_federal" in request.POST:
+            return self._add_federal_holidays(request)
         data = request.POST if request.method == "POST" else None
         hours = OperatorHoursFormSet(
             data, queryset=OpeningHours.objects.filter(vendor__isnull=True), prefix="hours"
@@ -281,6 +309,7 @@ class VendorAdmin(admin.ModelAdmin):
             "hours": hours,
             "holidays": holidays,
             "may_change": may_change,
+            "federal": FederalHolidaysForm(initial={"year": timezone.now().year + 1}),
         }
         return TemplateResponse(request, "admin/vendors/vendor/operator_hours.html", context)
 

@@ -313,3 +313,25 @@ def test_the_vendor_list_shows_each_vendors_policies_at_a_glance(operations_clie
         "1 holiday(s)"
     ) in page
     assert '<td class="field-policies">—</td>' in page
+
+
+def test_the_operator_page_adds_a_years_federal_holidays_once(operations_client):
+    Holiday.objects.create(date=date(2027, 7, 4), name="Fourth of July")
+
+    response = operations_client.post(
+        OPERATOR_HOURS_URL, {"year": "2027", "_add_federal": "1"}, follow=True
+    )
+
+    page = response.content.decode()
+    assert "Added 14 US federal holiday(s) of 2027; 1 of its dates were listed already." in page
+    days = dict(Holiday.objects.filter(vendor__isnull=True).values_list("date", "name"))
+    assert days[date(2027, 11, 25)] == "Thanksgiving Day"
+    assert days[date(2027, 7, 5)] == "Independence Day (observed)"
+    assert days[date(2027, 7, 4)] == "Fourth of July"  # kept as it was
+    again = operations_client.post(OPERATOR_HOURS_URL, {"year": "2027", "_add_federal": "1"})
+    assert again.status_code == 302 and Holiday.objects.count() == 15
+    refused = operations_client.post(
+        OPERATOR_HOURS_URL, {"year": "1066", "_add_federal": "1"}, follow=True
+    )
+    assert "Choose a year from the list." in refused.content.decode()
+    assert Holiday.objects.count() == 15
