@@ -105,6 +105,13 @@ def test_operations_staff_set_a_vendors_policies(live_server, make_staff, browse
     ) == [(1, time(8), time(20))]
     assert Holiday.objects.filter(vendor__isnull=True, name="Thanksgiving").exists()
 
+    page.select_option("#id_year", "2027")
+    page.click("input[name=_add_federal]")
+    message = page.locator(".messagelist .success").inner_text()
+    assert "Added 15 US federal holiday(s) of 2027." in message
+    assert Holiday.objects.filter(vendor__isnull=True, date=date(2027, 11, 25)).exists()
+    snap(page, "05b-operator-federal-holidays-added")
+
 
 def test_operations_staff_keep_the_do_not_call_list(live_server, make_staff, browser_page):
     make_staff("olivia.ops", "Operations", password=PASSWORD)
