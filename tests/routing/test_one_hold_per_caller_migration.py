@@ -22,6 +22,14 @@ def migrate(target):
     return executor.loader.project_state([target]).apps
 
 
+def migrate_to_latest():
+    """Every app to its latest migration: going back to BEFORE unapplied the later ones too
+    (of routing and of the apps that depend on it), which the tests after this one need."""
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 def test_it_keeps_each_callers_first_live_hold_and_releases_the_others():
     apps = migrate(BEFORE)
     try:
@@ -47,7 +55,7 @@ def test_it_keeps_each_callers_first_live_hold_and_releases_the_others():
 
         apps = migrate(AFTER)
     finally:
-        migrate(AFTER)
+        migrate_to_latest()
 
     Reservation = apps.get_model("routing", "Reservation")
     Agent = apps.get_model("routing", "Agent")
