@@ -151,3 +151,20 @@ def test_the_admin_lists_filter_by_reason_and_search_consent_evidence(
         assert [row.pk for row in found] == [made["reserved"].pk], term
     page = analyst_client.get(f"{url}{made['reserved'].pk}/change/").content.decode()
     assert CERT in page and LEADID in page
+
+
+def test_the_export_command_selects_by_reason(vendors, make_record):
+    from django.core.management import call_command
+
+    made = _refusals(vendors, make_record)
+    out = io.StringIO()
+    call_command(
+        "export_calls", "--since=2025-09-01", "--until=2025-09-01", "--reason=closed",
+        "--reason=consent_missing", "--format=csv", stdout=out, stderr=io.StringIO(),
+    )  # fmt: skip
+
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [(row["request_id"], row["reason"]) for row in rows] == [
+        (str(made["closed"].request_id), "closed"),
+        (str(made["consent"].request_id), "consent_missing"),
+    ]
