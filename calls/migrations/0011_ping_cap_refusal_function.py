@@ -8,7 +8,8 @@ miss it). Returns the first cap reached and its retry hint, or NULLs.
 
 Concurrency: the vendor's live holds plus its calls in progress (records connected). Hourly and
 daily: the reservations the statement counted in vendors_vendorreservationcount for the clock
-hour, and for the day from midnight in the operator's zone.
+hour, and for the day from midnight in the operator's zone. Daily caps are checked first, then
+hourly, then concurrency: the first reached answers, with the longest wait of them.
 """
 
 from django.db import migrations
@@ -34,14 +35,18 @@ BEGIN
         RETURN;
     END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended(p_lock, 0));
+    -- Daily caps first, then hourly, then concurrency (each the vendor's, then its state's):
+    -- the first reached is the answer, so its hint is the longest wait the others could add.
     FOR scope IN
         SELECT * FROM (VALUES
-            (1, '', p_at_once, p_per_hour, p_per_day),
-            (2, p_state, p_state_at_once, p_state_per_hour, p_state_per_day)
-        ) AS s (n, state, at_once, per_hour, per_day)
+            (1, 'day', '', p_per_day), (2, 'day', p_state, p_state_per_day),
+            (3, 'hour', '', p_per_hour), (4, 'hour', p_state, p_state_per_hour),
+            (5, 'at_once', '', p_at_once), (6, 'at_once', p_state, p_state_at_once)
+        ) AS s (n, kind, state, most)
+        WHERE most IS NOT NULL
         ORDER BY n
     LOOP
-        IF scope.at_once IS NOT NULL THEN
+        IF scope.kind = 'at_once' THEN
             SELECT count(*), min(r.expires_at) INTO held, soonest
             FROM routing_reservation r
             WHERE r.vendor_id = p_vendor AND r.status = 'active' AND r.expires_at > p_now
@@ -51,33 +56,22 @@ BEGIN
                 WHERE c.vendor_id = p_vendor AND c.outcome = 'connected'
                   AND (scope.state = '' OR c.state = scope.state)
             );
-            IF held >= scope.at_once THEN
+            IF held >= scope.most THEN
                 reason := 'concurrency_cap';
                 -- GREATEST ignores a NULL: none of its holds will end by itself.
                 retry_after := CASE WHEN soonest IS NULL THEN p_default_retry
                     ELSE GREATEST(1, ceil(extract(epoch FROM soonest - p_now)))::integer END;
                 RETURN;
             END IF;
-        END IF;
-        IF scope.per_hour IS NOT NULL THEN
+        ELSE
             SELECT v.reservations INTO used FROM vendors_vendorreservationcount v
-            WHERE v.vendor_id = p_vendor AND v.state = scope.state AND v.period = 'hour'
-              AND v.starts_at = hour_start;
-            IF COALESCE(used, 0) >= scope.per_hour THEN
-                reason := 'hourly_cap';
-                retry_after := GREATEST(
-                    1, ceil(extract(epoch FROM hour_start + interval '1 hour' - p_now))
-                )::integer;
-                RETURN;
-            END IF;
-        END IF;
-        IF scope.per_day IS NOT NULL THEN
-            SELECT v.reservations INTO used FROM vendors_vendorreservationcount v
-            WHERE v.vendor_id = p_vendor AND v.state = scope.state AND v.period = 'day'
-              AND v.starts_at = day_start;
-            IF COALESCE(used, 0) >= scope.per_day THEN
-                reason := 'daily_cap';
-                retry_after := GREATEST(1, ceil(extract(epoch FROM day_end - p_now)))::integer;
+            WHERE v.vendor_id = p_vendor AND v.state = scope.state AND v.period = scope.kind
+              AND v.starts_at = CASE WHEN scope.kind = 'hour' THEN hour_start ELSE day_start END;
+            IF COALESCE(used, 0) >= scope.most THEN
+                reason := CASE WHEN scope.kind = 'hour' THEN 'hourly_cap' ELSE 'daily_cap' END;
+                retry_after := GREATEST(1, ceil(extract(epoch FROM CASE
+                    WHEN scope.kind = 'hour' THEN hour_start + interval '1 hour'
+                    ELSE day_end END - p_now)))::integer;
                 RETURN;
             END IF;
         END IF;

@@ -208,8 +208,22 @@ def policy_refusal(
     if inputs.cap_lock is None:
         return None
     _lock_caps(inputs.cap_lock)
-    for scope, cap in (("", inputs.every_state), (fields.state, inputs.this_state)):
-        if cap is not None and (refusal := _cap_refusal(vendor, scope, cap, now)):
+    hour, day = window_starts(now)
+    # Daily, hourly, then concurrency (ping_cap_refusal's order), the vendor's before its state's.
+    scopes = (("", inputs.every_state), (fields.state, inputs.this_state))
+    for period, starts, reason in (
+        ("day", day, Reason.DAILY_CAP),
+        ("hour", hour, Reason.HOURLY_CAP),
+    ):
+        for state, cap in scopes:
+            if cap is None:
+                continue
+            most = cap.most_per_day if period == "day" else cap.most_per_hour
+            if most is not None and _window_used(vendor, state, period, starts) >= most:
+                return Refusal(reason, _seconds(window_end(period, starts) - now))
+    for state, cap in scopes:
+        most = None if cap is None else cap.most_at_once
+        if most is not None and (refusal := _concurrency_refusal(vendor, state, most, now)):
             return refusal
     return None
 
@@ -223,34 +237,27 @@ def _lock_caps(key: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
 
 
-def _cap_refusal(vendor: Vendor, state: str, cap: CapLimits, now: datetime) -> Refusal | None:
-    if cap.most_at_once is not None:
-        holds = Reservation.objects.live(now).filter(vendor=vendor)
-        calls = CallRecord.objects.filter(vendor=vendor, outcome=CallRecord.Outcome.CONNECTED)
-        if state:
-            holds, calls = holds.filter(state=state), calls.filter(state=state)
-        soonest = holds.order_by("expires_at").values_list("expires_at", flat=True).first()
-        if holds.count() + calls.count() >= cap.most_at_once:
-            retry = _seconds(soonest - now) if soonest else _default_retry()
-            return Refusal(Reason.CONCURRENCY_CAP, retry)
-    hour, day = window_starts(now)
-    for limit, period, starts, reason in (
-        (cap.most_per_hour, "hour", hour, Reason.HOURLY_CAP),
-        (cap.most_per_day, "day", day, Reason.DAILY_CAP),
-    ):
-        if limit is None:
-            continue
-        used = (
-            VendorReservationCount.objects.filter(
-                vendor=vendor, state=state, period=period, starts_at=starts
-            )
-            .values_list("reservations", flat=True)
-            .first()
+def _window_used(vendor: Vendor, state: str, period: str, starts: datetime) -> int:
+    used = (
+        VendorReservationCount.objects.filter(
+            vendor=vendor, state=state, period=period, starts_at=starts
         )
-        if (used or 0) >= limit:
-            ends = window_end(period, starts)
-            return Refusal(reason, _seconds(ends - now))
-    return None
+        .values_list("reservations", flat=True)
+        .first()
+    )
+    return used or 0
+
+
+def _concurrency_refusal(vendor: Vendor, state: str, most: int, now: datetime) -> Refusal | None:
+    holds = Reservation.objects.live(now).filter(vendor=vendor)
+    calls = CallRecord.objects.filter(vendor=vendor, outcome=CallRecord.Outcome.CONNECTED)
+    if state:
+        holds, calls = holds.filter(state=state), calls.filter(state=state)
+    if holds.count() + calls.count() < most:
+        return None
+    soonest = holds.order_by("expires_at").values_list("expires_at", flat=True).first()
+    retry = _seconds(soonest - now) if soonest else _default_retry()
+    return Refusal(Reason.CONCURRENCY_CAP, retry)
 
 
 def window_starts(now: datetime) -> tuple[datetime, datetime]:
