@@ -54,6 +54,8 @@ ALL_STATES_KEY = "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"
 # (BENCH_POLICIES=false to skip).
 POLICIES_KEY = "b3e7c0de-5a1f-4c2b-9d8e-7f6a5b4c3d2e"
 POLICIES = os.environ.get("BENCH_POLICIES", "true") == "true"
+# BENCH_POLICIES_CAPS=false: that vendor without caps, to tell their cost from the others'.
+POLICIES_CAPS = os.environ.get("BENCH_POLICIES_CAPS", "true") == "true"
 # Requests that do part of a ping's work, measured beside it at the first connection count
 # (BENCH_REFERENCES=false to skip): a key validation (the guide's body without a phone number: the
 # key checked on the shared cache, no database), and the bench's round-trips endpoint (the ping's
@@ -295,6 +297,7 @@ def main() -> None:
             "seed_bench",
             *("--agents-per-state", str(AGENTS_PER_STATE)),
             *("--policies-vendor-key", POLICIES_KEY),
+            *(() if POLICIES_CAPS else ("--policies-without-caps",)),
         )
         # The production server: config/gunicorn.py, with the bench's sizes.
         server = subprocess.Popen(

@@ -124,17 +124,19 @@ def _policy_ctes() -> PolicyChecks:
         )""",
         after_reservation=f"""
         counted AS (
-            -- A capped vendor's reservations per hour and day, all states and this one.
+            -- A capped vendor's reservations per hour and day: all states together where the
+            -- vendor has a window cap, the state's own where the state has one.
             INSERT INTO {counts} AS v (vendor_id, state, period, starts_at, reservations)
             SELECT %(vendor)s, w.state, w.period, w.starts_at, 1
             FROM reservation r, (VALUES
-                ('', 'hour', date_trunc('hour', {NOW})),
-                ('', 'day', date_trunc('day', {NOW} AT TIME ZONE {zone}) AT TIME ZONE {zone}),
-                (%(state)s, 'hour', date_trunc('hour', {NOW})),
-                (%(state)s, 'day',
+                (%(p_count_every)s::boolean, '', 'hour', date_trunc('hour', {NOW})),
+                (%(p_count_every)s::boolean, '', 'day',
+                 date_trunc('day', {NOW} AT TIME ZONE {zone}) AT TIME ZONE {zone}),
+                (%(p_count_state)s::boolean, %(state)s, 'hour', date_trunc('hour', {NOW})),
+                (%(p_count_state)s::boolean, %(state)s, 'day',
                  date_trunc('day', {NOW} AT TIME ZONE {zone}) AT TIME ZONE {zone})
-            ) AS w (state, period, starts_at)
-            WHERE %(p_cap_lock)s::text IS NOT NULL
+            ) AS w (counted, state, period, starts_at)
+            WHERE w.counted
             ON CONFLICT (vendor_id, state, period, starts_at)
             DO UPDATE SET reservations = v.reservations + 1
             RETURNING v.id
@@ -171,8 +173,14 @@ def policy_params(inputs: PolicyInputs | None) -> dict:
     }
 
 
+def _counts_windows(cap: CapLimits | None) -> bool:
+    return cap is not None and (cap.most_per_hour is not None or cap.most_per_day is not None)
+
+
 def _cap_params(every: CapLimits | None, narrowed: CapLimits | None) -> dict:
     return {
+        "p_count_every": _counts_windows(every),
+        "p_count_state": _counts_windows(narrowed),
         "p_at_once": every and every.most_at_once,
         "p_per_hour": every and every.most_per_hour,
         "p_per_day": every and every.most_per_day,
@@ -279,10 +287,13 @@ def window_end(period: str, starts: datetime) -> datetime:
 
 def count_reservation(*, vendor: Vendor, state: str, inputs: PolicyInputs, now: datetime) -> None:
     """The statement's `counted`, with the ORM: a capped vendor's reservation, per window."""
-    if inputs.cap_lock is None:
-        return
+    scopes = [
+        scope
+        for scope, cap in (("", inputs.every_state), (state, inputs.this_state))
+        if _counts_windows(cap)
+    ]
     hour, day = window_starts(now)
-    for scope in ("", state):
+    for scope in scopes:
         for period, starts in (("hour", hour), ("day", day)):
             row, created = VendorReservationCount.objects.get_or_create(
                 vendor=vendor,

@@ -30,11 +30,16 @@ class Command(BaseCommand):
         parser.add_argument("--agents-per-state", type=int, default=80)
         parser.add_argument("--numbers", type=int, default=6000)
         parser.add_argument("--policies-vendor-key", help="a key for the vendor with policies on")
+        parser.add_argument(
+            "--policies-without-caps", action="store_true", help="that vendor without caps"
+        )
 
     @transaction.atomic
     def handle(self, *args, agents_per_state: int, numbers: int, **options):
         if options.get("policies_vendor_key"):
-            self._policies_vendor(options["policies_vendor_key"])
+            self._policies_vendor(
+                options["policies_vendor_key"], caps=not options["policies_without_caps"]
+            )
         agents = Agent.objects.bulk_create(
             Agent(
                 name=f"Bench Agent {state} {index}",
@@ -55,7 +60,7 @@ class Command(BaseCommand):
             f"{TransferNumber.objects.count()} transfer numbers."
         )
 
-    def _policies_vendor(self, key: str) -> None:
+    def _policies_vendor(self, key: str, *, caps: bool) -> None:
         vendor = Vendor.objects.create(
             name="Bench Policies Vendor",
             all_states=True,
@@ -69,12 +74,13 @@ class Command(BaseCommand):
             for day in range(7)
         )
         Holiday.objects.create(vendor=vendor, date=date(2099, 1, 1), name="Bench holiday")
-        VendorCap.objects.create(
-            vendor=vendor,
-            most_at_once=NEVER_REACHED,
-            most_per_hour=NEVER_REACHED,
-            most_per_day=NEVER_REACHED,
-        )
+        if caps:
+            VendorCap.objects.create(
+                vendor=vendor,
+                most_at_once=NEVER_REACHED,
+                most_per_hour=NEVER_REACHED,
+                most_per_day=NEVER_REACHED,
+            )
         DoNotCallNumber.objects.bulk_create(
             (DoNotCallNumber(number=number, source="bench") for number in DO_NOT_CALL_NUMBERS),
             ignore_conflicts=True,
