@@ -7,15 +7,16 @@ just committed is counted (the calling statement's own snapshot, taken before th
 miss it). Returns the first cap reached and its retry hint, or NULLs; '' when the ping must be
 decided by the transactional path instead (rare, below).
 
-Near a cap the lock is exclusive: the vendor's capped pings take turns. Far from every cap (the
-count plus max_connections, a bound on the pings in flight at once, still below each cap) it is
-shared, counted again after it with the same room, so pings far from their caps never wait for
-each other: a shared-mode ping P admitted with count F can see at most max_connections - 1
-pings in flight beside it, and any that start after its count and commit before it were admitted
-with counts that include every earlier commit, so at P's commit the total stays below
-F + max_connections < cap. An exclusive holder waits for every shared holder to commit, so its
-count is exact. A shared holder whose second count is too close is not upgraded (two would
-deadlock): it answers '' and the transactional path, with an exclusive lock, decides.
+With a small cap (below max_connections) the lock is exclusive: the vendor's capped pings take
+turns. With only large caps it is shared, and a ping is admitted only while its count leaves
+room for a ping on every connection (count + max_connections below each cap), so such pings
+never wait for each other and still never pass a cap: a shared-mode ping P admitted with count F
+has at most max_connections - 1 pings in flight beside it at its count, and any that count after
+it and commit before it were admitted with counts that include every earlier commit, so at P's
+commit the total stays below F + max_connections < cap. A cap already reached answers at once;
+within that room of a large cap the shared lock is not upgraded (two pings doing so would
+deadlock): '' leaves the ping to the transactional path, which takes the lock exclusively, and
+waits for every shared holder to commit, so its count is exact.
 
 Concurrency: the vendor's live holds plus its calls in progress (records connected). Hourly and
 daily: the reservations the statement counted in vendors_vendorreservationcount for the clock
@@ -30,7 +31,7 @@ CREATE OR REPLACE FUNCTION ping_cap_first_reached(
     p_slack integer, p_vendor bigint, p_state text, p_now timestamptz, p_zone text,
     p_at_once integer, p_per_hour integer, p_per_day integer,
     p_state_at_once integer, p_state_per_hour integer, p_state_per_day integer,
-    p_default_retry integer, OUT reason text, OUT retry_after integer
+    p_default_retry integer, OUT reason text, OUT retry_after integer, OUT close boolean
 ) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     scope record;
@@ -42,6 +43,7 @@ DECLARE
     day_end timestamptz :=
         (date_trunc('day', p_now AT TIME ZONE p_zone) + interval '1 day') AT TIME ZONE p_zone;
 BEGIN
+    close := false;
     -- Daily caps first, then hourly, then concurrency (each the vendor's, then its state's):
     -- the first reached is the answer, so its hint is the longest wait the others could add.
     FOR scope IN
@@ -63,7 +65,8 @@ BEGIN
                 WHERE c.vendor_id = p_vendor AND c.outcome = 'connected'
                   AND (scope.state = '' OR c.state = scope.state)
             );
-            IF held + p_slack >= scope.most THEN
+            close := close OR held + p_slack >= scope.most;
+            IF held >= scope.most THEN
                 reason := 'concurrency_cap';
                 -- GREATEST ignores a NULL: none of its holds will end by itself.
                 retry_after := CASE WHEN soonest IS NULL THEN p_default_retry
@@ -74,7 +77,8 @@ BEGIN
             SELECT v.reservations INTO used FROM vendors_vendorreservationcount v
             WHERE v.vendor_id = p_vendor AND v.state = scope.state AND v.period = scope.kind
               AND v.starts_at = CASE WHEN scope.kind = 'hour' THEN hour_start ELSE day_start END;
-            IF COALESCE(used, 0) + p_slack >= scope.most THEN
+            close := close OR COALESCE(used, 0) + p_slack >= scope.most;
+            IF COALESCE(used, 0) >= scope.most THEN
                 reason := CASE WHEN scope.kind = 'hour' THEN 'hourly_cap' ELSE 'daily_cap' END;
                 retry_after := GREATEST(1, ceil(extract(epoch FROM CASE
                     WHEN scope.kind = 'hour' THEN hour_start + interval '1 hour'
@@ -95,29 +99,29 @@ CREATE OR REPLACE FUNCTION ping_cap_refusal(
 DECLARE
     -- At most this many pings are in flight at once (one per connection).
     slack integer := current_setting('max_connections')::integer;
+    close boolean;
 BEGIN
     IF p_lock IS NULL THEN
         RETURN;
     END IF;
-    -- Far from every cap (room for a ping on every connection at once): the lock in shared
-    -- mode, so such pings never wait for each other, and a count after it with that room.
-    SELECT f.reason INTO reason FROM ping_cap_first_reached(
-        slack, p_vendor, p_state, p_now, p_zone, p_at_once, p_per_hour, p_per_day,
-        p_state_at_once, p_state_per_hour, p_state_per_day, p_default_retry) AS f;
-    IF reason IS NULL THEN
+    IF LEAST(p_at_once, p_per_hour, p_per_day, p_state_at_once, p_state_per_hour,
+             p_state_per_day) >= slack THEN
+        -- Every cap large: the lock in shared mode, so pings never wait for each other while
+        -- the counts leave room for a ping on every connection at once.
         PERFORM pg_advisory_xact_lock_shared(hashtextextended(p_lock, 0));
-        SELECT f.reason INTO reason FROM ping_cap_first_reached(
+        SELECT f.reason, f.retry_after, f.close INTO reason, retry_after, close
+        FROM ping_cap_first_reached(
             slack, p_vendor, p_state, p_now, p_zone, p_at_once, p_per_hour, p_per_day,
             p_state_at_once, p_state_per_hour, p_state_per_day, p_default_retry) AS f;
-        IF reason IS NOT NULL THEN
-            -- Closer than it looked, and a shared lock is never upgraded (two pings doing so
-            -- would deadlock): '' leaves the ping to the transactional path, whose lock is
+        IF reason IS NULL AND close THEN
+            -- Within that room of a cap, and a shared lock is never upgraded (two pings doing
+            -- so would deadlock): '' leaves the ping to the transactional path, whose lock is
             -- exclusive.
             reason := '';
         END IF;
         RETURN;
     END IF;
-    -- Near a cap: the lock exclusively (after every shared holder has committed), and the
+    -- A small cap: the lock exclusively (after every shared holder has committed), and the
     -- exact count.
     PERFORM pg_advisory_xact_lock(hashtextextended(p_lock, 0));
     SELECT f.reason, f.retry_after INTO reason, retry_after FROM ping_cap_first_reached(

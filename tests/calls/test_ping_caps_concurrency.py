@@ -183,3 +183,68 @@ def test_two_server_processes_never_pass_a_cap_together(vendor):
     assert admitted(second) == 2
     assert {a["reason"] for a in second if not a["agentAvailable"]} == {"hourly_cap"}
     assert Reservation.objects.count() == CAP + 2
+
+
+# --- Large caps: the shared mode -----------------------------------------------------------------
+
+
+def max_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_connections")
+        return int(cursor.fetchone()[0])
+
+
+def hour_used(vendor, reservations: int) -> None:
+    """The vendor's reservations this hour, as the statement counts them."""
+    from django.utils import timezone
+
+    from vendors.models import VendorReservationCount
+
+    start = timezone.now().replace(minute=0, second=0, microsecond=0)
+    VendorReservationCount.objects.update_or_create(
+        vendor=vendor, state="", period="hour", starts_at=start,
+        defaults={"reservations": reservations},
+    )  # fmt: skip
+
+
+def test_far_from_a_large_cap_pings_share_the_lock_and_are_all_admitted(vendor):
+    VendorCap.objects.create(vendor=vendor, most_per_hour=10 * max_connections())
+
+    answers = ping_all_at_once(PINGS)
+
+    assert admitted(answers) == PINGS
+    assert CallRecord.objects.filter(outcome="reserved").count() == PINGS
+
+
+def test_near_a_large_cap_pings_take_turns_and_stop_exactly_at_it(vendor):
+    cap = max_connections() + 50
+    VendorCap.objects.create(vendor=vendor, most_per_hour=cap)
+    hour_used(vendor, cap - CAP)  # within the room every connection needs: the exclusive path
+
+    answers = ping_all_at_once(PINGS)
+
+    assert admitted(answers) == CAP
+    assert {a["reason"] for a in answers if not a["agentAvailable"]} == {"hourly_cap"}
+    assert CallRecord.objects.count() == PINGS  # one record each, whichever path answered
+
+
+def test_a_large_cap_already_reached_is_refused_by_the_statement_itself(vendor):
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    cap = max_connections() + 50
+    VendorCap.objects.create(vendor=vendor, most_per_hour=cap)
+    hour_used(vendor, cap)
+    body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(1)})
+    client = Client()
+    client.post(PING_URL, data=body, content_type="application/json")  # caches the key
+
+    with CaptureQueriesContext(connection) as queries:
+        answer = client.post(
+            PING_URL,
+            data=json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(2)}),
+            content_type="application/json",
+        ).json()["data"]
+
+    assert answer["reason"] == "hourly_cap"
+    assert len(queries) == 1
