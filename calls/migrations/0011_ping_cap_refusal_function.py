@@ -32,7 +32,10 @@ CREATE OR REPLACE FUNCTION ping_cap_first_reached(
     p_at_once integer, p_per_hour integer, p_per_day integer,
     p_state_at_once integer, p_state_per_hour integer, p_state_per_day integer,
     p_default_retry integer, OUT reason text, OUT retry_after integer, OUT close boolean
-) LANGUAGE plpgsql VOLATILE AS $$
+) LANGUAGE plpgsql VOLATILE
+-- Plans made for each call's values: a generic plan (PL/pgSQL's after five calls) counted the
+-- vendor's live holds through its index of every reservation it ever had.
+SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     scope record;
     held integer;
