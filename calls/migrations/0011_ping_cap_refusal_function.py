@@ -32,10 +32,7 @@ CREATE OR REPLACE FUNCTION ping_cap_first_reached(
     p_at_once integer, p_per_hour integer, p_per_day integer,
     p_state_at_once integer, p_state_per_hour integer, p_state_per_day integer,
     p_default_retry integer, OUT reason text, OUT retry_after integer, OUT close boolean
-) LANGUAGE plpgsql VOLATILE
--- Plans made for each call's values: a generic plan (PL/pgSQL's after five calls) counted the
--- vendor's live holds through its index of every reservation it ever had.
-SET plan_cache_mode = force_custom_plan AS $$
+) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     scope record;
     held integer;
@@ -59,6 +56,7 @@ BEGIN
         ORDER BY n
     LOOP
         IF scope.kind = 'at_once' THEN
+            -- Through reservation_vendor_active (routing 0010): the vendor's live holds only.
             SELECT count(*), min(r.expires_at) INTO held, soonest
             FROM routing_reservation r
             WHERE r.vendor_id = p_vendor AND r.status = 'active' AND r.expires_at > p_now
@@ -159,7 +157,7 @@ def drop(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("calls", "0010_refused_pings_reason_and_consent"),
-        ("routing", "0009_do_not_call_list"),
+        ("routing", "0010_index_of_a_vendors_live_holds"),
         ("vendors", "0003_ping_policies"),
     ]
 
