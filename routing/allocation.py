@@ -245,7 +245,8 @@ class PolicyChecks:
     the caller's app (which knows its tables).
 
     `ctes`: CTE definitions ending with one named `refusal`, of one row (reason text,
-    retry_after integer): a NULL reason admits the ping. They may read ADMISSIBLE (the caller's
+    retry_after integer): a NULL reason admits the ping; '' (LEFT_TO_TRANSACTION) leaves it to
+    the transactional path, writing nothing. They may read ADMISSIBLE (the caller's
     lock is held and the caller holds nothing: a repeat is never refused) and NOW.
     `after_reservation`: CTE definitions run once the statement has reserved, which may read
     the `reservation` CTE (e.g. to count reservations for caps). Both end without a comma, and
@@ -255,6 +256,9 @@ class PolicyChecks:
     ctes: str
     after_reservation: str = ""
 
+
+# A refusal's reason that decides nothing: the transactional path answers the ping.
+LEFT_TO_TRANSACTION = ""
 
 # No policies: nothing refused.
 NO_POLICY_CHECKS = PolicyChecks(
@@ -381,7 +385,7 @@ def reservation_create_in_one_statement(
         return None
     acquired, live_id, reservation_id, number, agent_count, decided_at = row[:6]
     refusal, retry_after, soonest_free = row[6:]
-    if not acquired or live_id is not None:
+    if not acquired or live_id is not None or refusal == LEFT_TO_TRANSACTION:
         return None
     if reservation_id is None:
         return StatementReservation(
@@ -570,7 +574,7 @@ _STATEMENT = f"""
         FROM (SELECT 1) AS one
         LEFT JOIN reservation r ON TRUE
         LEFT JOIN free_number n ON r.id IS NOT NULL
-        WHERE {ADMISSIBLE}
+        WHERE {ADMISSIBLE} AND (SELECT reason FROM refusal) IS DISTINCT FROM ''
         RETURNING id
     )
     SELECT (SELECT acquired FROM caller_lock), (SELECT id FROM live),

@@ -124,17 +124,19 @@ def _policy_ctes() -> PolicyChecks:
         )""",
         after_reservation=f"""
         counted AS (
-            -- A capped vendor's reservations per hour and day, all states and this one.
+            -- A capped vendor's reservations per hour and day: all states together where the
+            -- vendor has a window cap, the state's own where the state has one.
             INSERT INTO {counts} AS v (vendor_id, state, period, starts_at, reservations)
             SELECT %(vendor)s, w.state, w.period, w.starts_at, 1
             FROM reservation r, (VALUES
-                ('', 'hour', date_trunc('hour', {NOW})),
-                ('', 'day', date_trunc('day', {NOW} AT TIME ZONE {zone}) AT TIME ZONE {zone}),
-                (%(state)s, 'hour', date_trunc('hour', {NOW})),
-                (%(state)s, 'day',
+                (%(p_count_every)s::boolean, '', 'hour', date_trunc('hour', {NOW})),
+                (%(p_count_every)s::boolean, '', 'day',
+                 date_trunc('day', {NOW} AT TIME ZONE {zone}) AT TIME ZONE {zone}),
+                (%(p_count_state)s::boolean, %(state)s, 'hour', date_trunc('hour', {NOW})),
+                (%(p_count_state)s::boolean, %(state)s, 'day',
                  date_trunc('day', {NOW} AT TIME ZONE {zone}) AT TIME ZONE {zone})
-            ) AS w (state, period, starts_at)
-            WHERE %(p_cap_lock)s::text IS NOT NULL
+            ) AS w (counted, state, period, starts_at)
+            WHERE w.counted
             ON CONFLICT (vendor_id, state, period, starts_at)
             DO UPDATE SET reservations = v.reservations + 1
             RETURNING v.id
@@ -171,8 +173,14 @@ def policy_params(inputs: PolicyInputs | None) -> dict:
     }
 
 
+def _counts_windows(cap: CapLimits | None) -> bool:
+    return cap is not None and (cap.most_per_hour is not None or cap.most_per_day is not None)
+
+
 def _cap_params(every: CapLimits | None, narrowed: CapLimits | None) -> dict:
     return {
+        "p_count_every": _counts_windows(every),
+        "p_count_state": _counts_windows(narrowed),
         "p_at_once": every and every.most_at_once,
         "p_per_hour": every and every.most_per_hour,
         "p_per_day": every and every.most_per_day,
@@ -208,8 +216,22 @@ def policy_refusal(
     if inputs.cap_lock is None:
         return None
     _lock_caps(inputs.cap_lock)
-    for scope, cap in (("", inputs.every_state), (fields.state, inputs.this_state)):
-        if cap is not None and (refusal := _cap_refusal(vendor, scope, cap, now)):
+    hour, day = window_starts(now)
+    # Daily, hourly, then concurrency (ping_cap_refusal's order), the vendor's before its state's.
+    scopes = (("", inputs.every_state), (fields.state, inputs.this_state))
+    for period, starts, reason in (
+        ("day", day, Reason.DAILY_CAP),
+        ("hour", hour, Reason.HOURLY_CAP),
+    ):
+        for state, cap in scopes:
+            if cap is None:
+                continue
+            most = cap.most_per_day if period == "day" else cap.most_per_hour
+            if most is not None and _window_used(vendor, state, period, starts) >= most:
+                return Refusal(reason, _seconds(window_end(period, starts) - now))
+    for state, cap in scopes:
+        most = None if cap is None else cap.most_at_once
+        if most is not None and (refusal := _concurrency_refusal(vendor, state, most, now)):
             return refusal
     return None
 
@@ -223,34 +245,27 @@ def _lock_caps(key: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
 
 
-def _cap_refusal(vendor: Vendor, state: str, cap: CapLimits, now: datetime) -> Refusal | None:
-    if cap.most_at_once is not None:
-        holds = Reservation.objects.live(now).filter(vendor=vendor)
-        calls = CallRecord.objects.filter(vendor=vendor, outcome=CallRecord.Outcome.CONNECTED)
-        if state:
-            holds, calls = holds.filter(state=state), calls.filter(state=state)
-        soonest = holds.order_by("expires_at").values_list("expires_at", flat=True).first()
-        if holds.count() + calls.count() >= cap.most_at_once:
-            retry = _seconds(soonest - now) if soonest else _default_retry()
-            return Refusal(Reason.CONCURRENCY_CAP, retry)
-    hour, day = window_starts(now)
-    for limit, period, starts, reason in (
-        (cap.most_per_hour, "hour", hour, Reason.HOURLY_CAP),
-        (cap.most_per_day, "day", day, Reason.DAILY_CAP),
-    ):
-        if limit is None:
-            continue
-        used = (
-            VendorReservationCount.objects.filter(
-                vendor=vendor, state=state, period=period, starts_at=starts
-            )
-            .values_list("reservations", flat=True)
-            .first()
+def _window_used(vendor: Vendor, state: str, period: str, starts: datetime) -> int:
+    used = (
+        VendorReservationCount.objects.filter(
+            vendor=vendor, state=state, period=period, starts_at=starts
         )
-        if (used or 0) >= limit:
-            ends = window_end(period, starts)
-            return Refusal(reason, _seconds(ends - now))
-    return None
+        .values_list("reservations", flat=True)
+        .first()
+    )
+    return used or 0
+
+
+def _concurrency_refusal(vendor: Vendor, state: str, most: int, now: datetime) -> Refusal | None:
+    holds = Reservation.objects.live(now).filter(vendor=vendor)
+    calls = CallRecord.objects.filter(vendor=vendor, outcome=CallRecord.Outcome.CONNECTED)
+    if state:
+        holds, calls = holds.filter(state=state), calls.filter(state=state)
+    if holds.count() + calls.count() < most:
+        return None
+    soonest = holds.order_by("expires_at").values_list("expires_at", flat=True).first()
+    retry = _seconds(soonest - now) if soonest else _default_retry()
+    return Refusal(Reason.CONCURRENCY_CAP, retry)
 
 
 def window_starts(now: datetime) -> tuple[datetime, datetime]:
@@ -272,10 +287,13 @@ def window_end(period: str, starts: datetime) -> datetime:
 
 def count_reservation(*, vendor: Vendor, state: str, inputs: PolicyInputs, now: datetime) -> None:
     """The statement's `counted`, with the ORM: a capped vendor's reservation, per window."""
-    if inputs.cap_lock is None:
-        return
+    scopes = [
+        scope
+        for scope, cap in (("", inputs.every_state), (state, inputs.this_state))
+        if _counts_windows(cap)
+    ]
     hour, day = window_starts(now)
-    for scope in ("", state):
+    for scope in scopes:
         for period, starts in (("hour", hour), ("day", day)):
             row, created = VendorReservationCount.objects.get_or_create(
                 vendor=vendor,

@@ -162,7 +162,7 @@ def test_evidence_is_kept_when_consent_is_not_required_and_ignored_when_malforme
 # --- Duplicate callers --------------------------------------------------------------------------
 
 
-def transferred(vendor, phone: str, connected_at: datetime) -> CallRecord:
+def transferred(vendor, phone: str, connected_at: datetime):
     return CallRecordFactory(
         vendor=vendor,
         phone_number=phone,
