@@ -126,7 +126,7 @@ def role_group(name: str) -> Group:
     when a transactional test's flush has emptied the table the migration filled."""
     roles = importlib.import_module("calls.migrations.0004_staff_roles").ROLES
     # Given by later migrations: the do-not-call list's.
-    later = {"Operations": importlib.import_module("routing.migrations.0010_do_not_call_roles")}
+    later = {"Operations": importlib.import_module("routing.migrations.0011_do_not_call_roles")}
     group, created = Group.objects.get_or_create(name=name)
     if created:
         for app_label, by_model in roles[name].items():

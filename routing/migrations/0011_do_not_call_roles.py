@@ -44,7 +44,7 @@ def revoke(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("routing", "0009_do_not_call_list"),
+        ("routing", "0010_index_of_a_vendors_live_holds"),
         ("calls", "0004_staff_roles"),
     ]
 
