@@ -23,9 +23,11 @@ function init(args)
     local codes = states[math.random(#states)]
     local area = codes[math.random(#codes)]
     local phone = string.format("+1%s%07d", area, math.random(0, 9999999))
+    -- Consent evidence in every body, so the policies phase pings with the same bodies.
     local body = string.format(
-      '{"vendorKey":"%s","phoneNumber":"%s","lead_id":"bench-%d","source":"wrk"}',
-      key, phone, i)
+      '{"vendorKey":"%s","phoneNumber":"%s","lead_id":"bench-%d","source":"wrk",' ..
+      '"jornaya_leadid":"A1B2C3D4-E5F6-4711-8899-%012d"}',
+      key, phone, i, i)
     requests[i] = wrk.format(nil, nil, nil, body)
   end
 end

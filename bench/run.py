@@ -53,6 +53,13 @@ AGENTS_PER_STATE = int(os.environ.get("BENCH_AGENTS_PER_STATE", "80"))
 STATEMENT_CLIENTS = THREADS * WORKERS
 STATEMENT_SECONDS = int(os.environ.get("BENCH_STATEMENT_SECONDS", "10"))
 ALL_STATES_KEY = "3f1c2a9e-7b4d-4e8a-9c61-2d5b8e0f4a17"
+# The vendor with every ping policy on (seed_bench --policies-vendor-key), limits never reached:
+# its pings, beside the same pings without policies, at the first connection count
+# (BENCH_POLICIES=false to skip).
+POLICIES_KEY = "b3e7c0de-5a1f-4c2b-9d8e-7f6a5b4c3d2e"
+POLICIES = os.environ.get("BENCH_POLICIES", "true") == "true"
+# BENCH_POLICIES_CAPS=false: that vendor without caps, to tell their cost from the others'.
+POLICIES_CAPS = os.environ.get("BENCH_POLICIES_CAPS", "true") == "true"
 # Requests that do part of a ping's work, measured beside it at the first connection count
 # (BENCH_REFERENCES=false to skip): a key validation (the guide's body without a phone number: the
 # key checked on the shared cache, no database), and the bench's round-trips endpoint (the ping's
@@ -135,19 +142,19 @@ def manage(env: dict, *args: str) -> str:
     return result.stdout
 
 
-def lua_script(directory: Path) -> Path:
+def lua_script(directory: Path, key: str = ALL_STATES_KEY, name: str = "ping.lua") -> Path:
     by_state: dict[str, list[str]] = {}
     for area_code, state in sorted(AREA_CODE_STATES.items()):
         by_state.setdefault(state, []).append(area_code)
     table = ",\n".join(
         "{" + ",".join(f'"{code}"' for code in codes) + "}" for codes in by_state.values()
     )
-    script = directory / "ping.lua"
+    script = directory / name
     script.write_text(
         (REPO / "bench" / "ping.lua")
         .read_text()
         .replace("--AREA_CODES--", table)
-        .replace("--VENDOR_KEY--", ALL_STATES_KEY)
+        .replace("--VENDOR_KEY--", key)
     )
     return script
 
@@ -418,7 +425,13 @@ def main() -> None:
         recreate_database(DATABASE_URL)
         manage(env, "migrate", "--noinput")
         manage(env, "seed_demo")
-        manage(env, "seed_bench", "--agents-per-state", str(AGENTS_PER_STATE))
+        manage(
+            env,
+            "seed_bench",
+            *("--agents-per-state", str(AGENTS_PER_STATE)),
+            *("--policies-vendor-key", POLICIES_KEY),
+            *(() if POLICIES_CAPS else ("--policies-without-caps",)),
+        )
         # The production server: config/gunicorn.py, with the bench's sizes.
         server = subprocess.Popen(
             [
@@ -456,8 +469,15 @@ def main() -> None:
             }
             if ORM:
                 references["orm"] = (f"{base}/bench-orm-ping", script)
+            if POLICIES:
+                references["pings, every policy on"] = (
+                    f"{base}/vendors-ping",
+                    lua_script(Path(directory), POLICIES_KEY, "policies.lua"),
+                )
             # Warm up: every worker opens its connections and fills its caches.
             run_wrk(f"{base}/vendors-ping", 8, script, 3)
+            if POLICIES:
+                run_wrk(f"{base}/vendors-ping", 8, references["pings, every policy on"][1], 3)
             run_wrk(f"{base}/bench-noop", 8, noop_script, 2)
             if ORM:
                 run_wrk(f"{base}/bench-orm-ping", 8, script, 2)
@@ -519,6 +539,16 @@ def main() -> None:
                         f"ratio {run['rate'] / trivial['rate']:.2f}, "
                         f"p50 {run['p50']:.2f}, p99 {run['p99']:.2f}, "
                         f"CPU web {run['web_ms']:.2f} database {run['database_ms']:.2f} ms"
+                    )
+                floor = measured_references.get("round trips only")
+                policed = measured_references.get("pings, every policy on")
+                if floor and policed:
+                    plain_ratio = pings["rate"] / floor["rate"]
+                    policed_ratio = policed["rate"] / floor["rate"]
+                    print(
+                        f"      pings to the round-trips floor: {plain_ratio:.2f} without "
+                        f"policies, {policed_ratio:.2f} with every policy on "
+                        f"({(policed_ratio / plain_ratio - 1) * 100:+.1f} %; target within 10 %)"
                     )
             steady_target = results[0][2]["rate"] * STEADY_FRACTION
             print(

@@ -74,20 +74,11 @@ class CallRecordAdmin(
         "vendor",
         "phone_number",
         "state_code",
-        "outcome",
+        "outcome_shown",
         # The agent, the transfer target and the payout are on the record's page (and the
         # payouts in the statements): the list fits a 1366 px screen.
         "billable",
         "lead_id",
-        "sandbox",
-    ]
-    list_filter = [
-        # First: which traffic the list shows (live only, unless asked) is not easy to miss.
-        SandboxTrafficFilter,
-        ("received_at", admin.DateFieldListFilter),
-        "vendor",
-        "state",
-        "outcome",
     ]
     list_filter = [
         # First: which traffic the list shows (live only, unless asked) is not easy to miss.
@@ -96,14 +87,26 @@ class CallRecordAdmin(
         "vendor",
         CallRecordStateFilter,
         "outcome",
+        "reason",
         "billable",
         "not_billable_reason",
     ]
     list_select_related = ["vendor", "agent"]
     search_fields = ["request_id"]  # shows the box; get_search_results does the matching
-    search_help_text = "An exact request id, phone number or lead_id."
+    search_help_text = (
+        "An exact request id, phone number, lead_id, TrustedForm certificate URL or Jornaya LeadiD."
+    )
     readonly_fields = ["tracking_readable", "waited"]
     exclude = ["tracking"]
+
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_shown(self, record: CallRecord) -> str:
+        """The outcome, with the reason of an unavailable answer and a sandbox key's mark: one
+        column, so the list still fits a 1366 px screen."""
+        text = record.get_outcome_display()
+        if record.reason and record.outcome != CallRecord.Outcome.NO_AGENT:
+            text = f"{text}: {record.get_reason_display()}"
+        return f"{text} (sandbox)" if record.sandbox else text
 
     def get_search_results(self, request, queryset, search_term):
         # The exports' rule (calls.exports.selectors): the list and an export of it agree.

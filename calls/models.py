@@ -145,16 +145,23 @@ class CallRecord(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     rejected_reason = models.CharField(max_length=200, blank=True)
     # The contract's reason code of an unavailable answer (no agent, or a policy's refusal).
-    reason = models.CharField(max_length=32, choices=UnavailableReason.choices, blank=True)
+    # Database defaults: a process of the previous release still inserts records without these.
+    reason = models.CharField(
+        max_length=32, choices=UnavailableReason.choices, blank=True, default="", db_default=""
+    )
     # Consent evidence the ping carried, when well formed (whether or not the vendor requires it).
     trustedform_cert_url = models.CharField(
-        "TrustedForm certificate URL", max_length=100, blank=True
+        "TrustedForm certificate URL", max_length=100, blank=True, default="", db_default=""
     )
-    jornaya_leadid = models.CharField("Jornaya LeadiD", max_length=36, blank=True)
+    jornaya_leadid = models.CharField(
+        "Jornaya LeadiD", max_length=36, blank=True, default="", db_default=""
+    )
     # A sandbox key's ping (calls.ping.sandbox): its answer was forced by the caller's number and
     # held no agent or number. Reports, exports and the API leave these out unless asked.
     sandbox = models.BooleanField(
-        default=False, help_text="Sent with a sandbox key: test traffic, nothing was held."
+        default=False,
+        db_default=False,
+        help_text="Sent with a sandbox key: test traffic, nothing was held.",
     )
     reservation = models.ForeignKey(
         Reservation, null=True, blank=True, on_delete=models.SET_NULL, related_name="call_records"

@@ -13,6 +13,7 @@ import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -463,6 +464,7 @@ VENDOR_KEY_CACHE_SECONDS = env_int("VENDOR_KEY_CACHE_SECONDS", 30, minimum=0)
 # midnights in the operator's time zone (an IANA name); hours of operation are judged in the
 # caller's own zone instead.
 OPERATOR_TIME_ZONE = env_str("OPERATOR_TIME_ZONE", "America/New_York")
+ZoneInfo(OPERATOR_TIME_ZONE)  # an unknown zone fails at start, not on the first capped ping
 # retryAfterSeconds when nothing better is known: no hold or wrap-up will end in the state (no
 # agent), or none of a capped vendor's holds will (a call in progress ends when it ends).
 PING_RETRY_AFTER_DEFAULT_SECONDS = env_int("PING_RETRY_AFTER_DEFAULT_SECONDS", 60, minimum=1)

@@ -493,3 +493,7 @@ class ReservationAdmin(NoCountAdminMixin, admin.ModelAdmin):
         note = f"; {skipped} had already ended" if skipped else ""
         self.message_user(request, f"Released {released} reservation(s){note}.")
         return None
+
+
+# The do-not-call list has its own module; importing it here registers its pages.
+from routing import admin_do_not_call  # noqa: E402, F401

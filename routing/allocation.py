@@ -66,6 +66,17 @@ AGENT_IS_IDLE = (
     f"a.status = '{Agent.Status.AVAILABLE}' AND a.on_call_since IS NULL "
     f"AND (a.held_until IS NULL OR a.held_until <= {NOW})"
 )
+# Available and not on a call: free, or held (by a reservation or wrap-up) until `held_until`.
+AGENT_IS_AVAILABLE = f"a.status = '{Agent.Status.AVAILABLE}' AND a.on_call_since IS NULL"
+
+
+def agent_soonest_free_at(*, state: str, now: datetime) -> datetime | None:
+    """When the soonest hold or wrap-up of the state's agents ends (None: none is held)."""
+    return (
+        Agent.objects.licensed_for(state)
+        .filter(status=Agent.Status.AVAILABLE, on_call_since__isnull=True, held_until__gt=now)
+        .aggregate(soonest=Min("held_until"))["soonest"]
+    )
 
 
 def caller_is_waiting(now) -> Q:
@@ -260,9 +271,40 @@ class RecordInsert:
     columns: dict[str, str]
 
 
+@dataclass(frozen=True)
+class PolicyChecks:
+    """The policies the statement decides before it locks any agent or number row, as SQL of
+    the caller's app (which knows its tables).
+
+    `ctes`: CTE definitions ending with one named `refusal`, of one row (reason text,
+    retry_after integer): a NULL reason admits the ping; '' (LEFT_TO_TRANSACTION) leaves it to
+    the transactional path, writing nothing. They may read ADMISSIBLE (the caller's
+    lock is held and the caller holds nothing: a repeat is never refused) and NOW.
+    `after_reservation`: CTE definitions run once the statement has reserved, which may read
+    the `reservation` CTE (e.g. to count reservations for caps). Both end without a comma, and
+    take parameters named apart from the statement's own (STATEMENT_PARAMETERS).
+    """
+
+    ctes: str
+    after_reservation: str = ""
+
+
+# A refusal's reason that decides nothing: the transactional path answers the ping.
+LEFT_TO_TRANSACTION = ""
+
+# No policies: nothing refused.
+NO_POLICY_CHECKS = PolicyChecks(
+    ctes="refusal AS (SELECT NULL::text AS reason, NULL::integer AS retry_after)"
+)
+
+# Whether this ping may be decided at all: it holds its caller's lock and the caller holds
+# nothing (else it is a repeat, answered by the ORM path, and no policy refuses it).
+ADMISSIBLE = "((SELECT acquired FROM caller_lock) AND NOT EXISTS (SELECT 1 FROM live))"
+
 # What a RecordInsert's expressions may read of the outcome: NULL, except the moment and the TTL,
 # when nothing was reserved (no agent or no number free).
 OUTCOME_VALUES = {
+    "refusal": "(SELECT reason FROM refusal)",  # the policy's reason code, NULL when admitted
     "reservation_id": "r.id",
     "agent_id": "r.agent_id",
     "transfer_number": "n.number",  # E.164
@@ -293,19 +335,35 @@ class StatementReservation:
     """What the statement decided and recorded."""
 
     now: datetime  # the moment it decided by
-    reservation_id: int | None = None  # None: no agent (or no number) was free
+    reservation_id: int | None = None  # None: refused, or no agent (or no number) was free
     transfer_number: str = ""  # E.164
     agent_count: int = 0
+    refusal: str | None = None  # a policy's reason code
+    retry_after: int | None = None  # the policy's retry hint, when it gave one
+    # No agent free: when the soonest hold or wrap-up of the state's agents ends (None: none).
+    soonest_agent_free_at: datetime | None = None
 
 
-def allocation_statement(*, record: RecordInsert) -> AllocationStatement:
-    """Build the statement that reserves (or not) and writes `record`; build it once."""
+def allocation_statement(
+    *, record: RecordInsert, policies: PolicyChecks = NO_POLICY_CHECKS
+) -> AllocationStatement:
+    """Build the statement that decides the policies, reserves (or not) and writes `record`;
+    build it once."""
     columns = ", ".join(record.columns)
     expressions = ", ".join(_with_outcome_values(sql) for sql in record.columns.values())
     clashes = {name for sql in record.columns.values() for name in _PARAMETER.findall(sql)}
     if clashes & STATEMENT_PARAMETERS:
         raise ValueError(f"The record's parameters {clashes & STATEMENT_PARAMETERS} are taken.")
-    sql = _minified(_STATEMENT.format(table=record.table, columns=columns, values=expressions))
+    after = f"{policies.after_reservation}," if policies.after_reservation else ""
+    sql = _minified(
+        _STATEMENT.format(
+            table=record.table,
+            columns=columns,
+            values=expressions,
+            policies=policies.ctes,
+            after_reservation=after,
+        )
+    )
     names: list[str] = []
 
     def placeholder(match: re.Match) -> str:
@@ -326,6 +384,7 @@ def reservation_create_in_one_statement(
     ttl_seconds: int,
     now: datetime | None,
     record_params: dict,
+    policy_params: dict | None = None,
 ) -> StatementReservation | None:
     """The common ping on PostgreSQL in one statement: reserve (or not) and write the record.
 
@@ -336,6 +395,7 @@ def reservation_create_in_one_statement(
     """
     params = {
         **record_params,
+        **(policy_params or {}),
         "caller": caller_lock_key(vendor_id=vendor_id, phone_number=phone_number),
         "vendor": vendor_id,
         "phone": phone_number,
@@ -355,11 +415,17 @@ def reservation_create_in_one_statement(
     except IntegrityError:
         logger.info("Concurrent ping for the same caller; answering as a repeat")
         return None
-    acquired, live_id, reservation_id, number, agent_count, decided_at = row
-    if not acquired or live_id is not None:
+    acquired, live_id, reservation_id, number, agent_count, decided_at = row[:6]
+    refusal, retry_after, soonest_free = row[6:]
+    if not acquired or live_id is not None or refusal == LEFT_TO_TRANSACTION:
         return None
     if reservation_id is None:
-        return StatementReservation(now=decided_at)
+        return StatementReservation(
+            now=decided_at,
+            refusal=refusal,
+            retry_after=retry_after,
+            soonest_agent_free_at=soonest_free,
+        )
     return StatementReservation(
         now=decided_at,
         reservation_id=reservation_id,
@@ -406,7 +472,8 @@ def _minified(sql: str) -> str:
     return re.sub(r" ?([(),]|<=|>=|=|<|>) ?", r"\1", sql).strip()
 
 
-# This ping reserves: it holds the caller's lock, and the caller holds nothing yet.
+# This ping reserves: it holds the caller's lock, the caller holds nothing yet, and no policy
+# refused it.
 _GATE = "(SELECT ok FROM go)"
 
 # The record's {table}, {columns} and {values} (in doubled braces) are filled in once built.
@@ -427,8 +494,10 @@ _STATEMENT = f"""
           AND {RESERVATION_IS_LIVE}
         LIMIT 1
     ),
+    {{policies}},
     go AS (
-        SELECT (SELECT acquired FROM caller_lock) AND NOT EXISTS (SELECT 1 FROM live) AS ok
+        -- Policies first: a refused ping locks no agent or number row.
+        SELECT {ADMISSIBLE} AND (SELECT reason FROM refusal) IS NULL AS ok
     ),
     licensed AS (
         -- The state's agents (a few of many) by primary key: only they are read and sorted.
@@ -530,17 +599,25 @@ _STATEMENT = f"""
         WHERE (SELECT count(*) FROM stale) >= 0
         RETURNING id, agent_id, transfer_number_id, agent_count
     ),
+    {{after_reservation}}
     record AS (
         INSERT INTO {{table}} ({{columns}})
         SELECT {{values}}
         FROM (SELECT 1) AS one
         LEFT JOIN reservation r ON TRUE
         LEFT JOIN free_number n ON r.id IS NOT NULL
-        WHERE {_GATE}
+        WHERE {ADMISSIBLE} AND (SELECT reason FROM refusal) IS DISTINCT FROM ''
         RETURNING id
     )
     SELECT (SELECT acquired FROM caller_lock), (SELECT id FROM live),
-           r.id, n.number, r.agent_count, {NOW}
+           r.id, n.number, r.agent_count, {NOW},
+           (SELECT reason FROM refusal), (SELECT retry_after FROM refusal),
+           CASE WHEN r.id IS NULL AND {_GATE} THEN (
+               -- No agent: when the soonest hold or wrap-up of the state's agents ends.
+               SELECT min(a.held_until) FROM routing_agent a
+               WHERE a.id = ANY((SELECT ids FROM licensed)::bigint[])
+                 AND {AGENT_IS_AVAILABLE} AND a.held_until > {NOW}
+           ) END
     FROM (SELECT 1) AS one
     LEFT JOIN reservation r ON TRUE
     LEFT JOIN free_number n ON r.id IS NOT NULL

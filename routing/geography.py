@@ -1,4 +1,4 @@
-"""US phone number normalization and area code → state lookup.
+"""US phone number normalization, area code → state lookup, and the caller's time zone.
 
 Plain Python on purpose (no Django imports; the state list comes from vendors.states):
 it runs on every routed call and is tested without a database or settings.
@@ -14,15 +14,19 @@ from vendors.states import STATES, InvalidStateCode, normalize_state_code
 
 __all__ = [
     "AREA_CODE_STATES",
+    "AREA_CODE_TIME_ZONES",
     "STATES",
+    "STATE_TIME_ZONES",
     "InvalidPhoneNumber",
     "InvalidStateCode",
     "normalize_state_code",
     "normalize_us_phone",
     "state_for_phone",
+    "time_zone_for_caller",
 ]
 
 AREA_CODES_CSV = Path(__file__).with_name("data") / "area_codes.csv"
+STATE_TIME_ZONES_CSV = Path(__file__).with_name("data") / "state_time_zones.csv"
 
 
 class InvalidPhoneNumber(ValueError):
@@ -40,6 +44,26 @@ def _load_area_codes(path: Path) -> dict[str, str]:
 
 
 AREA_CODE_STATES: dict[str, str] = _load_area_codes(AREA_CODES_CSV)
+
+
+def _load_time_zones(path: Path, key: str) -> dict[str, str]:
+    with path.open(newline="", encoding="ascii") as handle:
+        return {row[key]: row["time_zone"] for row in csv.DictReader(handle)}
+
+
+# IANA zones: an area code's is the zone most of its numbers are in (its state's main zone
+# unless the table says otherwise); a state's is the zone most of its people are in.
+AREA_CODE_TIME_ZONES: dict[str, str] = _load_time_zones(AREA_CODES_CSV, "area_code")
+STATE_TIME_ZONES: dict[str, str] = _load_time_zones(STATE_TIME_ZONES_CSV, "state")
+
+
+def time_zone_for_caller(e164: str, state: str, *, state_given: bool) -> str:
+    """The IANA zone a caller's hours of operation are judged in: the state's main zone when
+    the ping gave the state (stateCode), else the area code's zone."""
+    if state_given:
+        return STATE_TIME_ZONES[state]
+    return AREA_CODE_TIME_ZONES.get(e164[2:5]) or STATE_TIME_ZONES[state]
+
 
 # Separators people type between digit groups; removed before matching.
 _SEPARATORS = str.maketrans("", "", " -.()")

@@ -250,6 +250,13 @@ class Reservation(models.Model):
                 condition=Q(status=ReservationStatus.ACTIVE),
             ),
             models.Index(fields=["transfer_number", "status"], name="reservation_number_status"),
+            # A capped vendor's live holds, counted by every capped ping (ping_cap_refusal):
+            # only active ones, so the count never walks the vendor's past reservations.
+            models.Index(
+                fields=["vendor", "expires_at"],
+                name="reservation_vendor_active",
+                condition=Q(status=ReservationStatus.ACTIVE),
+            ),
             models.Index(
                 fields=["released_by"],
                 name="reservation_released_by",

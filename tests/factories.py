@@ -122,14 +122,16 @@ class CallRecordFactory(DjangoModelFactory):
 
 
 def role_group(name: str) -> Group:
-    """The role's group with the permissions the staff-roles migration gives it; made again
-    when a transactional test's flush has emptied the table the migration filled."""
+    """The role's group with the permissions the staff-roles migrations give it; made again
+    when a transactional test's flush has emptied the table the migrations filled."""
     grants = [
         importlib.import_module("calls.migrations.0004_staff_roles").ROLES,
         importlib.import_module("calls.migrations.0011_admin_for_staff").GRANTS,
     ]
     group, created = Group.objects.get_or_create(name=name)
-    for by_app in (roles.get(name, {}) for roles in grants) if created else ():
+    if not created:
+        return group
+    for by_app in (roles.get(name, {}) for roles in grants):
         for app_label, by_model in by_app.items():
             for model, actions in by_model.items():
                 group.permissions.add(
@@ -138,13 +140,21 @@ def role_group(name: str) -> Group:
                         codename__in=[f"{action}_{model}" for action in actions],
                     )
                 )
-        settlement = importlib.import_module("calls.migrations.0013_settlement_roles").GRANTS
-        group.permissions.add(
-            *Permission.objects.filter(
-                content_type__app_label="calls",
-                codename__in=[f"{action}_billingrule" for action in settlement.get(name, [])],
-            )
+    settlement = importlib.import_module("calls.migrations.0013_settlement_roles").GRANTS
+    group.permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="calls",
+            codename__in=[f"{action}_billingrule" for action in settlement.get(name, [])],
         )
+    )
+    if name == "Operations":  # the do-not-call list's
+        do_not_call = importlib.import_module("routing.migrations.0014_do_not_call_roles")
+        for app_label, codenames in do_not_call.OPERATIONS_MAY.items():
+            group.permissions.add(
+                *Permission.objects.filter(
+                    content_type__app_label=app_label, codename__in=codenames
+                )
+            )
     return group
 
 
@@ -175,3 +185,12 @@ class StaffFactory(UserFactory):
 class SuperuserFactory(UserFactory):
     is_staff = True
     is_superuser = True
+
+
+# The vendor admin page's tables (keys, caps, opening hours, holidays) with no rows: a post of
+# the vendor form must carry each table's management form.
+VENDOR_FORM_NO_INLINE_ROWS = {
+    f"{prefix}-{name}": "0"
+    for prefix in ("keys", "caps", "opening_hours", "holidays")
+    for name in ("TOTAL_FORMS", "INITIAL_FORMS")
+}

@@ -16,6 +16,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core import signing
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.forms import modelformset_factory
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,8 +25,29 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.admin_site import ReadOnlyAdmin
-from vendors.forms import StateMultipleChoiceField
-from vendors.models import Vendor, VendorKey, VendorKeyEvent, vendor_key_digest
+from vendors.forms import (
+    HolidayForm,
+    HolidayFormSet,
+    OpeningHoursForm,
+    OpeningHoursFormSet,
+    OperatorHolidayFormSet,
+    OperatorOpeningHoursFormSet,
+    StateMultipleChoiceField,
+    VendorCapForm,
+    VendorCapFormSet,
+    policy_window_days_clean,
+)
+from vendors.models import (
+    DuplicateScope,
+    Holiday,
+    OpeningHours,
+    Vendor,
+    VendorCap,
+    VendorKey,
+    VendorKeyEvent,
+    vendor_key_digest,
+)
+from vendors.operator_calendar import FEDERAL_YEARS, operator_holidays_add_federal
 from vendors.services import (
     VendorKeyLabelTaken,
     VendorKeyNotRotatable,
@@ -42,8 +65,105 @@ class VendorForm(forms.ModelForm):
 
     class Meta:
         model = Vendor
-        fields = ["name", "is_active", "rate_limit_per_minute", "all_states", "authorized_states"]
-        labels = {"all_states": "All states"}
+        fields = [
+            "name",
+            "is_active",
+            "rate_limit_per_minute",
+            "all_states",
+            "authorized_states",
+            "consent_required",
+            "duplicate_window_days",
+            "duplicate_scope",
+        ]
+        labels = {
+            "all_states": "All states",
+            "duplicate_window_days": "Duplicate window (days)",
+        }
+        widgets = {"duplicate_scope": forms.RadioSelect}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Matters only with a window: a form posted without it keeps the default.
+        if "duplicate_scope" in self.fields:  # not for a login that may only view vendors
+            self.fields["duplicate_scope"].required = False
+
+    def clean_duplicate_scope(self):
+        return self.cleaned_data.get("duplicate_scope") or DuplicateScope.VENDOR
+
+    def clean_duplicate_window_days(self):
+        return policy_window_days_clean(self.cleaned_data.get("duplicate_window_days"))
+
+
+OperatorHoursFormSet = modelformset_factory(
+    OpeningHours,
+    form=OpeningHoursForm,
+    formset=OperatorOpeningHoursFormSet,
+    extra=2,
+    can_delete=True,
+)
+OperatorHolidaysFormSet = modelformset_factory(
+    Holiday, form=HolidayForm, formset=OperatorHolidayFormSet, extra=2, can_delete=True
+)
+
+
+class FederalHolidaysForm(forms.Form):
+    year = forms.TypedChoiceField(
+        coerce=int,
+        choices=[(year, year) for year in FEDERAL_YEARS],
+        label="US federal holidays of",
+    )
+
+
+class VendorPolicyInline(admin.TabularInline):
+    """A vendor's policy rows: edited by whoever may change the vendor, as the vendor's own
+    fields are (no permission of their own to hand out), and read by whoever may view it."""
+
+    extra = 0
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("vendors.view_vendor") or self._may_change(request)
+
+    def has_add_permission(self, request, obj=None):
+        return self._may_change(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_change(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may_change(request)
+
+    @staticmethod
+    def _may_change(request) -> bool:
+        return request.user.has_perm("vendors.change_vendor")
+
+
+class VendorCapInline(VendorPolicyInline):
+    model = VendorCap
+    form = VendorCapForm
+    formset = VendorCapFormSet
+    verbose_name = "cap"
+    verbose_name_plural = (
+        "Caps: the most live holds and calls at once, reservations per hour and per day "
+        "(state empty: all states together; a row per state narrows it)"
+    )
+
+
+class OpeningHoursInline(VendorPolicyInline):
+    model = OpeningHours
+    form = OpeningHoursForm
+    formset = OpeningHoursFormSet
+    verbose_name = "opening period"
+    verbose_name_plural = (
+        "Hours of operation, in the caller's time zone (no rows: the operator's default hours)"
+    )
+
+
+class HolidayInline(VendorPolicyInline):
+    model = Holiday
+    form = HolidayForm
+    formset = HolidayFormSet
+    verbose_name = "holiday"
+    verbose_name_plural = "Holidays of this vendor (closed all day; the operator's apply too)"
 
 
 # All shown, none editable.
@@ -91,18 +211,125 @@ class VendorKeyInline(admin.TabularInline):
 @admin.register(Vendor)
 class VendorAdmin(admin.ModelAdmin):
     form = VendorForm
-    list_display = ["name", "is_active", "states", "created_at"]
+    list_display = ["name", "is_active", "states", "policies", "created_at"]
     list_filter = ["is_active", "all_states"]
     search_fields = ["name"]
     fieldsets = [
         (None, {"fields": ["name", "is_active", "rate_limit_per_minute"]}),
         ("Authorized states", {"fields": ["all_states", "authorized_states"]}),
+        (
+            "Ping policies",
+            {
+                "fields": ["consent_required", "duplicate_window_days", "duplicate_scope"],
+                "description": (
+                    "Caps, hours of operation and holidays are in the tables below; a vendor "
+                    "without hours of its own keeps the operator's (Vendors → Operator's default "
+                    "hours). A refused ping answers agentAvailable false with its reason and "
+                    "holds nothing."
+                ),
+            },
+        ),
     ]
-    inlines = [VendorKeyInline]
+    inlines = [VendorKeyInline, VendorCapInline, OpeningHoursInline, HolidayInline]
+
+    def _add_federal_holidays(self, request):
+        form = FederalHolidaysForm(request.POST)
+        if form.is_valid():
+            year = form.cleaned_data["year"]
+            added, listed = operator_holidays_add_federal(year=year)
+            for holiday in added:
+                self.log_addition(request, holiday, "US federal holiday")
+            note = f"; {listed} of its dates were listed already" if listed else ""
+            self.message_user(
+                request,
+                f"Added {len(added)} US federal holiday(s) of {year}{note}.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, "Choose a year from the list.", messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:vendors_vendor_operator_hours"))
 
     @admin.display(description="Authorized states")
     def states(self, obj):
         return ", ".join(obj.authorized_state_list()) or "none"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("caps", "opening_hours", "holidays")
+
+    @admin.display(description="Ping policies")
+    def policies(self, obj):
+        """The policies at a glance: what may refuse this vendor's pings."""
+        parts = []
+        if obj.consent_required:
+            parts.append("consent required")
+        if obj.duplicate_window_days:
+            scope = "every vendor" if obj.duplicate_scope == DuplicateScope.ALL_VENDORS else "own"
+            parts.append(f"duplicates {obj.duplicate_window_days} d ({scope})")
+        caps = obj.caps.all()
+        if caps:
+            parts.append("caps: " + ", ".join(cap.state or "all states" for cap in caps))
+        if obj.opening_hours.all():
+            parts.append("own hours")
+        if holidays := len(obj.holidays.all()):
+            parts.append(f"{holidays} holiday(s)")
+        return "; ".join(parts) or "—"
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "operator-hours/",
+                wrap(self.operator_hours_view),
+                name="vendors_vendor_operator_hours",
+            ),
+            *super().get_urls(),
+        ]
+
+    def operator_hours_view(self, request):
+        """The operator's default weekly schedule and its holidays, on a page of their own."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        may_change = self.has_change_permission(request)
+        if request.method == "POST" and not may_change:
+            raise PermissionDenied
+        if request.method == "POST" and "_add_federal" in request.POST:
+            return self._add_federal_holidays(request)
+        data = request.POST if request.method == "POST" else None
+        hours = OperatorHoursFormSet(
+            data, queryset=OpeningHours.objects.filter(vendor__isnull=True), prefix="hours"
+        )
+        holidays = OperatorHolidaysFormSet(
+            data, queryset=Holiday.objects.filter(vendor__isnull=True), prefix="holidays"
+        )
+        if data is not None and hours.is_valid() and holidays.is_valid():
+            deleting = [
+                form.instance
+                for form in [*hours.deleted_forms, *holidays.deleted_forms]
+                if form.instance.pk
+            ]
+            with transaction.atomic():
+                self.log_deletions(request, deleting)  # before: the rows still have their ids
+                saved = [*hours.save(), *holidays.save()]
+            for obj in saved:
+                self.log_change(request, obj, "Saved in the operator's default hours")
+            self.message_user(
+                request, "Saved the operator's default hours and holidays.", messages.SUCCESS
+            )
+            return HttpResponseRedirect(reverse("admin:vendors_vendor_operator_hours"))
+        if not may_change:
+            for form in [*hours.forms, *holidays.forms]:
+                for field in form.fields.values():
+                    field.disabled = True
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Operator's default hours and holidays",
+            "hours": hours,
+            "holidays": holidays,
+            "may_change": may_change,
+            "federal": FederalHolidaysForm(initial={"year": timezone.now().year + 1}),
+        }
+        return TemplateResponse(request, "admin/vendors/vendor/operator_hours.html", context)
 
 
 class RevokeWhenForm(forms.Form):

@@ -1,6 +1,7 @@
 import hashlib
 import uuid
 from datetime import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -9,6 +10,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from vendors.states import STATE_CHOICES, STATES
+
+if TYPE_CHECKING:
+    from vendors.policies import VendorPolicies
 
 ALL_STATES_LABEL = "All"
 KEY_PREFIX_LENGTH = 8
@@ -42,8 +46,10 @@ class Vendor(models.Model):
         null=True, blank=True, help_text="Pings a minute per key; empty uses the default."
     )
     # Policies the ping decides from the cached vendor (vendors.services) or in its statement.
+    # Database defaults too: a process of the previous release still inserts vendors without them.
     consent_required = models.BooleanField(
         default=False,
+        db_default=False,
         help_text="Pings must carry a TrustedForm certificate URL or a Jornaya LeadiD.",
     )
     duplicate_window_days = models.PositiveSmallIntegerField(
@@ -57,10 +63,14 @@ class Vendor(models.Model):
         max_length=16,
         choices=DuplicateScope.choices,
         default=DuplicateScope.VENDOR,
+        db_default=DuplicateScope.VENDOR,
         help_text="Whose transfers count for the duplicate window.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Not a field: the policies loaded with the cached vendor (vendors.services).
+    policies: "VendorPolicies | None" = None
 
     class Meta:
         ordering = ["name"]

@@ -23,6 +23,7 @@ from vendors.models import (
     VendorKeyEvent,
     vendor_key_digest,
 )
+from vendors.policies import VendorPolicies, vendor_policies_load
 from vendors.ratelimit import (
     COUNTER_SECONDS,
     ratelimit_check_client,
@@ -114,7 +115,8 @@ class _CachedKey:
     key_id: str
     revoked_at: datetime | None
     vendor: dict
-    # With a default: an entry cached before sandbox keys existed reads as a live key, as it was.
+    # Loaded with the vendor so hours and consent cost a ping nothing; staff edits clear it.
+    policies: VendorPolicies
     sandbox: bool = False
 
     def is_usable(self, now: datetime) -> bool:
@@ -128,11 +130,16 @@ _VENDOR_FIELDS = (
     "all_states",
     "authorized_states",
     "rate_limit_per_minute",
+    "consent_required",
+    "duplicate_window_days",
+    "duplicate_scope",
 )
 
 
 def _cache_key(digest: str) -> str:
-    return f"vendor-key:{digest}"
+    # v3: the entry carries the vendor's policies and the key's sandbox flag (an older
+    # process's entries lack them).
+    return f"vendor-key:v3:{digest}"
 
 
 _UNREAD = object()
@@ -151,6 +158,7 @@ def _admitted_for_digest(digest: str, now: datetime, *, cached=_UNREAD) -> Admit
             key_id=str(vendor_key.pk),
             revoked_at=vendor_key.revoked_at,
             vendor={field: getattr(vendor, field) for field in _VENDOR_FIELDS},
+            policies=vendor_policies_load(vendor),
             sandbox=vendor_key.sandbox,
         )
         shared_cache_set(cache_key, cached, settings.VENDOR_KEY_CACHE_SECONDS)
@@ -159,6 +167,7 @@ def _admitted_for_digest(digest: str, now: datetime, *, cached=_UNREAD) -> Admit
         raise VendorKeyRevoked()
     _touch_last_used(cached.key_id, now)
     vendor = Vendor.from_db("default", list(cached.vendor), list(cached.vendor.values()))
+    vendor.policies = cached.policies
     return AdmittedKey(vendor=vendor, sandbox=cached.sandbox)
 
 
@@ -182,10 +191,15 @@ def vendor_key_cache_clear(*, digests: list[str]) -> None:
     transaction.on_commit(lambda: shared_cache_delete_many(keys))
 
 
-def vendor_cache_clear(*, vendor_id: int) -> None:
-    """Forget every cached key of a vendor (its activity, states or limit changed)."""
-    digests = list(VendorKey.objects.filter(vendor_id=vendor_id).values_list("digest", flat=True))
-    vendor_key_cache_clear(digests=digests)
+def vendor_cache_clear(*, vendor_id: int | None) -> None:
+    """Forget every cached key of a vendor (its activity, states, limit or policies changed), or
+    of every vendor (None: the operator's hours or holidays changed)."""
+    keys = (
+        VendorKey.objects.all()
+        if vendor_id is None
+        else VendorKey.objects.filter(vendor_id=vendor_id)
+    )
+    vendor_key_cache_clear(digests=list(keys.values_list("digest", flat=True)))
 
 
 class VendorKeyLabelTaken(ApplicationError):

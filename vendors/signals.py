@@ -7,7 +7,7 @@ admin as well as through the services, and a stale entry would let a revoked key
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from vendors.models import Vendor, VendorKey
+from vendors.models import Holiday, OpeningHours, Vendor, VendorCap, VendorKey
 from vendors.services import vendor_cache_clear, vendor_key_cache_clear
 
 
@@ -19,3 +19,11 @@ def _vendor_key_changed(sender, instance: VendorKey, **kwargs) -> None:
 @receiver([post_save, post_delete], sender=Vendor, dispatch_uid="vendor_cache")
 def _vendor_changed(sender, instance: Vendor, **kwargs) -> None:
     vendor_cache_clear(vendor_id=instance.pk)
+
+
+@receiver([post_save, post_delete], sender=VendorCap, dispatch_uid="vendor_cap_cache")
+@receiver([post_save, post_delete], sender=OpeningHours, dispatch_uid="opening_hours_cache")
+@receiver([post_save, post_delete], sender=Holiday, dispatch_uid="holiday_cache")
+def _vendor_policy_changed(sender, instance, **kwargs) -> None:
+    # A row of no vendor is the operator's: every vendor's cached policies may use it.
+    vendor_cache_clear(vendor_id=instance.vendor_id)

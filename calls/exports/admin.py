@@ -36,10 +36,11 @@ from calls.exports.jobs import (
     call_export_start,
     call_export_stream,
 )
-from calls.exports.reports import call_funnel_csv_rows, call_funnel_summary
+from calls.exports.reports import REFUSAL_REASONS, call_funnel_csv_rows, call_funnel_summary
 from calls.exports.selectors import call_record_filters_describe, call_record_select
 from calls.exports.writers import ExportTooLarge
 from calls.models import CallExport, CallRecord
+from routing.models import UnavailableReason
 from vendors.models import Vendor
 
 # What the mixin is mixed into, for the type checker (admin.ModelAdmin is generic only there).
@@ -66,6 +67,9 @@ _FILTER_PARAMS = {
     "outcome": "outcome",
     "outcome__exact": "outcome",
     "outcome__in": "outcome",
+    "reason": "reason",
+    "reason__exact": "reason",
+    "reason__in": "reason",
     "received_at__gte": "since",
     "received_at__date__gte": "since",
     "received_at__lt": "until",
@@ -327,6 +331,7 @@ class CallRecordExportAdminMixin(_ModelAdmin):
             "form": form,
             "summary": summary,
             "sections": _funnel_sections(summary) if summary else [],
+            "refusals": _refusal_table(summary) if summary else None,
             "legend": FUNNEL_LEGEND,
             "csv_query": csv_query.urlencode(),
         }
@@ -341,6 +346,7 @@ _SEGMENTS = [
     ("repeats", "#8e24aa"),
     ("no_agent", "#e65100"),
     ("rejected", "#c62828"),
+    ("refused", "#455a64"),
 ]
 
 
@@ -385,6 +391,23 @@ def _funnel_csv_response(summary) -> HttpResponse:
     for row in call_funnel_csv_rows(summary):
         writer.writerow(row)
     return response
+
+
+def _refusal_table(summary) -> dict:
+    """Refused pings per vendor and reason (a column per reason that occurs), and the total."""
+    reasons = [reason for reason in REFUSAL_REASONS if summary.total.refused_for(reason)]
+    return {
+        "reasons": [(reason, UnavailableReason(reason).label) for reason in reasons],
+        "rows": [
+            {
+                "label": row.label,
+                "refused": row.refused,
+                "counts": [row.refused_for(r) for r in reasons],
+            }
+            for row in [*summary.by_vendor, summary.total]
+            if row.refused
+        ],
+    }
 
 
 FUNNEL_LEGEND = [(name.replace("_", " "), colour) for name, colour in _SEGMENTS]

@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from calls.models import CallRecord
 from config.errors import ApplicationError
+from routing.models import UnavailableReason
 from vendors.models import Vendor
 from vendors.states import STATE_CHOICES
 
@@ -42,6 +43,7 @@ class CallRecordFilters:
     vendor_ids: tuple[int, ...] = ()
     states: tuple[str, ...] = ()
     outcomes: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
     search: str = ""
     sandbox: str = SANDBOX_EXCLUDE
 
@@ -58,6 +60,8 @@ class CallRecordFilters:
             data["state"] = list(self.states)
         if self.outcomes:
             data["outcome"] = list(self.outcomes)
+        if self.reasons:
+            data["reason"] = list(self.reasons)
         if self.search:
             data["q"] = self.search
         if self.sandbox != SANDBOX_EXCLUDE:
@@ -75,6 +79,7 @@ class CallRecordFilters:
             vendor_ids=tuple(data.get("vendor", ())),
             states=tuple(data.get("state", ())),
             outcomes=tuple(data.get("outcome", ())),
+            reasons=tuple(data.get("reason", ())),
             search=data.get("q", ""),
             sandbox=data.get("sandbox", SANDBOX_EXCLUDE),
         )
@@ -150,11 +155,19 @@ class CallRecordFilterForm(forms.Form):
     )
     state = forms.MultipleChoiceField(choices=STATE_CHOICES, required=False)
     outcome = forms.MultipleChoiceField(choices=CallRecord.Outcome.choices, required=False)
+    reason = forms.MultipleChoiceField(
+        choices=UnavailableReason.choices,
+        required=False,
+        help_text="Why no agent was held: no_agent, or the policy that refused the ping.",
+    )
     q = forms.CharField(
         required=False,
         max_length=200,
         label="Search",
-        help_text="An exact request id, phone number or lead_id (as the call-record list).",
+        help_text=(
+            "An exact request id, phone number, lead_id, TrustedForm certificate URL or Jornaya "
+            "LeadiD (as the call-record list)."
+        ),
     )
     sandbox = forms.ChoiceField(
         choices=SANDBOX_CHOICES,
@@ -163,7 +176,7 @@ class CallRecordFilterForm(forms.Form):
         help_text=("Pings made with sandbox keys: exclude (the default), include, or only them."),
     )
 
-    LIST_FIELDS = ("vendor", "state", "outcome")
+    LIST_FIELDS = ("vendor", "state", "outcome", "reason")
 
     def __init__(self, data=None, *args, **kwargs):
         super().__init__(_split_lists(data) if data is not None else None, *args, **kwargs)
@@ -183,6 +196,7 @@ class CallRecordFilterForm(forms.Form):
             vendor_ids=tuple(sorted(vendor.pk for vendor in data.get("vendor") or ())),
             states=tuple(sorted(data.get("state") or ())),
             outcomes=tuple(sorted(data.get("outcome") or ())),
+            reasons=tuple(sorted(data.get("reason") or ())),
             search=(data.get("q") or "").strip(),
             sandbox=data.get("sandbox") or SANDBOX_EXCLUDE,
         )
@@ -198,7 +212,7 @@ def _split_lists(data) -> QueryDict:
             values = [value for value in values if value]
             if key == "state":
                 values = [value.upper() for value in values]
-            elif key == "outcome":
+            elif key in ("outcome", "reason"):
                 values = [value.lower().replace(" ", "_") for value in values]
         elif key == "sandbox":
             values = [str(value).strip().lower() for value in values]

@@ -8,6 +8,8 @@ expired), so the funnel counts where each ping stands now:
   expired). Repeats are not counted here: they reserve nothing new;
 - connected: reservations whose call arrived (connected or completed);
 - expired: reservations nobody called (their TTL ran out, or they were released early);
+- refused: pings a policy refused (do-not-call, consent, duplicate, hours, caps), counted by
+  reason too; they hold nothing;
 - transfer rate: connected / reserved. A reservation still live counts in reserved only, so
   a period that ends now shows a slightly lower rate until its last reservations settle.
 """
@@ -25,8 +27,11 @@ from calls.exports.forms import SANDBOX_EXCLUDE
 from calls.exports.selectors import call_record_traffic
 from calls.models import CallRecord
 from config.database import analytics_db
+from routing.models import UnavailableReason
 
 Outcome = CallRecord.Outcome
+# The reasons a policy refuses a ping for, in the contract's order (no_agent is an outcome).
+REFUSAL_REASONS = [reason for reason in UnavailableReason if reason != UnavailableReason.NO_AGENT]
 RESERVED_OUTCOMES = (
     Outcome.RESERVED,
     Outcome.CONNECTED,
@@ -44,6 +49,11 @@ COUNTS = {
     "rejected": Count("id", filter=Q(outcome=Outcome.REJECTED)),
     "connected": Count("id", filter=Q(outcome__in=CONNECTED_OUTCOMES)),
     "expired": Count("id", filter=Q(outcome__in=(Outcome.EXPIRED, Outcome.RELEASED))),
+    "refused": Count("id", filter=Q(outcome=Outcome.REFUSED)),
+    **{
+        f"refused_{reason}": Count("id", filter=Q(outcome=Outcome.REFUSED, reason=reason))
+        for reason in REFUSAL_REASONS
+    },
 }
 
 
@@ -57,6 +67,12 @@ class FunnelRow:
     rejected: int = 0
     connected: int = 0
     expired: int = 0
+    refused: int = 0
+    # (reason, count) of the refused pings, in REFUSAL_REASONS' order; only reasons that occur.
+    refusals: tuple[tuple[str, int], ...] = ()
+
+    def refused_for(self, reason: str) -> int:
+        return dict(self.refusals).get(reason, 0)
 
     @property
     def transfer_rate(self) -> float | None:
@@ -98,17 +114,16 @@ def call_funnel_summary(
     ).order_by()
     if vendor_id is not None:
         records = records.filter(vendor_id=vendor_id)
-    total = FunnelRow(label="All", **records.aggregate(**COUNTS))
+    total = _funnel_row("All", records.aggregate(**COUNTS))
     by_vendor = [
-        FunnelRow(label=row.pop("vendor__name"), **row)
+        _funnel_row(row.pop("vendor__name"), row)
         for row in records.values("vendor__name").annotate(**COUNTS)
     ]
     by_state = [
-        FunnelRow(label=row.pop("state"), **row)
-        for row in records.values("state").annotate(**COUNTS)
+        _funnel_row(row.pop("state"), row) for row in records.values("state").annotate(**COUNTS)
     ]
     by_day = [
-        FunnelRow(label=row.pop("day").isoformat(), **row)
+        _funnel_row(row.pop("day").isoformat(), row)
         for row in records.annotate(
             day=TruncDate("received_at", tzinfo=timezone.get_current_timezone())
         )
@@ -129,7 +144,7 @@ def call_funnel_summary(
 
 
 FUNNEL_CSV_COLUMNS = [
-    "pings", "reserved", "repeats", "no_agent", "rejected", "connected", "expired",
+    "pings", "reserved", "repeats", "no_agent", "rejected", "refused", "connected", "expired",
 ]  # fmt: skip
 
 
@@ -142,3 +157,9 @@ def call_funnel_csv_rows(summary: FunnelSummary):
         for row in rows:
             rate = "" if row.transfer_rate is None else f"{row.transfer_rate:.4f}"
             yield [section, row.label, *(getattr(row, name) for name in FUNNEL_CSV_COLUMNS), rate]
+
+
+def _funnel_row(label: str, counts: dict) -> FunnelRow:
+    by_reason = [(str(reason), counts.pop(f"refused_{reason}")) for reason in REFUSAL_REASONS]
+    refusals = tuple((reason, count) for reason, count in by_reason if count)
+    return FunnelRow(label=label, refusals=refusals, **counts)

@@ -37,6 +37,8 @@ def call_record_select(
         records = records.filter(state__in=filters.states)
     if filters.outcomes:
         records = records.filter(outcome__in=filters.outcomes)
+    if filters.reasons:
+        records = records.filter(reason__in=filters.reasons)
     if filters.search:
         records = records.filter(call_record_search_q(filters.search))
     return records.order_by("received_at", "id")
@@ -97,7 +99,7 @@ def call_record_search_q(term: str) -> Q:
         match |= Q(request_id=uuid.UUID(term))
     with contextlib.suppress(InvalidPhoneNumber):
         match |= Q(phone_number=normalize_us_phone(term))
-    return match
+    return match | consent_evidence_match(term)
 
 
 def call_record_states_in_use() -> list[str]:
@@ -112,6 +114,19 @@ def call_record_states_in_use() -> list[str]:
             " SELECT state FROM used WHERE state IS NOT NULL"
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+def consent_evidence_match(term: str) -> Q:
+    """Records whose consent evidence is `term`: a TrustedForm certificate URL or a Jornaya
+    LeadiD, as the vendor sent it or all in upper or lower case (hex either way). Each on its
+    partial index, whose condition the query repeats so the planner may use it."""
+    term = term.strip()
+    if not term:
+        return Q(pk__in=[])
+    spellings = sorted({term, term.upper(), term.lower()})
+    return (Q(trustedform_cert_url__in=spellings) & ~Q(trustedform_cert_url="")) | (
+        Q(jornaya_leadid__in=spellings) & ~Q(jornaya_leadid="")
+    )
 
 
 def call_record_tracking_keys(*, records: QuerySet[CallRecord]) -> list[str]:

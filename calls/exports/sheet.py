@@ -30,6 +30,8 @@ RECORD_COLUMNS: list[tuple[str, str]] = [
     ("state", "state"),
     ("state_source", "state_source"),
     ("outcome", "outcome"),
+    # The contract's reason code of an unavailable answer: no_agent, or the policy that refused.
+    ("reason", "reason"),
     ("rejected_reason", "rejected_reason"),
     ("transfer_target", "transfer_target"),
     ("agent", "agent__name"),
@@ -51,6 +53,9 @@ RECORD_COLUMNS: list[tuple[str, str]] = [
     ("payout_currency", "payout_currency"),
     # A sandbox key's test ping (left out unless the selection asks for sandbox traffic).
     ("sandbox", "sandbox"),
+    # Consent evidence the ping carried, well formed (empty: none).
+    ("trustedform_cert_url", "trustedform_cert_url"),
+    ("jornaya_leadid", "jornaya_leadid"),
 ]
 RECORD_HEADERS = [header for header, _ in RECORD_COLUMNS]
 _RECORD_PATHS = [path for _, path in RECORD_COLUMNS]

@@ -20,7 +20,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="callrecord",
             name="jornaya_leadid",
-            field=models.CharField(blank=True, max_length=36, verbose_name="Jornaya LeadiD"),
+            field=models.CharField(
+                blank=True, db_default="", default="", max_length=36, verbose_name="Jornaya LeadiD"
+            ),
         ),
         migrations.AddField(
             model_name="callrecord",
@@ -37,14 +39,18 @@ class Migration(migrations.Migration):
                     ("do_not_call", "do not call"),
                     ("consent_missing", "consent missing"),
                 ],
-                max_length=32,
+                db_default="", default="", max_length=32,
             ),
         ),
         migrations.AddField(
             model_name="callrecord",
             name="trustedform_cert_url",
             field=models.CharField(
-                blank=True, max_length=100, verbose_name="TrustedForm certificate URL"
+                blank=True,
+                db_default="",
+                default="",
+                max_length=100,
+                verbose_name="TrustedForm certificate URL",
             ),
         ),
         migrations.AlterField(

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='callrecord',
             name='sandbox',
-            field=models.BooleanField(default=False, help_text='Sent with a sandbox key: test traffic, nothing was held.'),
+            field=models.BooleanField(db_default=False, default=False, help_text='Sent with a sandbox key: test traffic, nothing was held.'),
         ),
     ]

@@ -53,6 +53,35 @@ class PingRequestSerializer(serializers.Serializer):
 CONTRACT_FIELDS = frozenset(PingRequestSerializer().fields)
 
 
+# Names a vendor may mean when it misspells a contract field, each compared without letter case
+# and separators, and what they look like.
+_LOOK_ALIKES = {
+    "phonenumber": "phoneNumber",
+    "phone": "phoneNumber",
+    "statecode": "stateCode",
+    "state": "stateCode",
+    "vendorkey": "vendorKey",
+}
+_NAME_SEPARATORS = str.maketrans("", "", "_- .")
+
+
+def look_alike_warnings(payload: dict) -> tuple[str, ...]:
+    """A warning for each field that looks like a contract field but is not one (`phone_number`,
+    `Phone`, `STATE_CODE`...): such a field is only tracking data, and a misspelled phone number
+    turns a ping into a key validation."""
+    warnings = []
+    for name in payload:
+        if name in CONTRACT_FIELDS or not isinstance(name, str) or len(name) > 32:
+            continue
+        meant = _LOOK_ALIKES.get(name.translate(_NAME_SEPARATORS).lower())
+        if meant is not None:
+            warnings.append(
+                f"Field '{name}' is not part of the contract (did you mean '{meant}'?); "
+                "it was stored as tracking data."
+            )
+    return tuple(warnings)
+
+
 class InvalidPhone(ApplicationError):
     status = 400
     message = MESSAGE_BAD_PHONE

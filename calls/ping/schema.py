@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
     extend_schema_field,
+    extend_schema_serializer,
     inline_serializer,
 )
 from rest_framework import serializers
@@ -26,6 +27,7 @@ from config.errors import (
     MESSAGE_UNAVAILABLE,
     MESSAGE_UNEXPECTED,
 )
+from routing.models import UnavailableReason
 from vendors.services import MESSAGE_BAD_KEY
 
 DEMO_KEY = "6ab36a94-5dfb-4336-a559-63da6a5a26d2"
@@ -90,6 +92,51 @@ def _envelope(name: str, status: int, data_fields: dict) -> serializers.Serializ
     )
 
 
+def _warnings() -> serializers.Field:
+    return serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text=(
+            "Only when the body has fields that look like misspelled contract fields "
+            "(`phone_number`, `phone`, `state`, `state_code`, `vendor_key`, any case): one "
+            "message naming each. Such fields are only stored as tracking data."
+        ),
+    )
+
+
+# Retry hints, per reason (docs/vendor-guide.md).
+REASONS_HELP = (
+    "Why no agent was reserved: `no_agent` (none licensed for the state is free), "
+    "`concurrency_cap`, `hourly_cap`, `daily_cap` (your account's limits), `closed` (outside "
+    "your hours of operation in the caller's time zone, or a holiday), `duplicate_caller` "
+    "(already transferred within your duplicate window), `do_not_call` (on our do-not-call "
+    "list), `consent_missing` (your account must send consent evidence: a TrustedForm "
+    "certificate URL or a Jornaya LeadiD)."
+)
+
+
+@extend_schema_serializer(component_name="PingRequest")
+class PingRequestDocumented(PingRequestSerializer):
+    """The body as documented: the contract's fields and the consent evidence fields, which are
+    tracking data like any other (stored verbatim) that the ping also reads."""
+
+    xxTrustedFormCertUrl = serializers.CharField(
+        required=False,
+        help_text=(
+            "Consent evidence: a TrustedForm certificate URL, "
+            "`https://cert.trustedform.com/` and 40 hex digits (also read from "
+            "`trusted_form_cert_url`)."
+        ),
+    )
+    jornaya_leadid = serializers.CharField(
+        required=False,
+        help_text=(
+            "Consent evidence: a Jornaya LeadiD, 36 characters, hex digits in 8-4-4-4-12 "
+            "groups (also read from `universal_leadid` and `leadid_token`)."
+        ),
+    )
+
+
 AVAILABLE = _envelope(
     "PingAvailable",
     200,
@@ -105,6 +152,7 @@ AVAILABLE = _envelope(
             min_value=1,
             help_text="Agents licensed for the state who were free, yours included.",
         ),
+        "warnings": _warnings(),
         "timestamp": _timestamp(),
         "requestId": _request_id(),
     },
@@ -113,7 +161,22 @@ AVAILABLE = _envelope(
 UNAVAILABLE = _envelope(
     "PingUnavailable",
     200,
-    {"agentAvailable": _constant(False), "timestamp": _timestamp(), "requestId": _request_id()},
+    {
+        "agentAvailable": _constant(False),
+        "reason": serializers.ChoiceField(choices=UnavailableReason.values, help_text=REASONS_HELP),
+        "retryAfterSeconds": serializers.IntegerField(
+            min_value=1,
+            required=False,
+            help_text=(
+                "Where a later ping can succeed: seconds to wait first (the soonest end of a "
+                "hold in the state, of one of your holds, of the hour or day, or until you "
+                "open). Absent for `duplicate_caller`, `do_not_call` and `consent_missing`."
+            ),
+        ),
+        "warnings": _warnings(),
+        "timestamp": _timestamp(),
+        "requestId": _request_id(),
+    },
 )
 
 KEY_VALIDATION = _envelope(
@@ -133,6 +196,7 @@ KEY_VALIDATION = _envelope(
                 "caller numbers (the last four digits force each answer) and hold nothing."
             ),
         ),
+        "warnings": _warnings(),
         "requestId": _request_id(),
     },
 )
@@ -170,7 +234,7 @@ PING_SCHEMA = extend_schema(
         "whatever the Content-Type header says, and may be at most 16 KiB."
     ),
     tags=["Vendor ping"],
-    request={"application/json": PingRequestSerializer, "text/plain": PingRequestSerializer},
+    request={"application/json": PingRequestDocumented, "text/plain": PingRequestDocumented},
     parameters=[
         OpenApiParameter(
             "X-Request-ID",
@@ -231,6 +295,33 @@ PING_SCHEMA = extend_schema(
                     200,
                     {
                         "agentAvailable": False,
+                        "reason": "no_agent",
+                        "retryAfterSeconds": 42,
+                        "timestamp": EXAMPLE_TIMESTAMP,
+                        "requestId": EXAMPLE_REQUEST_ID,
+                    },
+                ),
+                _example(
+                    "Refused: on the do-not-call list",
+                    200,
+                    {
+                        "agentAvailable": False,
+                        "reason": "do_not_call",
+                        "timestamp": EXAMPLE_TIMESTAMP,
+                        "requestId": EXAMPLE_REQUEST_ID,
+                    },
+                ),
+                _example(
+                    "Refused: closed, with a misspelled field",
+                    200,
+                    {
+                        "agentAvailable": False,
+                        "reason": "closed",
+                        "retryAfterSeconds": 3600,
+                        "warnings": [
+                            "Field 'phone_number' is not part of the contract (did you mean "
+                            "'phoneNumber'?); it was stored as tracking data."
+                        ],
                         "timestamp": EXAMPLE_TIMESTAMP,
                         "requestId": EXAMPLE_REQUEST_ID,
                     },

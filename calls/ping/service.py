@@ -2,7 +2,8 @@
 
 import functools
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -10,13 +11,24 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from calls.models import CallRecord
-from calls.ping.request import PingFields, read_ping_fields
+from calls.ping.consent import ConsentEvidence, consent_evidence
+from calls.ping.policies import (
+    POLICY_CHECKS,
+    PolicyInputs,
+    Refusal,
+    count_reservation,
+    policy_inputs,
+    policy_params,
+    policy_refusal,
+)
+from calls.ping.request import PingFields, look_alike_warnings, read_ping_fields
 from calls.settlement.billing import billing_at_ping
 from config.broker import task_publish
 from config.errors import ApplicationError
 from routing.allocation import (
     AllocationStatement,
     RecordInsert,
+    agent_soonest_free_at,
     allocation_statement,
     reservation_create,
     reservation_create_in_one_statement,
@@ -80,25 +92,31 @@ def vendor_ping(
     """
     admitted = vendor_key_admit(key=payload.get("vendorKey"), client=client, now=now)
     vendor = admitted.vendor
+    warnings = look_alike_warnings(payload)
     if "phoneNumber" not in payload:
         return KeyValidation(
             vendor_active=vendor.is_active,
             authorized_states=vendor.authorized_state_list(),
             sandbox=admitted.sandbox,
+            warnings=warnings,
         )
     fields = read_ping_fields(payload)
     refusal = _refusal(vendor, fields.state)
     if refusal is not None:
         _record(vendor, fields, request_id, now or timezone.now(), sandbox=admitted.sandbox,
-                outcome=CallRecord.Outcome.REJECTED, rejected_reason=refusal)  # fmt: skip
+                outcome=CallRecord.Outcome.REJECTED, rejected_reason=refusal,
+                **_evidence_values(consent_evidence(fields.tracking)))  # fmt: skip
         raise VendorRefused(refusal)
     if admitted.sandbox:
         # Decided by the caller's number, before any policy or hold (imported here: the
         # sandbox module builds this module's answers).
         from calls.ping.sandbox import sandbox_ping
 
-        return sandbox_ping(vendor=vendor, fields=fields, request_id=request_id, now=now)
-    return _reserve(vendor, fields, request_id, now)
+        return sandbox_ping(
+            vendor=vendor, fields=fields, request_id=request_id, now=now, warnings=warnings
+        )
+    answer = _reserve(vendor, fields, request_id, now)
+    return replace(answer, warnings=warnings) if warnings else answer
 
 
 def _refusal(vendor: Vendor, state: str) -> str | None:
@@ -112,15 +130,21 @@ def _refusal(vendor: Vendor, state: str) -> str | None:
 def _reserve(
     vendor: Vendor, fields: PingFields, request_id: str, now: datetime | None
 ) -> PingAnswer:
+    # Consent and hours, from the cached vendor: no query (calls.ping.policies).
+    inputs = policy_inputs(vendor, fields, now or timezone.now())
     if connection.vendor == "postgresql":
-        answer = _reserve_in_one_statement(vendor, fields, request_id, now)
+        answer = _reserve_in_one_statement(vendor, fields, request_id, now, inputs)
         if answer is not None:
             return answer
-    return _reserve_in_transaction(vendor, fields, request_id, now)
+    return _reserve_in_transaction(vendor, fields, request_id, now, inputs)
 
 
 def _reserve_in_one_statement(
-    vendor: Vendor, fields: PingFields, request_id: str, now: datetime | None
+    vendor: Vendor,
+    fields: PingFields,
+    request_id: str,
+    now: datetime | None,
+    inputs: PolicyInputs | None = None,
 ) -> PingAnswer | None:
     """The common ping on PostgreSQL in one statement: reserve (or not) and write the call record.
 
@@ -130,6 +154,7 @@ def _reserve_in_one_statement(
     the database's clock, and returns it.
     """
     ttl_seconds = settings.RESERVATION_TTL_SECONDS
+    inputs = inputs or policy_inputs(vendor, fields, now or timezone.now())
     reserved = reservation_create_in_one_statement(
         statement=ping_statement(),
         vendor_id=vendor.pk,
@@ -137,12 +162,15 @@ def _reserve_in_one_statement(
         state=fields.state,
         ttl_seconds=ttl_seconds,
         now=now,
-        record_params=_record_params(vendor, fields, request_id),
+        record_params=_record_params(vendor, fields, request_id, inputs.evidence),
+        policy_params=policy_params(inputs),
     )
     if reserved is None:
         return None
+    if reserved.refusal is not None:
+        return _refused(reserved.now, Refusal(reserved.refusal, reserved.retry_after))
     if reserved.reservation_id is None:
-        return _unavailable(reserved.now)
+        return _unavailable(reserved.now, reserved.soonest_agent_free_at)
     # Plain values from here on: model instances would parse the phone numbers again.
     _enqueue_expiry(reserved.reservation_id, reserved.now + timedelta(seconds=ttl_seconds))
     return _available(reserved.transfer_number, ttl_seconds, reserved.agent_count, reserved.now)
@@ -153,13 +181,19 @@ def _reserve_in_one_statement(
 _RECORD_FROM_STATEMENT = {
     "received_at": "{now}",
     "outcome": (
-        f"CASE WHEN {{reservation_id}} IS NULL THEN '{CallRecord.Outcome.NO_AGENT}' "
+        f"CASE WHEN {{refusal}} IS NOT NULL THEN '{CallRecord.Outcome.REFUSED}' "
+        f"WHEN {{reservation_id}} IS NULL THEN '{CallRecord.Outcome.NO_AGENT}' "
         f"ELSE '{CallRecord.Outcome.RESERVED}' END"
+    ),
+    "reason": (
+        f"COALESCE({{refusal}}, CASE WHEN {{reservation_id}} IS NULL "
+        f"THEN '{UnavailableReason.NO_AGENT}' ELSE '' END)"
     ),
     "reservation_id": "{reservation_id}",
     "agent_id": "{agent_id}",
     "transfer_target": "COALESCE({transfer_number}, '')",
-    "agent_count": "COALESCE({agent_count}, 0)",
+    # Refused: nobody looked for a free agent.
+    "agent_count": "CASE WHEN {refusal} IS NULL THEN COALESCE({agent_count}, 0) END",
     "ttl_seconds": "CASE WHEN {reservation_id} IS NULL THEN NULL ELSE {ttl_seconds} END",
     # Settled at once when nothing was reserved (calls.settlement.billing.billing_at_ping).
     "billable": (
@@ -167,7 +201,8 @@ _RECORD_FROM_STATEMENT = {
         f"ELSE '{CallRecord.Billable.PENDING}' END"
     ),
     "not_billable_reason": (
-        f"CASE WHEN {{reservation_id}} IS NULL THEN '{CallRecord.NotBillableReason.NO_AGENT}' "
+        f"CASE WHEN {{refusal}} IS NOT NULL THEN '{CallRecord.NotBillableReason.REFUSED}' "
+        f"WHEN {{reservation_id}} IS NULL THEN '{CallRecord.NotBillableReason.NO_AGENT}' "
         "ELSE '' END"
     ),
     "payout": "CASE WHEN {reservation_id} IS NULL THEN 0.00 ELSE NULL END",
@@ -185,8 +220,11 @@ def _record_fields() -> list:
     ]
 
 
-def _record_params(vendor: Vendor, fields: PingFields, request_id: str) -> dict:
+def _record_params(
+    vendor: Vendor, fields: PingFields, request_id: str, evidence: ConsentEvidence | None = None
+) -> dict:
     values = {
+        **_evidence_values(evidence or ConsentEvidence()),
         "request_id": request_id,
         "vendor_id": vendor.pk,
         "phone_number": fields.phone_number,
@@ -205,8 +243,24 @@ def _record_params(vendor: Vendor, fields: PingFields, request_id: str) -> dict:
 
 # The call record's columns `_record_params` fills from the ping itself.
 _RECORD_FROM_PING = frozenset(
-    {"request_id", "vendor_id", "phone_number", "state", "state_source", "tracking"}
+    {
+        "request_id",
+        "vendor_id",
+        "phone_number",
+        "state",
+        "state_source",
+        "tracking",
+        "trustedform_cert_url",
+        "jornaya_leadid",
+    }
 )
+
+
+def _evidence_values(evidence: ConsentEvidence) -> dict:
+    return {
+        "trustedform_cert_url": evidence.trustedform_cert_url,
+        "jornaya_leadid": evidence.jornaya_leadid,
+    }
 
 
 @functools.cache
@@ -256,15 +310,22 @@ def ping_statement() -> AllocationStatement:
     }
     columns.update(_RECORD_FROM_STATEMENT)
     return allocation_statement(
-        record=RecordInsert(table=CallRecord._meta.db_table, columns=columns)
+        record=RecordInsert(table=CallRecord._meta.db_table, columns=columns),
+        policies=POLICY_CHECKS,
     )
 
 
 def _reserve_in_transaction(
-    vendor: Vendor, fields: PingFields, request_id: str, now: datetime | None
+    vendor: Vendor,
+    fields: PingFields,
+    request_id: str,
+    now: datetime | None,
+    inputs: PolicyInputs | None = None,
 ) -> PingAnswer:
     given_now = now
     ttl_seconds = settings.RESERVATION_TTL_SECONDS
+    inputs = inputs or policy_inputs(vendor, fields, now or timezone.now())
+    evidence = _evidence_values(inputs.evidence)
     # Two pings for one caller can race: the caller lock makes the second wait for the first and
     # answer as a repeat. Should that ever fail, its insert hits the one-live-hold-per-caller
     # index, and its second pass finds the winner's reservation and answers as a repeat.
@@ -278,7 +339,13 @@ def _reserve_in_transaction(
                     vendor=vendor, phone_number=fields.phone_number, now=now
                 )
                 if live is not None:
-                    return _answer_repeat(vendor, fields, request_id, now, live)
+                    return _answer_repeat(vendor, fields, request_id, now, live, evidence)
+                # The policies, in the statement's order, before any agent or number is locked.
+                refusal = policy_refusal(vendor=vendor, fields=fields, inputs=inputs, now=now)
+                if refusal is not None:
+                    _record(vendor, fields, request_id, now, outcome=CallRecord.Outcome.REFUSED,
+                            reason=refusal.reason, **evidence)  # fmt: skip
+                    return _refused(now, refusal)
                 allocation = reservation_create(
                     vendor=vendor,
                     phone_number=fields.phone_number,
@@ -289,8 +356,10 @@ def _reserve_in_transaction(
                 reservation = allocation.reservation
                 if reservation is None:
                     _record(vendor, fields, request_id, now, outcome=CallRecord.Outcome.NO_AGENT,
-                            agent_count=0)  # fmt: skip
-                    return _unavailable(now)
+                            reason=UnavailableReason.NO_AGENT, agent_count=0,
+                            **evidence)  # fmt: skip
+                    return _unavailable(now, agent_soonest_free_at(state=fields.state, now=now))
+                count_reservation(vendor=vendor, state=fields.state, inputs=inputs, now=now)
                 _record(
                     vendor,
                     fields,
@@ -302,6 +371,7 @@ def _reserve_in_transaction(
                     transfer_target=str(reservation.transfer_number.number),
                     agent_count=reservation.agent_count,
                     ttl_seconds=ttl_seconds,
+                    **evidence,
                 )
             _enqueue_expiry(reservation.pk, reservation.expires_at)
             return _available(
@@ -315,7 +385,12 @@ def _reserve_in_transaction(
 
 
 def _answer_repeat(
-    vendor: Vendor, fields: PingFields, request_id: str, now: datetime, live: Reservation
+    vendor: Vendor,
+    fields: PingFields,
+    request_id: str,
+    now: datetime,
+    live: Reservation,
+    evidence: dict,
 ) -> PingAnswer:
     first = live.call_records.filter(repeat_of__isnull=True).order_by("received_at").first()
     ttl_left = live.seconds_left(now)
@@ -331,6 +406,7 @@ def _answer_repeat(
         transfer_target=str(live.transfer_number.number),
         agent_count=live.agent_count,
         ttl_seconds=ttl_left,
+        **evidence,
     )
     return _available(
         str(live.transfer_number.number),
@@ -357,9 +433,27 @@ def _available(
     )
 
 
-def _unavailable(now: datetime) -> PingAnswer:
+def _unavailable(now: datetime, soonest_free_at: datetime | None) -> PingAnswer:
+    """No agent free: retry when the soonest hold or wrap-up in the state ends, or after the
+    configured default when none will (every agent offline or on a call)."""
+    if soonest_free_at is not None:
+        retry = max(1, math.ceil((soonest_free_at - now).total_seconds()))
+    else:
+        retry = settings.PING_RETRY_AFTER_DEFAULT_SECONDS
     return PingAnswer(
-        outcome=CallRecord.Outcome.NO_AGENT, timestamp=now, reason=UnavailableReason.NO_AGENT
+        outcome=CallRecord.Outcome.NO_AGENT,
+        timestamp=now,
+        reason=UnavailableReason.NO_AGENT,
+        retry_after_seconds=retry,
+    )
+
+
+def _refused(now: datetime, refusal: Refusal) -> PingAnswer:
+    return PingAnswer(
+        outcome=CallRecord.Outcome.REFUSED,
+        timestamp=now,
+        reason=refusal.reason,
+        retry_after_seconds=refusal.retry_after,
     )
 
 

@@ -25,11 +25,11 @@ ZERO = Decimal("0.00")
 
 # The records a ping writes that reserve nothing: decided at once, with the outcome's reason.
 # "refused" is the policy refusal's outcome (its reason code is on the record itself).
-REASON_AT_PING = {
+REASON_AT_PING: dict[str, str] = {
     Outcome.REPEAT: Reason.REPEAT,
     Outcome.NO_AGENT: Reason.NO_AGENT,
     Outcome.REJECTED: Reason.REJECTED,
-    "refused": Reason.REFUSED,
+    Outcome.REFUSED: Reason.REFUSED,
 }
 
 # The fields a decision writes.

@@ -1,4 +1,4 @@
-"""The browser tests' page: Debian's chromium driven by Playwright."""
+"""The browser tests' page: Debian's chromium driven by Playwright, headless."""
 
 import os
 from pathlib import Path

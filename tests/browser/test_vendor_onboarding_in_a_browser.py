@@ -7,10 +7,10 @@ import json
 import urllib.request
 from pathlib import Path
 
+from tests.factories import PASSWORD
 from vendors.models import Vendor, VendorKey
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "vendor-onboarding"
-PASSWORD = "correct horse battery staple"
 
 
 def snap(page, name):

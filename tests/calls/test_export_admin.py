@@ -16,10 +16,10 @@ EXPORT_URL = "/admin/calls/callrecord/export/"
 OUT_OF_RANGE = "This date is out of range; use one between 0001-01-01 and 9999-12-30, UTC."
 RECORD_HEADERS = [
     "request_id", "received_at", "vendor", "phone_number", "state", "state_source", "outcome",
-    "rejected_reason", "transfer_target", "agent", "agent_count", "ttl_seconds", "connected_at",
-    "ended_at", "duration_seconds", "call_status", "caller_id", "caller_id_match", "repeat_of",
-    "released_by", "release_reason", "billable", "not_billable_reason", "payout",
-    "payout_currency", "sandbox",
+    "reason", "rejected_reason", "transfer_target", "agent", "agent_count", "ttl_seconds",
+    "connected_at", "ended_at", "duration_seconds", "call_status", "caller_id", "caller_id_match",
+    "repeat_of", "released_by", "release_reason", "billable", "not_billable_reason", "payout",
+    "payout_currency", "sandbox", "trustedform_cert_url", "jornaya_leadid",
 ]  # fmt: skip
 
 
@@ -51,15 +51,15 @@ def test_it_exports_what_the_filters_select_as_csv_with_tracking_keys_as_columns
         [*RECORD_HEADERS, "ad_id", "lead_id", "score", "source"],
         [
             str(first.request_id), "2025-09-01T12:00:00.000Z", "Acme Leads", first.phone_number,
-            "AZ", "area_code", "completed", "", "+18775703926", "Alice Agent", "3", "60",
+            "AZ", "area_code", "completed", "", "", "+18775703926", "Alice Agent", "3", "60",
             "2025-09-01T12:00:20.000Z", "2025-09-01T12:03:20.000Z", "180", "completed",
-            "+14805550100", "false", "", "", "", "yes", "", "25.00", "USD", "false",
+            "+14805550100", "false", "", "", "", "yes", "", "25.00", "USD", "false", "", "",
             "SUMMER-2025", "L-1", "", "google",
         ],
         [
             str(second.request_id), "2025-09-01T13:00:00.000Z", "Acme Leads", second.phone_number,
-            "CA", "area_code", "no_agent", "", "", "", "", "", "", "", "",
-            "", "", "", "", "", "", "no", "no_agent", "0.00", "", "false",
+            "CA", "area_code", "no_agent", "", "", "", "", "", "", "", "", "",
+            "", "", "", "", "", "", "no", "no_agent", "0.00", "", "false", "", "",
             "", "L-2", "7", "",
         ],
     ]  # fmt: skip
@@ -83,6 +83,7 @@ def test_it_exports_json_lines_with_the_tracking_data_verbatim(analyst_client, r
             "state": "TX",
             "state_source": "area_code",
             "outcome": "expired",
+            "reason": "",
             "rejected_reason": "",
             "transfer_target": "+18775703927",
             "agent": None,
@@ -102,6 +103,8 @@ def test_it_exports_json_lines_with_the_tracking_data_verbatim(analyst_client, r
             "payout": None,
             "payout_currency": "",
             "sandbox": False,
+            "trustedform_cert_url": "",
+            "jornaya_leadid": "",
             "tracking": {"campaign": "fall", "utm": {"medium": "cpc"}, "vip": True},
         }
     ]

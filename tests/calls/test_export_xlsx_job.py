@@ -14,6 +14,7 @@ from kombu import Connection
 from calls.exports import writers
 from calls.exports.forms import CallRecordFilters
 from calls.exports.jobs import call_export_run, call_export_start
+from calls.exports.sheet import RECORD_HEADERS
 from calls.models import CallExport
 from config.celery import app as celery_app
 
@@ -86,18 +87,20 @@ def test_the_xlsx_job_completes_on_a_real_worker_and_offers_the_file(
     rows = [list(row) for row in sheet.iter_rows(values_only=True)]
     first, second = records[0], records[1]
     assert rows[0][:3] == ["request_id", "received_at", "vendor"]
-    assert rows[0][26:] == ["ad_id", "ad_url", "lead_id", "score", "source"]
+    assert rows[0][len(RECORD_HEADERS) :] == ["ad_id", "ad_url", "lead_id", "score", "source"]
     assert rows[1] == [
         str(first.request_id), datetime(2025, 9, 1, 12, 0), "Acme Leads", first.phone_number,
-        "AZ", "area_code", "completed", None, "+18775703926", "Alice Agent", 3, 60,
+        "AZ", "area_code", "completed", None, None, "+18775703926", "Alice Agent", 3, 60,
         datetime(2025, 9, 1, 12, 0, 20), datetime(2025, 9, 1, 12, 3, 20), 180,
         "completed", "+14805550100", False, None, None, None, "yes", None, 25, "USD", False,
+        None, None,
         "SUMMER-2025", None, "L-1", None, "google",
     ]  # fmt: skip
     assert rows[2][:2] == [str(second.request_id), datetime(2025, 9, 1, 13, 0)]
-    assert rows[2][26:] == [None, None, "L-2", 7, None]
-    assert rows[3][26:] == [None, "'" + HYPERLINK, "L-9", None, None]
-    assert sheet.cell(row=4, column=28).data_type == "s"  # a string, not a formula
+    assert rows[2][len(RECORD_HEADERS) :] == [None, None, "L-2", 7, None]
+    assert rows[3][len(RECORD_HEADERS) :] == [None, "'" + HYPERLINK, "L-9", None, None]
+    # A string, not a formula.
+    assert sheet.cell(row=4, column=len(RECORD_HEADERS) + 2).data_type == "s"
     assert len(rows) == 4
 
 

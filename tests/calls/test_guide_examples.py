@@ -139,7 +139,11 @@ def test_it_answers_the_guides_no_agent_example(ping):
         "status": 200,
         "data": {
             "agentAvailable": False,
+            "reason": "no_agent",
+            "retryAfterSeconds": body["data"]["retryAfterSeconds"],
             "timestamp": body["data"]["timestamp"],
             "requestId": assert_request_id(response),
         },
     }
+    # The three AZ agents are held for the TTL: the soonest hold ends within it.
+    assert 59 <= body["data"]["retryAfterSeconds"] <= 60

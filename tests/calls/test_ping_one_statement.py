@@ -4,6 +4,7 @@ on PostgreSQL, and compares the answers and the stored rows."""
 
 import threading
 import uuid
+from datetime import time as datetime_time
 from datetime import timedelta
 
 import pytest
@@ -17,9 +18,11 @@ from calls.ping import service as services
 from calls.ping.request import read_ping_fields
 from calls.ping.service import PingAnswer
 from routing.allocation import reservation_lock_caller
-from routing.models import Agent, Reservation
+from routing.models import Agent, DoNotCallNumber, Reservation
 from tests.conftest import DEMO_KEY
-from vendors.models import Vendor
+from tests.factories import CallRecordFactory
+from vendors.models import OpeningHours, Vendor, VendorCap, VendorReservationCount
+from vendors.policies import vendor_policies_load
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("demo")]
 
@@ -44,6 +47,11 @@ def stored_rows() -> dict:
             record.reservation_id is not None for record in CallRecord.objects.order_by("id")
         ],
         "agents": list(Agent.objects.order_by("id").values("id", "held_until")),
+        "counts": list(
+            VendorReservationCount.objects.order_by("id").values(
+                "vendor_id", "state", "period", "starts_at", "reservations"
+            )
+        ),
     }
 
 
@@ -53,6 +61,7 @@ def run_both_paths(
     """(answer, rows) of the one-statement path, then of the transactional path with the ORM
     allocation (what SQLite runs), each from the same start on the same PostgreSQL database."""
     vendor = Vendor.objects.get(name="Demo Vendor")
+    vendor.policies = vendor_policies_load(vendor)  # as the cached vendor carries them
     fields = read_ping_fields(payload)
     results = []
     for reserve in (services._reserve_in_one_statement, services._reserve_in_transaction):
@@ -185,7 +194,7 @@ def test_the_pgbench_script_runs_the_pings_statement_and_reserves():
 
     with connection.cursor() as cursor:
         cursor.execute(statement.rstrip(";"))
-        acquired, live_id, reservation_id, number, agent_count, _ = cursor.fetchone()
+        acquired, live_id, reservation_id, number, agent_count = cursor.fetchone()[:5]
 
     assert acquired and live_id is None and reservation_id is not None and agent_count >= 1
     reservation = Reservation.objects.get(pk=reservation_id)
@@ -231,3 +240,138 @@ def test_a_caller_the_transactional_path_has_locked_is_left_to_it_by_the_stateme
     assert other is not None and other.agent_available is True
     assert list(CallRecord.objects.values_list("phone_number", flat=True)) == ["+14805550101"]
     assert list(Reservation.objects.values_list("phone_number", flat=True)) == ["+14805550101"]
+
+
+# --- Policies: the statement and the ORM path decide alike ---------------------------------------
+
+
+def assert_both_paths_refuse(payload: dict, now, reason: str, retry=None) -> dict:
+    (fast_answer, fast_rows), (orm_answer, orm_rows) = run_both_paths(payload, now)
+
+    assert fast_answer is not None
+    assert (fast_answer.outcome, fast_answer.reason) == ("refused", reason)
+    assert fast_answer.retry_after_seconds == retry
+    assert fast_answer == orm_answer
+    assert fast_rows == orm_rows
+    record = fast_rows["records"][-1]
+    assert (record["outcome"], record["reason"], record["agent_count"]) == ("refused", reason, None)
+    assert fast_rows["records_with_a_reservation"][-1] is False
+    return fast_rows
+
+
+def test_a_do_not_call_refusal_is_stored_as_the_transactional_path_stores_it():
+    DoNotCallNumber.objects.create(number="+14805550100")
+
+    rows = assert_both_paths_refuse(ping_payload(), timezone.now(), "do_not_call")
+
+    assert rows["reservations"] == [] and all(a["held_until"] is None for a in rows["agents"])
+
+
+def test_a_consent_refusal_and_the_evidence_are_stored_alike():
+    Vendor.objects.filter(name="Demo Vendor").update(consent_required=True)
+
+    assert_both_paths_refuse(
+        ping_payload(xxTrustedFormCertUrl="https://cert.trustedform.com/nope"),
+        timezone.now(),
+        "consent_missing",
+    )
+    (fast_answer, fast_rows), (orm_answer, orm_rows) = run_both_paths(
+        ping_payload(jornaya_leadid="A1B2C3D4-E5F6-4711-8899-AABBCCDDEEFF"), timezone.now()
+    )
+    assert fast_answer.agent_available is True and fast_answer == orm_answer
+    assert fast_rows == orm_rows
+    assert fast_rows["records"][0]["jornaya_leadid"] == "A1B2C3D4-E5F6-4711-8899-AABBCCDDEEFF"
+
+
+def test_a_duplicate_refusal_is_decided_alike():
+    vendor = Vendor.objects.get(name="Demo Vendor")
+    Vendor.objects.filter(pk=vendor.pk).update(duplicate_window_days=3)
+    now = timezone.now()
+    CallRecordFactory(
+        vendor=vendor, phone_number="+14805550100", outcome="completed",
+        connected_at=now - timedelta(days=2),
+    )  # fmt: skip
+
+    assert_both_paths_refuse(ping_payload(), now, "duplicate_caller")
+
+
+def test_a_closed_refusal_is_decided_alike():
+    now = timezone.now()
+    # Open on no day but the one after tomorrow: closed now.
+    OpeningHours.objects.create(
+        weekday=(now + timedelta(days=2)).weekday(), opens=datetime_time(0), closes=datetime_time(0)
+    )
+
+    (fast_answer, _), _ = run_both_paths(ping_payload(), now)
+    assert fast_answer.reason == "closed" and fast_answer.retry_after_seconds > 3600
+    assert_both_paths_refuse(ping_payload(), now, "closed", fast_answer.retry_after_seconds)
+
+
+def test_caps_are_counted_and_decided_alike():
+    vendor = Vendor.objects.get(name="Demo Vendor")
+    VendorCap.objects.create(vendor=vendor, most_per_hour=2)
+    VendorCap.objects.create(vendor=vendor, state="AZ", most_at_once=1)
+    now = timezone.now().replace(minute=30, second=0, microsecond=0)
+
+    # Reserved, and counted in the hour and the day for all states (AZ has no window cap).
+    (fast_answer, fast_rows), (orm_answer, orm_rows) = run_both_paths(ping_payload(), now)
+    assert fast_answer.agent_available is True and fast_answer == orm_answer
+    assert fast_rows == orm_rows
+    assert sorted((c["state"], c["period"], c["reservations"]) for c in fast_rows["counts"]) == [
+        ("", "day", 1), ("", "hour", 1)
+    ]  # fmt: skip
+
+    vendor.policies = vendor_policies_load(vendor)
+
+    def reserve(phone: str, at):
+        fields = read_ping_fields(ping_payload(phone))
+        answer = services._reserve_in_one_statement(vendor, fields, str(uuid.uuid4()), at)
+        assert answer is not None and answer.agent_available is True
+
+    reserve("+14805550109", now)
+    # One live hold in AZ: the state's concurrency cap, retried when that hold ends.
+    assert_both_paths_refuse(ping_payload(), now + timedelta(seconds=20), "concurrency_cap", 40)
+    reserve("+14805550108", now + timedelta(seconds=70))
+    # Two this hour, the last hold ended: the vendor's hourly cap, until the hour is over.
+    assert_both_paths_refuse(ping_payload(), now + timedelta(seconds=140), "hourly_cap", 1660)
+
+
+def test_no_agent_and_its_retry_hint_are_decided_alike():
+    now = timezone.now()
+    az_agents = list(Agent.objects.filter(licenses__state="AZ").order_by("id"))
+    Agent.objects.filter(pk=az_agents[0].pk).update(held_until=now + timedelta(seconds=30))
+    Agent.objects.filter(pk=az_agents[1].pk).update(held_until=now + timedelta(seconds=12))
+    Agent.objects.filter(pk=az_agents[2].pk).update(status=Agent.Status.OFFLINE)
+
+    (fast_answer, fast_rows), (orm_answer, orm_rows) = run_both_paths(ping_payload(), now)
+
+    assert (fast_answer.reason, fast_answer.retry_after_seconds) == ("no_agent", 12)
+    assert fast_answer == orm_answer
+    assert fast_rows == orm_rows
+    assert fast_rows["records"][0]["reason"] == "no_agent"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_policy_on_still_costs_a_ping_one_statement(ping):
+    vendor = Vendor.objects.get(name="Demo Vendor")
+    Vendor.objects.filter(pk=vendor.pk).update(consent_required=True, duplicate_window_days=30)
+    vendor.refresh_from_db()
+    vendor.save()  # clears the cached key, as the admin's save does
+    for weekday in range(7):
+        OpeningHours.objects.create(
+            weekday=weekday, opens=datetime_time(0), closes=datetime_time(0)
+        )
+    VendorCap.objects.create(vendor=vendor, most_at_once=50, most_per_hour=1000, most_per_day=9999)
+    VendorCap.objects.create(vendor=vendor, state="AZ", most_at_once=50)
+    consent = {"jornaya_leadid": "A1B2C3D4-E5F6-4711-8899-AABBCCDDEEFF"}
+    ping(ping_payload("+14805550100", **consent))  # fills the key cache
+
+    with CaptureQueriesContext(connection) as queries:
+        answer = ping(ping_payload("+14805550101", **consent))
+        DoNotCallNumber.objects.create(number="+14805550102")
+        refused = ping(ping_payload("+14805550102", **consent))
+
+    assert answer.json()["data"]["agentAvailable"] is True
+    assert refused.json()["data"]["reason"] == "do_not_call"
+    assert len(queries) == 3  # each ping one statement; the insert between them
+    assert "ping_cap_refusal" in queries[0]["sql"]

@@ -68,6 +68,8 @@ def test_it_takes_territories_and_dc_from_the_area_code(ping, phone):
     assert response.status_code == 200
     assert response.json()["data"] == {
         "agentAvailable": False,  # no agent here is licensed there
+        "reason": "no_agent",
+        "retryAfterSeconds": 60,  # PING_RETRY_AFTER_DEFAULT_SECONDS: no hold will end there
         "timestamp": response.json()["data"]["timestamp"],
         "requestId": response["X-Request-ID"],
     }

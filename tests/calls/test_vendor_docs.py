@@ -50,8 +50,8 @@ def test_it_shows_the_guides_examples(schema):
     } in _examples(schema, "200")
     assert {
         "status": 200,
-        "data": {"agentAvailable": False, "timestamp": GUIDE_TIMESTAMP,
-                 "requestId": GUIDE_REQUEST_ID},
+        "data": {"agentAvailable": False, "reason": "no_agent", "retryAfterSeconds": 42,
+                 "timestamp": GUIDE_TIMESTAMP, "requestId": GUIDE_REQUEST_ID},
     } in _examples(schema, "200")  # fmt: skip
     assert {
         "status": 200,
@@ -81,7 +81,14 @@ def test_it_shows_the_guides_examples(schema):
 def test_it_documents_the_request_body_and_open_tracking_fields(schema):
     body = schema["components"]["schemas"]["PingRequest"]
     assert body["required"] == ["vendorKey"]
-    assert set(body["properties"]) == {"vendorKey", "phoneNumber", "stateCode"}
+    # The consent evidence fields are tracking data the ping also reads.
+    assert set(body["properties"]) == {
+        "vendorKey",
+        "phoneNumber",
+        "stateCode",
+        "xxTrustedFormCertUrl",
+        "jornaya_leadid",
+    }
     assert body["additionalProperties"] is True
     # Some vendor tools label the JSON body text/plain: documented, so the fuzz test sends it too.
     assert sorted(_ping(schema)["requestBody"]["content"]) == ["application/json", "text/plain"]
@@ -100,7 +107,8 @@ def test_it_documents_retry_after_on_429_and_the_request_id_everywhere(schema):
 def test_it_refuses_an_answer_with_a_field_the_schema_does_not_list(schema, extra):
     # Answers are closed objects: a stray field is an answer outside the schema, which is what
     # lets the fuzz test catch one.
-    answer = {"status": 200, "data": {"agentAvailable": False, "timestamp": GUIDE_TIMESTAMP,
+    answer = {"status": 200, "data": {"agentAvailable": False, "reason": "no_agent",
+                                      "timestamp": GUIDE_TIMESTAMP,
                                       "requestId": GUIDE_REQUEST_ID}}  # fmt: skip
     ok_schema = {"$ref": "#/components/schemas/PingOk", "components": schema["components"]}
     jsonschema.validate(answer, ok_schema)

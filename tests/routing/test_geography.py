@@ -79,10 +79,10 @@ def _libphonenumber_state(area_code: str) -> str | None:
 def test_the_csv_is_sorted_unique_three_digit_codes_with_a_header() -> None:
     with geography.AREA_CODES_CSV.open(newline="", encoding="ascii") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == ["area_code", "state"]
+    assert rows[0] == ["area_code", "state", "time_zone"]
     codes = [row[0] for row in rows[1:]]
     assert codes == sorted(set(codes))
-    assert all(len(row) == 2 and len(row[0]) == 3 and row[0].isdigit() for row in rows[1:])
+    assert all(len(row) == 3 and len(row[0]) == 3 and row[0].isdigit() for row in rows[1:])
     assert len(AREA_CODE_STATES) == len(codes)
 
 
@@ -351,3 +351,31 @@ def test_state_code_refuses_anything_else(value: object) -> None:
 
 def test_invalid_state_code_is_a_value_error() -> None:
     assert issubclass(InvalidStateCode, ValueError)
+
+
+# --- time zones -------------------------------------------------------------
+
+
+def test_every_area_code_and_state_has_a_time_zone_python_knows() -> None:
+    from zoneinfo import ZoneInfo
+
+    assert set(geography.AREA_CODE_TIME_ZONES) == set(AREA_CODE_STATES)
+    assert set(geography.STATE_TIME_ZONES) == set(geography.STATES)
+    for zone in {*geography.AREA_CODE_TIME_ZONES.values(), *geography.STATE_TIME_ZONES.values()}:
+        ZoneInfo(zone)
+
+
+@pytest.mark.parametrize(
+    ("phone", "state", "given", "zone"),
+    [
+        ("+19155550100", "TX", False, "America/Denver"),  # El Paso: its area code's zone
+        ("+19155550100", "TX", True, "America/Chicago"),  # stateCode given: the state's main zone
+        ("+12145550100", "TX", False, "America/Chicago"),
+        ("+14805550100", "AZ", False, "America/Phoenix"),
+        ("+14805550100", "CA", True, "America/Los_Angeles"),
+    ],
+)
+def test_a_callers_time_zone_is_the_area_codes_unless_the_state_was_given(
+    phone, state, given, zone
+) -> None:
+    assert geography.time_zone_for_caller(phone, state, state_given=given) == zone

@@ -23,8 +23,8 @@ def migrate(target):
 
 
 def migrate_to_latest():
-    """Every app back to its latest migration: going back to BEFORE also unapplied the later
-    migrations of routing and of the apps that depend on it, which the tests after this need."""
+    """Every app to its latest migration: going back to BEFORE unapplied the later ones too
+    (of routing and of the apps that depend on it), which the tests after this one need."""
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())

@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from tests.conftest import DEMO_KEY
+from tests.factories import VENDOR_FORM_NO_INLINE_ROWS as NO_INLINE_ROWS
 from vendors.admin import VendorKeyAdmin
 from vendors.models import Vendor, VendorKey, VendorKeyEvent
 from vendors.services import (
@@ -44,8 +45,7 @@ def test_it_creates_a_vendor_with_the_states_ticked_in_the_grid(operations_clien
             "name": "Acme Leads",
             "is_active": "on",
             "authorized_states": ["TX", "AZ"],
-            "keys-TOTAL_FORMS": "0",
-            "keys-INITIAL_FORMS": "0",
+            **NO_INLINE_ROWS,
         },
     )
     assert response.status_code == 302
@@ -59,8 +59,7 @@ def test_it_creates_a_vendor_with_the_states_ticked_in_the_grid(operations_clien
 def test_it_refuses_a_state_code_that_is_not_in_the_contract(operations_client):
     response = operations_client.post(
         "/admin/vendors/vendor/add/",
-        {"name": "Acme Leads", "authorized_states": ["AZ", "ZZ"], "keys-TOTAL_FORMS": "0",
-         "keys-INITIAL_FORMS": "0"},
+        {"name": "Acme Leads", "authorized_states": ["AZ", "ZZ"], **NO_INLINE_ROWS},
     )  # fmt: skip
     assert response.status_code == 200
     assert "Select a valid choice. ZZ is not one of the available choices." in (
@@ -72,8 +71,7 @@ def test_it_refuses_a_state_code_that_is_not_in_the_contract(operations_client):
 def test_a_vendor_authorized_everywhere_answers_all(operations_client, ping):
     response = operations_client.post(
         "/admin/vendors/vendor/add/",
-        {"name": "Everywhere", "is_active": "on", "all_states": "on", "keys-TOTAL_FORMS": "0",
-         "keys-INITIAL_FORMS": "0"},
+        {"name": "Everywhere", "is_active": "on", "all_states": "on", **NO_INLINE_ROWS},
     )  # fmt: skip
     assert response.status_code == 302
     _, key = create_key_in_admin(operations_client, Vendor.objects.get(name="Everywhere"))

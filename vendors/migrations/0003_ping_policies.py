@@ -15,6 +15,7 @@ class Migration(migrations.Migration):
             model_name="vendor",
             name="consent_required",
             field=models.BooleanField(
+                db_default=False,
                 default=False,
                 help_text="Pings must carry a TrustedForm certificate URL or a Jornaya LeadiD.",
             ),
@@ -24,6 +25,7 @@ class Migration(migrations.Migration):
             name="duplicate_scope",
             field=models.CharField(
                 choices=[("vendor", "this vendor's"), ("all_vendors", "every vendor's")],
+                db_default="vendor",
                 default="vendor",
                 help_text="Whose transfers count for the duplicate window.",
                 max_length=16,

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from calls.models import CallRecord
+from calls.ping.policies import policy_params
 from calls.ping.service import ping_record_default_params, ping_statement
 from routing.geography import AREA_CODE_STATES
 from vendors.services import VendorKeyInvalid, vendor_key_authenticate
@@ -44,6 +45,8 @@ class Command(BaseCommand):
         ttl = settings.RESERVATION_TTL_SECONDS
         values = {
             **{key: _literal(value) for key, value in ping_record_default_params().items()},
+            # Every policy off (the vendor's own policies are not read here).
+            **{key: _literal(value) for key, value in policy_params(None).items()},
             **_PER_STATEMENT,
             "vendor": str(vendor.pk),
             "c_vendor_id": str(vendor.pk),
@@ -51,6 +54,8 @@ class Command(BaseCommand):
             "c_state": f"(ARRAY{states})[:s]",
             "c_state_source": _literal(CallRecord.StateSource.AREA_CODE),
             "c_tracking": _literal(json.dumps({"source": "pgbench"})),
+            "c_trustedform_cert_url": _literal(""),
+            "c_jornaya_leadid": _literal(""),
             "ttl": str(ttl),
         }
         statement = ping_statement().sql

@@ -32,6 +32,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--outcome", action="append", default=[], help="e.g. connected; repeatable."
         )
+        parser.add_argument(
+            "--reason",
+            action="append",
+            default=[],
+            help="Why no agent was held, e.g. do_not_call; repeatable.",
+        )
         parser.add_argument("--search", default="", help="The admin's search, e.g. a lead id.")
         parser.add_argument(
             "--sandbox",
@@ -50,6 +56,7 @@ class Command(BaseCommand):
         data.setlist("vendor", [_vendor_id(value) for value in options["vendor"]])
         data.setlist("state", options["state"])
         data.setlist("outcome", options["outcome"])
+        data.setlist("reason", options["reason"])
         data["q"] = options["search"]
         data["sandbox"] = options["sandbox"]
         try:

@@ -1,0 +1,250 @@
+"""Caps are exact under concurrency: pings of one capped vendor racing, in threads of one process
+and across two server processes, never admit one past a cap.
+
+PostgreSQL only. The mechanism is ping_cap_refusal's advisory lock, counted after (calls
+migration 0018). The control installs the same function without the lock, with a pause after
+the count so the race is certain rather than lucky: it admits past the cap, which is the race the
+lock closes. The same pause with the lock still admits exactly the cap.
+"""
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+from django.db import connection
+
+from calls.models import CallRecord
+from routing.models import Reservation
+from tests.conftest import ALL_STATES_KEY, PING_URL
+from tests.factories import VendorFactory, floor_build
+from tests.routing.test_allocation_concurrency import (
+    REPO,
+    assert_no_double_holds,
+    free_port,
+    run_concurrently,
+    texas_caller,
+    wait_until_serving,
+)
+from vendors.models import VendorCap
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+TX_AGENTS = 20
+PINGS = 16
+CAP = 5
+# Within the ping's statement timeout even for the last of CAP pings that take turns.
+PAUSE_SECONDS = 0.05
+
+_function = importlib.import_module("calls.migrations.0018_ping_cap_refusal_function")
+# The exclusive lock (caps this low are near: the shared mode never applies), and the end of
+# the exact count after it.
+_LOCK = "    PERFORM pg_advisory_xact_lock(hashtextextended(p_lock, 0));\n"
+_END = "        p_state_at_once, p_state_per_hour, p_state_per_day, p_default_retry) AS f;\nEND\n"
+
+
+@pytest.fixture
+def vendor(db):
+    vendor, _ = VendorFactory.with_key(all_states=True, key=ALL_STATES_KEY)
+    floor_build(agents={"TX": TX_AGENTS}, numbers=2 * TX_AGENTS)
+    return vendor
+
+
+@pytest.fixture
+def cap_function():
+    """Install a variant of ping_cap_refusal (locked or not, with a pause after the counts);
+    the real one is put back afterwards."""
+
+    def install(*, lock: bool, pause: float) -> None:
+        sql = _function.CREATE
+        assert sql.count(_LOCK) == 1 and sql.count(_END) == 1
+        if not lock:
+            sql = sql.replace(_LOCK, "")
+        sql = sql.replace(_END, _END.replace("END\n", f"    PERFORM pg_sleep({pause});\nEND\n"))
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+
+    yield install
+    with connection.cursor() as cursor:
+        cursor.execute(_function.CREATE)
+
+
+def ping_all_at_once(count: int) -> list[dict]:
+    from django.test import Client
+
+    def ping(i):
+        body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(i)})
+        response = Client().post(PING_URL, data=body, content_type="application/json")
+        assert response.status_code == 200
+        return response.json()["data"]
+
+    return run_concurrently(count, ping)
+
+
+def admitted(answers: list[dict]) -> int:
+    return sum(answer["agentAvailable"] for answer in answers)
+
+
+@pytest.mark.parametrize(
+    "cap", [{"most_at_once": CAP}, {"most_per_hour": CAP}, {"most_per_day": CAP}], ids=str
+)
+def test_pings_racing_in_threads_never_pass_a_cap(vendor, cap):
+    VendorCap.objects.create(vendor=vendor, **cap)
+
+    answers = ping_all_at_once(PINGS)
+
+    assert admitted(answers) == CAP
+    reason = {"most_at_once": "concurrency_cap", "most_per_hour": "hourly_cap"}.get(
+        next(iter(cap)), "daily_cap"
+    )
+    assert {a["reason"] for a in answers if not a["agentAvailable"]} == {reason}
+    assert Reservation.objects.count() == CAP
+    assert CallRecord.objects.filter(outcome="refused").count() == PINGS - CAP
+    assert_no_double_holds()
+
+
+def test_a_cap_narrowed_to_the_state_is_exact_too(vendor):
+    VendorCap.objects.create(vendor=vendor, state="TX", most_at_once=CAP)
+
+    assert admitted(ping_all_at_once(PINGS)) == CAP
+
+
+def test_with_a_pause_after_the_count_the_lock_still_admits_exactly_the_cap(vendor, cap_function):
+    cap_function(lock=True, pause=PAUSE_SECONDS)
+    VendorCap.objects.create(vendor=vendor, most_at_once=CAP)
+
+    assert admitted(ping_all_at_once(PINGS)) == CAP
+
+
+def test_control_without_the_lock_the_same_race_admits_past_the_cap(vendor, cap_function):
+    # What the lock prevents: pings counting while the others' reservations are uncommitted.
+    cap_function(lock=False, pause=PAUSE_SECONDS)
+    VendorCap.objects.create(vendor=vendor, most_at_once=CAP)
+
+    assert admitted(ping_all_at_once(PINGS)) > CAP
+
+
+def test_two_server_processes_never_pass_a_cap_together(vendor):
+    VendorCap.objects.create(vendor=vendor, most_at_once=CAP, most_per_hour=CAP + 2)
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "SECRET_KEY": "test-only-two-servers",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    ports = [free_port(), free_port()]
+    servers = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "gunicorn", "config.wsgi"),
+                *("--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8"),
+            ],
+            cwd=REPO,
+            env=env,
+        )
+        for port in ports
+    ]
+    try:
+        for port, server in zip(ports, servers, strict=True):
+            wait_until_serving(port, server)
+
+        def ping(i):
+            body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(i)})
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{ports[i % 2]}{PING_URL}",
+                data=body.encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())["data"]
+
+        first = run_concurrently(PINGS, ping, database=False)
+        # The holds end (released, as when staff let them go): the hourly cap now binds.
+        Reservation.objects.filter(status="active").update(status="released")
+        second = run_concurrently(PINGS, lambda i: ping(i + PINGS), database=False)
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=10)
+
+    assert admitted(first) == CAP
+    assert {a["reason"] for a in first if not a["agentAvailable"]} == {"concurrency_cap"}
+    assert admitted(second) == 2
+    assert {a["reason"] for a in second if not a["agentAvailable"]} == {"hourly_cap"}
+    assert Reservation.objects.count() == CAP + 2
+
+
+# --- Large caps: the shared mode -----------------------------------------------------------------
+
+
+def max_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_connections")
+        return int(cursor.fetchone()[0])
+
+
+def hour_used(vendor, reservations: int) -> None:
+    """The vendor's reservations this hour, as the statement counts them."""
+    from django.utils import timezone
+
+    from vendors.models import VendorReservationCount
+
+    start = timezone.now().replace(minute=0, second=0, microsecond=0)
+    VendorReservationCount.objects.update_or_create(
+        vendor=vendor, state="", period="hour", starts_at=start,
+        defaults={"reservations": reservations},
+    )  # fmt: skip
+
+
+def test_far_from_a_large_cap_pings_share_the_lock_and_are_all_admitted(vendor):
+    VendorCap.objects.create(vendor=vendor, most_per_hour=10 * max_connections())
+
+    answers = ping_all_at_once(PINGS)
+
+    assert admitted(answers) == PINGS
+    assert CallRecord.objects.filter(outcome="reserved").count() == PINGS
+
+
+def test_near_a_large_cap_pings_take_turns_and_stop_exactly_at_it(vendor):
+    cap = max_connections() + 50
+    VendorCap.objects.create(vendor=vendor, most_per_hour=cap)
+    hour_used(vendor, cap - CAP)  # within the room every connection needs: the exclusive path
+
+    answers = ping_all_at_once(PINGS)
+
+    assert admitted(answers) == CAP
+    assert {a["reason"] for a in answers if not a["agentAvailable"]} == {"hourly_cap"}
+    assert CallRecord.objects.count() == PINGS  # one record each, whichever path answered
+
+
+def test_a_large_cap_already_reached_is_refused_by_the_statement_itself(vendor):
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    cap = max_connections() + 50
+    VendorCap.objects.create(vendor=vendor, most_per_hour=cap)
+    hour_used(vendor, cap)
+    body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(1)})
+    client = Client()
+    client.post(PING_URL, data=body, content_type="application/json")  # caches the key
+
+    with CaptureQueriesContext(connection) as queries:
+        answer = client.post(
+            PING_URL,
+            data=json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(2)}),
+            content_type="application/json",
+        ).json()["data"]
+
+    assert answer["reason"] == "hourly_cap"
+    assert len(queries) == 1
