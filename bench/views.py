@@ -59,7 +59,9 @@ class BenchOrmPingView(BenchNoopView):
     def post(self, request):
         request_id = request_id_of(request)
         payload = read_json_object(request_body(request), content_length(request.META))
-        vendor = vendor_key_admit(key=payload.get("vendorKey"), client=client_address(request.META))
+        vendor = vendor_key_admit(
+            key=payload.get("vendorKey"), client=client_address(request.META)
+        ).vendor
         fields = read_ping_fields(payload)
         ttl_seconds = settings.RESERVATION_TTL_SECONDS
         with transaction.atomic():
