@@ -132,7 +132,8 @@ def test_the_funnel_filters_by_vendor_trends_per_day_and_downloads_as_csv(analys
     assert download["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(download.content.decode())))
     assert rows[0][:3] == ["section", "label", "pings"]
-    assert ["day", "2025-09-01", "2", "2", "0", "0", "0", "1", "1", "0.5000"] in rows
+    # pings, reserved, repeats, no_agent, rejected, refused, connected, expired, transfer_rate
+    assert ["day", "2025-09-01", "2", "2", "0", "0", "0", "0", "1", "1", "0.5000"] in rows
     assert rows[-1][:3] == ["total", "All", "4"]
 
 

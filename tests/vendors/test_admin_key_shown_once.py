@@ -131,7 +131,9 @@ def test_a_key_made_meanwhile_under_the_same_label_is_refused_by_the_database(ve
             with transaction.atomic():
                 vendor_key_create(vendor=vendor, label="production")
                 created.set()
-                time.sleep(1)  # still uncommitted while the main thread checks and inserts
+                # Still uncommitted while the main thread checks and inserts; well inside the
+                # lock timeout (DATABASE_LOCK_TIMEOUT_MS, 1 s) its insert waits for this commit.
+                time.sleep(0.4)
         finally:
             connection.close()
 
