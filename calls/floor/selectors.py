@@ -16,9 +16,11 @@ from django.utils import timezone
 
 from calls.exports.reports import CONNECTED_OUTCOMES, RESERVED_OUTCOMES
 from calls.models import CallRecord, CallStatus, InboundCall
+from calls.ping.policies import window_starts
 from config.sharedcache import shared_cache_get, shared_cache_set
 from routing.activity import AgentActivity, agent_activity
 from routing.models import Agent, Reservation
+from vendors.models import VendorCap, VendorReservationCount
 
 ACTIVITIES = [code for code, _ in AgentActivity.CHOICES]
 # The live counts' window over recent pings.
@@ -250,7 +252,60 @@ def chart_transfer_rate_per_day(
     )
 
 
-def floor_vendors_near_caps(*, now: datetime) -> list:
-    """Vendors near their hourly, daily or concurrency caps: empty until vendors have caps (a
-    separate change adds them; it plugs in here and the floor shows what this returns)."""
-    return []
+# A vendor is "near" a cap once it has used this share of it.
+NEAR_CAP_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class NearCap:
+    """One of a vendor's caps that is used up to NEAR_CAP_SHARE or more, now."""
+
+    vendor: str
+    scope: str  # a state, or "all states"
+    limit: str  # at once, per hour, per day
+    used: int
+    most: int
+
+    @property
+    def share(self) -> float:
+        return self.used / self.most if self.most else 1.0
+
+
+@dataclass(frozen=True)
+class CapsNow:
+    any_caps: bool
+    near: list[NearCap]
+
+
+def floor_vendors_near_caps(*, now: datetime) -> CapsNow:
+    """Vendors' caps (calls.ping.policies) used to NEAR_CAP_SHARE or more, fullest first: at
+    once (live holds plus calls in progress), and this hour's and today's reservations, as the
+    ping counts them. A few queries per cap row; operators keep a handful of them."""
+    caps = list(VendorCap.objects.select_related("vendor").order_by("vendor__name", "state"))
+    hour, day = window_starts(now)
+    near: list[NearCap] = []
+    for cap in caps:
+        scope = cap.state or "all states"
+        used = {}
+        if cap.most_at_once is not None:
+            holds = Reservation.objects.live(now).filter(vendor_id=cap.vendor_id)
+            calls = CallRecord.objects.filter(
+                vendor_id=cap.vendor_id, outcome=CallRecord.Outcome.CONNECTED
+            )
+            if cap.state:
+                holds, calls = holds.filter(state=cap.state), calls.filter(state=cap.state)
+            used["at once"] = (holds.count() + calls.count(), cap.most_at_once)
+        for label, period, starts, most in (
+            ("per hour", "hour", hour, cap.most_per_hour),
+            ("per day", "day", day, cap.most_per_day),
+        ):
+            if most is not None:
+                count = VendorReservationCount.objects.filter(
+                    vendor_id=cap.vendor_id, state=cap.state, period=period, starts_at=starts
+                ).values_list("reservations", flat=True)
+                used[label] = (next(iter(count), 0), most)
+        for label, (count, most) in used.items():
+            if count >= most * NEAR_CAP_SHARE:
+                near.append(NearCap(cap.vendor.name, scope, label, count, most))
+    near.sort(key=lambda row: (-row.share, row.vendor, row.scope, row.limit))
+    return CapsNow(any_caps=bool(caps), near=near)

@@ -23,20 +23,18 @@ from django.db.models import Avg, Count, Q, Sum
 from calls.models import CallRecord
 from calls.settlement.billing import records_for_settlement
 from calls.settlement.models import BillingRule
+from routing.models import UnavailableReason
 
 Billable = CallRecord.Billable
 Outcome = CallRecord.Outcome
 
-# Policy refusals carry their contract reason code in CallRecord.reason (where the model has it).
-REFUSED = "refused"
+# Policy refusals carry their contract reason code in CallRecord.reason.
+REFUSED = Outcome.REFUSED
 
 
 def _refusal_reasons() -> list[str]:
-    """The reason codes of refusals, once call records carry them (CallRecord.reason)."""
-    for model_field in CallRecord._meta.concrete_fields:
-        if model_field.name == "reason":
-            return [str(value) for value, _ in model_field.choices or ()]
-    return []
+    """The reason codes a policy refuses a ping for (no_agent is an outcome of its own)."""
+    return [str(reason) for reason in UnavailableReason if reason != UnavailableReason.NO_AGENT]
 
 
 def _aggregates() -> dict:

@@ -14,16 +14,20 @@ from calls.floor.selectors import (
     floor_live_holds,
     floor_recent_pings,
     floor_transfer_rate_today,
+    floor_vendors_near_caps,
 )
 from calls.models import CallRecord, InboundCall
+from calls.ping.policies import window_starts
 from routing.allocation import reservation_create
 from tests.factories import (
     AgentFactory,
     CallRecordFactory,
+    ReservationFactory,
     TransferNumberFactory,
     UserFactory,
     VendorFactory,
 )
+from vendors.models import VendorCap, VendorReservationCount
 
 pytestmark = pytest.mark.django_db
 Outcome = CallRecord.Outcome
@@ -141,6 +145,34 @@ def test_the_daily_chart_has_30_days_of_transfer_rates():
     assert chart_transfer_rate_per_day(now=NOW, vendor_id=acme.pk).rates[-1] is None
 
 
+def test_vendors_near_their_caps_are_those_within_a_fifth_of_one():
+    near, far = VendorFactory(name="Near Leads"), VendorFactory(name="Far Leads")
+    VendorCap.objects.create(vendor=near, most_at_once=5, most_per_hour=100)
+    VendorCap.objects.create(vendor=far, state="AZ", most_at_once=10)
+    for _ in range(3):
+        ReservationFactory(vendor=near, created_at=NOW)
+    CallRecordFactory(vendor=near, outcome="connected", received_at=NOW)  # a call in progress
+    ReservationFactory(vendor=far, created_at=NOW)
+    hour, _ = window_starts(NOW)
+    VendorReservationCount.objects.create(
+        vendor=near, state="", period="hour", starts_at=hour, reservations=79
+    )
+
+    caps = floor_vendors_near_caps(now=NOW)
+
+    # 4 of 5 at once is near (80 %); 79 of 100 this hour and 1 of 10 are not.
+    assert caps.any_caps
+    assert [(c.vendor, c.scope, c.limit, c.used, c.most) for c in caps.near] == [
+        ("Near Leads", "all states", "at once", 4, 5)
+    ]
+
+
+def test_the_floor_says_when_no_vendor_has_caps():
+    assert floor_vendors_near_caps(now=NOW) == type(floor_vendors_near_caps(now=NOW))(
+        any_caps=False, near=[]
+    )
+
+
 # --- The pages ----------------------------------------------------------------------------------
 
 
@@ -159,7 +191,7 @@ def test_operations_land_on_the_floor_with_links_to_act(operations_client):
     assert tile(page, "agents-reserved") == "1" and tile(page, "live-holds") == "1"
     assert 'hx-get="/admin/floor/live/"' in page and "vendor/htmx/htmx.min.js" in page
     assert "Release a hold on the reservations page" in page
-    assert 'data-placeholder="vendors-near-caps"' in page
+    assert 'id="floor-near-caps"' in page and "No vendor caps are set." in page
     assert "/admin/vendors/vendor/" in page  # the usual list of what the login may open
 
 
