@@ -91,6 +91,9 @@ def postback_body(*, record: CallRecord, event: str, now: datetime) -> str:
         "requestId": str(record.request_id),
         "tracking": record.tracking,
         "outcome": record.outcome,
+        # A refused ping's reason, as its answer gave it (the contract's codes); else null.
+        "reason": record.reason if record.outcome == CallRecord.Outcome.REFUSED else None,
+        "sandbox": record.sandbox,  # a sandbox key's test ping: nothing was held
         "receivedAt": format_timestamp(record.received_at),
         "phoneNumber": record.phone_number,
         "state": record.state,

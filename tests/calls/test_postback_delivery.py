@@ -83,6 +83,8 @@ def test_it_posts_a_completed_call_signed_so_the_guides_python_check_accepts_it(
         "requestId": str(record.request_id),
         "tracking": {"lead_id": "L-77", "source": "search"},
         "outcome": "completed",
+        "reason": None,
+        "sandbox": False,
         "receivedAt": "-",
         "phoneNumber": record.phone_number,
         "state": "AZ",
@@ -290,12 +292,20 @@ def test_a_sweep_reads_the_events_since_its_last_run_however_old_the_ping(acme):
 def test_a_refused_ping_is_posted_as_refused_and_a_no_agent_one_not_at_all(acme):
     with postback_receiver() as receiver:
         endpoint_for(acme, receiver.url(), events=["refused", "reserved"])
-        refused = completed_call(acme, outcome="refused", transfer_target="", duration_seconds=None)
-        completed_call(acme, outcome="no_agent", transfer_target="", duration_seconds=None)
+        refused = completed_call(
+            acme, outcome="refused", reason="do_not_call", transfer_target="", duration_seconds=None
+        )
+        completed_call(
+            acme, outcome="no_agent", reason="no_agent", transfer_target="", duration_seconds=None
+        )
         send_due(timezone.now())
         [received] = receiver.wait_for(1)
     body = json.loads(received.body)
-    assert (body["event"], body["requestId"]) == ("refused", str(refused.request_id))
+    assert (body["event"], body["requestId"], body["reason"]) == (
+        "refused",
+        str(refused.request_id),
+        "do_not_call",
+    )
 
 
 def test_a_new_endpoint_is_not_sent_calls_from_before_it_existed(acme):
