@@ -12,7 +12,7 @@ from tests.factories import (
     VendorFactory,
 )
 from vendors.models import VendorKey
-from vendors.services import vendor_key_revoke
+from vendors.services import vendor_key_create, vendor_key_revoke
 
 pytestmark = pytest.mark.django_db
 
@@ -254,3 +254,13 @@ def test_it_is_in_the_openapi_schema(api):
     operation = schema["paths"]["/api/v1/vendor/calls"]["get"]
     assert sorted(operation["responses"]) == ["200", "400", "401", "429", "500"]
     assert {p["name"] for p in operation["parameters"]} >= {"since", "until", "outcome", "cursor"}
+
+
+def test_a_sandbox_key_reads_its_sandbox_records_and_a_live_key_its_live_ones(api, acme):
+    vendor, live_key = acme
+    _, sandbox_key = vendor_key_create(vendor=vendor, label="tests", sandbox=True)
+    live = record(vendor, 1)
+    test_ping = record(vendor, 2, sandbox=True)
+
+    assert request_ids(calls(api, live_key)) == [str(live.request_id)]
+    assert request_ids(calls(api, sandbox_key)) == [str(test_ping.request_id)]
