@@ -89,9 +89,17 @@ STATUS_HISTORY_ON_AGENT_PAGE = 20
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
     form = AgentForm
-    list_display = ["name", "now", "status", "licensed_states", "destination", "idle_since"]
+    list_display = [
+        "name", "now", "status", "licensed_states", "destination_shown", "idle_since",
+    ]  # fmt: skip
     list_filter = [DoingNowFilter, "status", AgentLicenseStateFilter]
     search_fields = ["name"]
+
+    @admin.display(description="destination", ordering="destination")
+    def destination_shown(self, obj):
+        # A SIP address has no space to wrap at: it may break anywhere, so the list fits 1366 px.
+        return format_html('<span style="overflow-wrap:anywhere">{}</span>', obj.destination)
+
     # TX 2 before TX 10.
     ordering = [natural_order("name").asc()]  # type: ignore[list-item]
     fieldsets = [

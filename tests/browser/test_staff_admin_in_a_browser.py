@@ -81,7 +81,12 @@ def test_the_call_records_and_agents_fit_at_1366_px(live_server, make_staff, bro
             tracking={"lead_id": f"SL-{minutes:06d}-a-long-lead-identifier"},
         )
     for n in [1, 2, 10]:
-        AgentFactory(name=f"Demo Agent TX {n}", licensed_states=["TX"])
+        # Long addresses, as a real PBX's are: they must wrap, not widen the table.
+        AgentFactory(
+            name=f"Demo Agent TX {n}",
+            licensed_states=["TX"],
+            destination=f"sip:demo-agent-tx-{n:04d}@pbx-east-1.callcenter.example.invalid",
+        )
     page = browser_page
     log_in(page, live_server, "olivia.ops")
 
@@ -90,6 +95,7 @@ def test_the_call_records_and_agents_fit_at_1366_px(live_server, make_staff, bro
     assert fits_the_screen(page)
 
     page.goto(f"{live_server.url}/admin/routing/agent/")
+    snap(page, "04-agents-coloured-1366")
     assert fits_the_screen(page)
     names = page.eval_on_selector_all(
         "#result_list th.field-name a", "links => links.map(a => a.textContent)"
