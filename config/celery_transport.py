@@ -1,4 +1,5 @@
-"""kombu's Redis transport, with a worker that survives a Redis restart.
+"""kombu's Redis and filesystem transports, mended: a worker that survives a Redis restart, and
+messages that never appear half written (FilesystemChannel, below).
 
 When the broker goes away, Celery (5.7) tears the consumer's connection down twice: `collect()`,
 then `close()`. The first tear-down cannot close the consuming channel (its pending BRPOP read
@@ -13,7 +14,14 @@ and a worker restores them after the visibility timeout (if Redis kept its data)
 does for a worker that died. The settings select this transport for redis:// broker URLs.
 """
 
-from kombu.transport import redis
+import os
+import uuid
+from time import monotonic
+
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem, redis
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
 
 
 class RedisQoS(redis.QoS):
@@ -31,3 +39,28 @@ class RedisChannel(redis.Channel):
 
 class RedisTransport(redis.Transport):
     Channel = RedisChannel
+
+
+class FilesystemChannel(filesystem.Channel):
+    """kombu's filesystem channel, whose messages appear whole or not at all.
+
+    kombu writes a message in place: a consumer polling the folder can move the file away and
+    read it between its creation and its write, read nothing, and the worker exits on the
+    JSONDecodeError. Here the message is written under a name no queue reads (no `.msg` suffix
+    after the first dot), then renamed into place, which is atomic within the folder.
+    """
+
+    def _put(self, queue, payload, **kwargs):
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = os.path.join(self.data_folder_out, f".{uuid.uuid4()}.partial")
+        try:
+            with open(partial, "wb") as file:
+                file.write(str_to_bytes(dumps(payload)))
+            os.replace(partial, final)
+        except OSError as exc:
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class FilesystemTransport(filesystem.Transport):
+    Channel = FilesystemChannel
