@@ -3,6 +3,8 @@ from pathlib import Path
 
 from celery import Celery
 
+import config.celery_transport  # noqa: F401  (filesystem:// URLs get its mended transport)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("callrouting")

@@ -19,7 +19,7 @@ import uuid
 from time import monotonic
 
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem, redis
+from kombu.transport import TRANSPORT_ALIASES, filesystem, redis
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -64,3 +64,9 @@ class FilesystemChannel(filesystem.Channel):
 
 class FilesystemTransport(filesystem.Transport):
     Channel = FilesystemChannel
+
+
+# Every filesystem:// URL, whatever process or test names it, gets the mended transport: by its
+# scheme, not by a setting (a broker_transport setting would also apply to a redis:// URL given
+# later, as tests do). config.celery imports this module before any connection is made.
+TRANSPORT_ALIASES["filesystem"] = "config.celery_transport:FilesystemTransport"

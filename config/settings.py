@@ -317,8 +317,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
     "socket_timeout": 2,
 }
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # kombu's, writing each message whole before a worker can see it (see the module).
-    CELERY_BROKER_TRANSPORT = "config.celery_transport:FilesystemTransport"
+    # (filesystem:// URLs get config.celery_transport's mended transport, by its alias.)
     CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),

@@ -61,6 +61,15 @@ def test_every_message_reaches_the_consumer_whole(tmp_path):
     assert received == MESSAGES
 
 
+def test_a_filesystem_url_gets_the_mended_transport(tmp_path):
+    # By the URL's scheme, as make run's worker and web processes name it.
+    from config.celery import app
+
+    with app.connection_for_write("filesystem://localhost//") as connection:
+        assert connection.transport_cls == "filesystem"
+        assert type(connection.transport) is FilesystemTransport
+
+
 @pytest.mark.parametrize("attempt", range(3))
 def test_kombus_own_transport_is_the_control(tmp_path, attempt):
     # The same run on kombu's own transport: a consumer reading a message before its write ends.
