@@ -11,7 +11,7 @@ Messages are unacknowledged in a worker whenever it holds an ETA task or prefetc
 
 Here that second restore is skipped: Redis keeps those messages in its unacknowledged index,
 and a worker restores them after the visibility timeout (if Redis kept its data), as kombu
-does for a worker that died. The settings select this transport for redis:// broker URLs.
+does for a worker that died. Every redis:// broker URL gets this transport (the alias below).
 """
 
 import os
@@ -66,7 +66,10 @@ class FilesystemTransport(filesystem.Transport):
     Channel = FilesystemChannel
 
 
-# Every filesystem:// URL, whatever process or test names it, gets the mended transport: by its
-# scheme, not by a setting (a broker_transport setting would also apply to a redis:// URL given
-# later, as tests do). config.celery imports this module before any connection is made.
+# Every redis:// and filesystem:// URL, whatever process or test names it, gets the mended
+# transport: by its scheme, not by a broker_transport setting (which would apply to any URL, a
+# test's throwaway Redis or folder included). config.celery imports this module before any
+# connection is made.
+TRANSPORT_ALIASES["redis"] = "config.celery_transport:RedisTransport"
+TRANSPORT_ALIASES["rediss"] = "config.celery_transport:RedisTransport"
 TRANSPORT_ALIASES["filesystem"] = "config.celery_transport:FilesystemTransport"

@@ -297,9 +297,8 @@ AXES_RESET_ON_SUCCESS = True
 # No broker to install for a fresh clone: kombu's filesystem transport in a git-ignored folder.
 # Production sets a redis:// URL (docs/operations.md); the same code runs on either.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
-if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    # kombu's, with a worker that survives a Redis restart (see the module).
-    CELERY_BROKER_TRANSPORT = "config.celery_transport:RedisTransport"
+# redis:// and filesystem:// URLs get kombu's transports as config.celery_transport mends them
+# (a worker that survives a Redis restart; messages never read half written), by their scheme.
 # Where the filesystem broker keeps its messages, and beat its schedule file.
 CELERY_BROKER_FOLDER = Path(env_str("CELERY_BROKER_FOLDER") or BASE_DIR / "celery-broker")
 # A broker that is down must never hold up a ping: one immediate reconnect try, no publish
@@ -317,7 +316,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
     "socket_timeout": 2,
 }
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # (filesystem:// URLs get config.celery_transport's mended transport, by its alias.)
     CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),

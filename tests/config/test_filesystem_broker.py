@@ -11,7 +11,7 @@ import threading
 import pytest
 from kombu import Connection
 
-from config.celery_transport import FilesystemTransport
+from config.celery_transport import FilesystemTransport, RedisTransport
 
 MESSAGES = 150
 PAYLOAD = "x" * 400_000  # big enough that writing one takes a moment
@@ -61,13 +61,14 @@ def test_every_message_reaches_the_consumer_whole(tmp_path):
     assert received == MESSAGES
 
 
-def test_a_filesystem_url_gets_the_mended_transport(tmp_path):
-    # By the URL's scheme, as make run's worker and web processes name it.
+def test_broker_urls_get_the_mended_transports_by_their_scheme(tmp_path):
+    # Whatever the settings' own broker is: make run's folder, or a test's throwaway Redis.
     from config.celery import app
 
     with app.connection_for_write("filesystem://localhost//") as connection:
-        assert connection.transport_cls == "filesystem"
         assert type(connection.transport) is FilesystemTransport
+    with app.connection_for_write("redis://127.0.0.1:1/0") as connection:  # not connected to
+        assert type(connection.transport) is RedisTransport
 
 
 @pytest.mark.parametrize("attempt", range(3))
