@@ -14,7 +14,7 @@ from calls.ping.request import (
     read_ping_fields,
     request_body,
 )
-from calls.ping.service import PingAnswer
+from calls.ping.service import PingAnswer, ping_record_values
 from calls.ping.views import ping_answer_data
 from config.errors import FirstRendererNegotiation, envelope_data, request_id_of
 from routing.allocation import reservation_create, reservation_find_live
@@ -67,17 +67,7 @@ class BenchOrmPingView(BenchNoopView):
         with transaction.atomic():
             now = timezone.now()
             record = CallRecord(
-                request_id=request_id,
-                vendor=vendor,
-                phone_number=fields.phone_number,
-                state=fields.state,
-                state_source=(
-                    CallRecord.StateSource.STATE_CODE
-                    if fields.state_from_code
-                    else CallRecord.StateSource.AREA_CODE
-                ),
-                tracking=fields.tracking,
-                received_at=now,
+                **ping_record_values(vendor, fields, request_id, now),
                 outcome=CallRecord.Outcome.NO_AGENT,
                 agent_count=0,
             )

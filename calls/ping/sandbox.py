@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from calls.models import CallRecord
 from calls.ping.request import PingFields
-from calls.ping.service import PingAnswer
+from calls.ping.service import PingAnswer, ping_record_values
 from config.errors import MESSAGE_UNEXPECTED, ApplicationError
 from routing.allocation import reservation_lock_caller
 from routing.models import UnavailableReason
@@ -190,17 +190,5 @@ def _seconds_left(hold: CallRecord, now: datetime) -> int:
 
 def _record(vendor: Vendor, fields: PingFields, request_id: str, now: datetime, **values) -> None:
     CallRecord.objects.create(
-        request_id=request_id,
-        vendor=vendor,
-        phone_number=fields.phone_number,
-        state=fields.state,
-        state_source=(
-            CallRecord.StateSource.STATE_CODE
-            if fields.state_from_code
-            else CallRecord.StateSource.AREA_CODE
-        ),
-        tracking=fields.tracking,
-        received_at=now,
-        sandbox=True,
-        **values,
+        **ping_record_values(vendor, fields, request_id, now), sandbox=True, **values
     )

@@ -229,11 +229,7 @@ def _record_params(
         "vendor_id": vendor.pk,
         "phone_number": fields.phone_number,
         "state": fields.state,
-        "state_source": (
-            CallRecord.StateSource.STATE_CODE
-            if fields.state_from_code
-            else CallRecord.StateSource.AREA_CODE
-        ),
+        "state_source": _state_source(fields),
         "tracking": _tracking_field().get_db_prep_save(fields.tracking, connection),
     }
     params = ping_record_default_params()
@@ -457,19 +453,29 @@ def _refused(now: datetime, refusal: Refusal) -> PingAnswer:
     )
 
 
+def ping_record_values(vendor, fields: PingFields, request_id: str, now: datetime) -> dict:
+    """The columns of a ping's call record that come from the ping itself (the sandbox's and the
+    bench's records take them from here too)."""
+    return {
+        "request_id": request_id,
+        "vendor": vendor,
+        "phone_number": fields.phone_number,
+        "state": fields.state,
+        "state_source": _state_source(fields),
+        "tracking": fields.tracking,
+        "received_at": now,
+    }
+
+
+def _state_source(fields: PingFields) -> str:
+    if fields.state_from_code:
+        return CallRecord.StateSource.STATE_CODE
+    return CallRecord.StateSource.AREA_CODE
+
+
 def _record(vendor, fields: PingFields, request_id: str, now: datetime, **values) -> CallRecord:
     return CallRecord.objects.create(
-        request_id=request_id,
-        vendor=vendor,
-        phone_number=fields.phone_number,
-        state=fields.state,
-        state_source=(
-            CallRecord.StateSource.STATE_CODE
-            if fields.state_from_code
-            else CallRecord.StateSource.AREA_CODE
-        ),
-        tracking=fields.tracking,
-        received_at=now,
+        **ping_record_values(vendor, fields, request_id, now),
         **billing_at_ping(outcome=values["outcome"], now=now),
         **values,
     )
