@@ -169,7 +169,7 @@ def _measure() -> None:
     from calls.models import CallRecord
     from calls.settlement import scorecards
     from calls.settlement.scorecards import vendor_scorecards
-    from calls.settlement.statements import vendor_statement
+    from calls.settlement.statements import named_apart, vendor_statement
     from vendors.models import Vendor
 
     vendor = Vendor.objects.get(name="Bench Vendor 01")
@@ -188,7 +188,7 @@ def _measure() -> None:
 
     records = CallRecord.objects.filter(received_at__gte=MONTH[0], received_at__lt=MONTH[1])
     grouped = records.order_by().values("vendor_id", "vendor__name")
-    query = grouped.annotate(**scorecards._prefixed(scorecards._aggregates()))
+    query = grouped.annotate(**named_apart(scorecards._aggregates()))
     sql, params = query.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", params)

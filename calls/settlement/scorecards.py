@@ -20,10 +20,11 @@ from decimal import Decimal
 
 from django.db.models import Avg, Count, Q, Sum
 
+from calls.exports.reports import REFUSAL_REASONS
 from calls.models import CallRecord
 from calls.settlement.billing import records_for_settlement
 from calls.settlement.models import BillingRule
-from routing.models import UnavailableReason
+from calls.settlement.statements import named_apart, named_back
 
 Billable = CallRecord.Billable
 Outcome = CallRecord.Outcome
@@ -33,8 +34,7 @@ REFUSED = Outcome.REFUSED
 
 
 def _refusal_reasons() -> list[str]:
-    """The reason codes a policy refuses a ping for (no_agent is an outcome of its own)."""
-    return [str(reason) for reason in UnavailableReason if reason != UnavailableReason.NO_AGENT]
+    return [str(reason) for reason in REFUSAL_REASONS]
 
 
 def _aggregates() -> dict:
@@ -64,19 +64,6 @@ def _aggregates() -> dict:
     for reason in _refusal_reasons():
         aggregates[f"refused_{reason}"] = Count("id", filter=Q(outcome=REFUSED, reason=reason))
     return aggregates
-
-
-# Aggregates are named apart from the model's fields: an annotation named `billable` would
-# stand for the field in the filters of the aggregates after it.
-_PREFIX = "agg_"
-
-
-def _prefixed(aggregates: dict) -> dict:
-    return {f"{_PREFIX}{name}": aggregate for name, aggregate in aggregates.items()}
-
-
-def _unprefixed(values: dict) -> dict:
-    return {name.removeprefix(_PREFIX): value for name, value in values.items()}
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -141,8 +128,8 @@ def vendor_scorecards(*, since: datetime, until: datetime) -> Scorecards:
     ).order_by()
     reasons = _refusal_reasons()
     rows = []
-    grouped = records.values("vendor_id", "vendor__name").annotate(**_prefixed(_aggregates()))
-    for values in map(_unprefixed, grouped):
+    grouped = records.values("vendor_id", "vendor__name").annotate(**named_apart(_aggregates()))
+    for values in map(named_back, grouped):
         refused_by_reason = {
             reason: values.pop(f"refused_{reason}")
             for reason in reasons

@@ -68,15 +68,15 @@ def _counts() -> dict:
 
 
 # Aggregates are named apart from the model's fields: an annotation named `billable` would
-# stand for the field in the filters of the aggregates after it.
+# stand for the field in the filters of the aggregates after it. For statements and scorecards.
 _PREFIX = "agg_"
 
 
-def _prefixed(aggregates: dict) -> dict:
+def named_apart(aggregates: dict) -> dict:
     return {f"{_PREFIX}{name}": aggregate for name, aggregate in aggregates.items()}
 
 
-def _unprefixed(values: dict) -> dict:
+def named_back(values: dict) -> dict:
     return {name.removeprefix(_PREFIX): value for name, value in values.items()}
 
 
@@ -149,10 +149,10 @@ def vendor_statement(*, vendor: Vendor, since: datetime, until: datetime) -> Ven
     ).order_by()
     by_day = records.annotate(day=TruncDate("received_at", tzinfo=UTC)).values("day")
     rows = {
-        row["day"]: _row(row["day"].isoformat(), _unprefixed(row))
-        for row in by_day.annotate(**_prefixed(_counts()))
+        row["day"]: _row(row["day"].isoformat(), named_back(row))
+        for row in by_day.annotate(**named_apart(_counts()))
     }
-    total = _row("Total", _unprefixed(records.aggregate(**_prefixed(_counts()))))
+    total = _row("Total", named_back(records.aggregate(**named_apart(_counts()))))
     paid = (
         by_day.filter(billable=Billable.YES)
         .values("day", "payout_currency")
