@@ -7,14 +7,11 @@ only), which the page clears as it shows the key. The key is never put in the da
 session or a message, so a reload, the back button or another browser finds nothing to show.
 """
 
-import json
 from datetime import timedelta
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.forms import modelformset_factory
@@ -25,6 +22,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.admin_site import ReadOnlyAdmin
+from config.reveal import reveal_page, reveal_redirect, revealed
 from vendors.forms import (
     HolidayForm,
     HolidayFormSet,
@@ -398,7 +396,6 @@ class VendorKeyCreateForm(forms.Form):
 
 # The cookie that carries a new key from the form that made it to the page that shows it.
 REVEAL_COOKIE = "vendor_key_reveal"
-REVEAL_SECONDS = 60
 
 
 @admin.register(VendorKey)
@@ -486,41 +483,25 @@ class VendorKeyAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/simple_form.html", context)
 
-    @staticmethod
-    def _reveal_salt(request, vendor_key) -> str:
-        # Bound to the key and the login: the cookie opens that key's page, for that user only.
-        return f"{REVEAL_COOKIE}:{vendor_key.pk}:{request.user.pk}"
-
     def _reveal_redirect(self, request, vendor_key, plain_key, *, replaced=None):
         """The answer to the POST that made a key: off to the page that shows it, once."""
-        url = reverse("admin:vendors_vendorkey_reveal", args=[vendor_key.pk])
-        response = HttpResponseRedirect(url, status=303)
-        response.set_signed_cookie(
-            REVEAL_COOKIE,
-            json.dumps({"key": plain_key, "replaced": str(replaced.pk) if replaced else None}),
-            salt=self._reveal_salt(request, vendor_key),
-            max_age=REVEAL_SECONDS,
-            path=url,
-            secure=settings.SESSION_COOKIE_SECURE,
-            httponly=True,
-            samesite="Strict",
+        return reveal_redirect(
+            request,
+            cookie=REVEAL_COOKIE,
+            url=reverse("admin:vendors_vendorkey_reveal", args=[vendor_key.pk]),
+            object_pk=vendor_key.pk,
+            carried={"key": plain_key, "replaced": str(replaced.pk) if replaced else None},
         )
-        return response
 
     def _revealed(self, request, vendor_key) -> tuple[str | None, VendorKey | None]:
         """The key the cookie carries, if it is this key's (its digest matches), and the key
         it replaced; (None, None) when there is none."""
-        try:
-            raw = request.get_signed_cookie(
-                REVEAL_COOKIE, salt=self._reveal_salt(request, vendor_key), max_age=REVEAL_SECONDS
-            )
-            carried = json.loads(raw)
-            plain_key = carried["key"]
-        except (KeyError, TypeError, ValueError, signing.BadSignature):
-            return None, None
+        carried = revealed(request, cookie=REVEAL_COOKIE, object_pk=vendor_key.pk) or {}
+        plain_key = carried.get("key")
         if not isinstance(plain_key, str) or vendor_key_digest(plain_key) != vendor_key.digest:
             return None, None
-        replaced = VendorKey.objects.filter(pk=carried.get("replaced")).first()
+        replaced_pk = carried.get("replaced")
+        replaced = VendorKey.objects.filter(pk=replaced_pk).first() if replaced_pk else None
         return plain_key, replaced
 
     def reveal_view(self, request, object_id):
@@ -539,10 +520,8 @@ class VendorKeyAdmin(admin.ModelAdmin):
             "replaced": replaced,
         }
         response = TemplateResponse(request, "admin/vendors/vendorkey/reveal.html", context)
-        response["Cache-Control"] = "no-store"
         url = reverse("admin:vendors_vendorkey_reveal", args=[vendor_key.pk])
-        response.delete_cookie(REVEAL_COOKIE, path=url, samesite="Strict")
-        return response
+        return reveal_page(response, cookie=REVEAL_COOKIE, url=url)
 
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):

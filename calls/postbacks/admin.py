@@ -6,15 +6,12 @@ cookie for that page only, which the page clears; a reload shows it no more.
 """
 
 import hmac
-import json
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core import signing
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -33,9 +30,9 @@ from calls.postbacks.services import (
     postback_endpoint_validate,
 )
 from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin
+from config.reveal import reveal_page, reveal_redirect, revealed
 
 REVEAL_COOKIE = "postback_secret_reveal"
-REVEAL_SECONDS = 60
 
 
 class PostbackEndpointForm(forms.ModelForm):
@@ -113,33 +110,19 @@ class PostbackEndpointAdmin(admin.ModelAdmin):
     def response_add(self, request, obj, post_url_continue=None):
         return self._reveal_redirect(request, obj, request._postback_secret)
 
-    @staticmethod
-    def _reveal_salt(request, endpoint) -> str:
-        return f"{REVEAL_COOKIE}:{endpoint.pk}:{request.user.pk}"
-
     def _reveal_redirect(self, request, endpoint, secret):
-        url = reverse("admin:postbacks_postbackendpoint_reveal", args=[endpoint.pk])
-        response = HttpResponseRedirect(url, status=303)
-        response.set_signed_cookie(
-            REVEAL_COOKIE,
-            json.dumps({"secret": secret}),
-            salt=self._reveal_salt(request, endpoint),
-            max_age=REVEAL_SECONDS,
-            path=url,
-            secure=settings.SESSION_COOKIE_SECURE,
-            httponly=True,
-            samesite="Strict",
+        return reveal_redirect(
+            request,
+            cookie=REVEAL_COOKIE,
+            url=reverse("admin:postbacks_postbackendpoint_reveal", args=[endpoint.pk]),
+            object_pk=endpoint.pk,
+            carried={"secret": secret},
         )
-        return response
 
     def _revealed(self, request, endpoint) -> str | None:
-        try:
-            raw = request.get_signed_cookie(
-                REVEAL_COOKIE, salt=self._reveal_salt(request, endpoint), max_age=REVEAL_SECONDS
-            )
-            secret = json.loads(raw)["secret"]
-        except (KeyError, TypeError, ValueError, signing.BadSignature):
-            return None
+        secret = (revealed(request, cookie=REVEAL_COOKIE, object_pk=endpoint.pk) or {}).get(
+            "secret"
+        )
         # Only the endpoint's current secret: one replaced since is not shown.
         if not isinstance(secret, str) or not hmac.compare_digest(secret, endpoint.secret):
             return None
@@ -162,10 +145,8 @@ class PostbackEndpointAdmin(admin.ModelAdmin):
         response = TemplateResponse(
             request, "admin/postbacks/postbackendpoint/reveal.html", context
         )
-        response["Cache-Control"] = "no-store"
         url = reverse("admin:postbacks_postbackendpoint_reveal", args=[endpoint.pk])
-        response.delete_cookie(REVEAL_COOKIE, path=url, samesite="Strict")
-        return response
+        return reveal_page(response, cookie=REVEAL_COOKIE, url=url)
 
     def rotate_secret_view(self, request, object_id):
         endpoint = self.get_object(request, unquote(object_id))
