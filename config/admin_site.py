@@ -12,6 +12,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
+from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 
 # Made by a migration in calls (the app that sees every model), which lists what each may do.
@@ -171,3 +172,19 @@ class StatesInUseFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(**{self.field_path: self.value()})
         return queryset
+
+
+def simple_form_response(
+    model_admin, request, *, form, title: str, submit_label: str, intro: str = ""
+) -> TemplateResponse:
+    """A page of the admin's own look holding one form (admin/simple_form.html): the admin's
+    own pages beside a model's (add many, revoke, remove with a reason...)."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": title,
+        "form": form,
+        "submit_label": submit_label,
+        "intro": intro,
+    }
+    return TemplateResponse(request, "admin/simple_form.html", context)

@@ -13,7 +13,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin_site import NoCountAdminMixin, ReadOnlyAdmin, StatesInUseFilter
+from config.admin_site import (
+    NoCountAdminMixin,
+    ReadOnlyAdmin,
+    StatesInUseFilter,
+    simple_form_response,
+)
 from config.moments import moment_text, time_of_day
 from routing.activity import AgentActivity, agent_activity, natural_order
 from routing.models import Agent, AgentLicense, AgentStatusChange, Reservation, TransferNumber
@@ -319,15 +324,14 @@ class TransferNumberAdmin(admin.ModelAdmin):
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(reverse("admin:routing_transfernumber_changelist"))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Add transfer numbers",
-            "form": form,
-            "submit_label": "Add numbers",
-            "intro": "Paste one number or many. If any is refused, none is added.",
-        }
-        return TemplateResponse(request, "admin/simple_form.html", context)
+        return simple_form_response(
+            self,
+            request,
+            form=form,
+            title="Add transfer numbers",
+            submit_label="Add numbers",
+            intro="Paste one number or many. If any is refused, none is added.",
+        )
 
     def _set_active(self, request, queryset, is_active):
         ids = list(queryset.values_list("pk", flat=True))

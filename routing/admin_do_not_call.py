@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from config.admin_site import ReadOnlyAdmin
+from config.admin_site import ReadOnlyAdmin, simple_form_response
 from routing.do_not_call import (
     REASON_MOST_CHARACTERS,
     SOURCE_MOST_CHARACTERS,
@@ -182,16 +182,8 @@ class DoNotCallNumberAdmin(admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "may_remove": self.has_remove_permission(request)}
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def _render_form(self, request, *, form, title, submit_label, intro=""):
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": title,
-            "form": form,
-            "submit_label": submit_label,
-            "intro": intro,
-        }
-        return TemplateResponse(request, "admin/simple_form.html", context)
+    def _render_form(self, request, **page):
+        return simple_form_response(self, request, **page)
 
     def _added(self, request, result: DoNotCallAdded):
         self.message_user(request, added_message(result), messages.SUCCESS)

@@ -21,7 +21,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from config.admin_site import ReadOnlyAdmin
+from config.admin_site import ReadOnlyAdmin, simple_form_response
 from config.reveal import reveal_page, reveal_redirect, revealed
 from vendors.forms import (
     HolidayForm,
@@ -472,16 +472,8 @@ class VendorKeyAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def _render_form(self, request, *, form, title, submit_label, intro=""):
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": title,
-            "form": form,
-            "submit_label": submit_label,
-            "intro": intro,
-        }
-        return TemplateResponse(request, "admin/simple_form.html", context)
+    def _render_form(self, request, **page):
+        return simple_form_response(self, request, **page)
 
     def _reveal_redirect(self, request, vendor_key, plain_key, *, replaced=None):
         """The answer to the POST that made a key: off to the page that shows it, once."""
