@@ -37,6 +37,58 @@ def wait_for_port(port: int, *, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
+def wait_until_serving(port: int, process: subprocess.Popen, seconds: float = 30) -> None:
+    """Until `process` listens on `port`; fails at once if it exits."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server on {port} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"server on {port} did not start")
+
+
+@contextlib.contextmanager
+def gunicorn_servers(database: dict, *, count: int = 2, threads: int = 8):
+    """`count` production servers (gunicorn, one process each) on the database whose Django
+    settings are `database` (the test's own): their ports. Stopped on leaving."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{database['USER']}:{database['PASSWORD'] or ''}@"
+            f"{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
+        ),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "SECRET_KEY": "test-only-two-servers",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    ports = [free_port() for _ in range(count)]
+    servers = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "gunicorn", "config.wsgi"),
+                *("--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", str(threads)),
+            ],
+            cwd=REPO,
+            env=env,
+        )
+        for port in ports
+    ]
+    try:
+        for port, server in zip(ports, servers, strict=True):
+            wait_until_serving(port, server)
+        yield ports
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=10)
+
+
 class RedisServer:
     """A redis-server of our own, in memory only."""
 

@@ -9,9 +9,6 @@ lock closes. The same pause with the lock still admits exactly the cap.
 
 import importlib
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 
 import pytest
@@ -22,13 +19,11 @@ from routing.models import Reservation
 from tests.conftest import ALL_STATES_KEY, PING_URL
 from tests.factories import VendorFactory, floor_build
 from tests.routing.test_allocation_concurrency import (
-    REPO,
     assert_no_double_holds,
-    free_port,
     run_concurrently,
     texas_caller,
-    wait_until_serving,
 )
+from tests.servers import gunicorn_servers
 from vendors.models import VendorCap
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -129,33 +124,7 @@ def test_control_without_the_lock_the_same_race_admits_past_the_cap(vendor, cap_
 
 def test_two_server_processes_never_pass_a_cap_together(vendor):
     VendorCap.objects.create(vendor=vendor, most_at_once=CAP, most_per_hour=CAP + 2)
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SECRET_KEY": "test-only-two-servers",
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-    }
-    ports = [free_port(), free_port()]
-    servers = [
-        subprocess.Popen(
-            [
-                *(sys.executable, "-m", "gunicorn", "config.wsgi"),
-                *("--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8"),
-            ],
-            cwd=REPO,
-            env=env,
-        )
-        for port in ports
-    ]
-    try:
-        for port, server in zip(ports, servers, strict=True):
-            wait_until_serving(port, server)
+    with gunicorn_servers(connection.settings_dict) as ports:
 
         def ping(i):
             body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(i)})
@@ -172,11 +141,6 @@ def test_two_server_processes_never_pass_a_cap_together(vendor):
         # The holds end (released, as when staff let them go): the hourly cap now binds.
         Reservation.objects.filter(status="active").update(status="released")
         second = run_concurrently(PINGS, lambda i: ping(i + PINGS), database=False)
-    finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=10)
 
     assert admitted(first) == CAP
     assert {a["reason"] for a in first if not a["agentAvailable"]} == {"concurrency_cap"}

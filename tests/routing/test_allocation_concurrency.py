@@ -5,12 +5,7 @@ Every thread uses its own database connection, as separate web workers would.
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -27,6 +22,7 @@ from calls.models import CallRecord
 from routing.models import Agent, Reservation
 from tests.conftest import ALL_STATES_KEY, PING_URL
 from tests.factories import VendorFactory, floor_build
+from tests.servers import gunicorn_servers
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -171,53 +167,8 @@ def test_the_database_refuses_a_second_live_hold_even_if_the_code_were_wrong(flo
         )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_serving(port: int, process: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server on {port} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"server on {port} did not start")
-
-
 def test_two_server_processes_sharing_one_database_never_double_book(floor):
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SECRET_KEY": "test-only-two-servers",
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-    }
-    ports = [free_port(), free_port()]
-    servers = [
-        subprocess.Popen(
-            [
-                *(sys.executable, "-m", "gunicorn", "config.wsgi"),
-                *("--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "16"),
-            ],
-            cwd=REPO,
-            env=env,
-        )
-        for port in ports
-    ]
-    try:
-        for port, server in zip(ports, servers, strict=True):
-            wait_until_serving(port, server)
+    with gunicorn_servers(connection.settings_dict, threads=16) as ports:
 
         def ping(i):
             body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(i)})
@@ -231,11 +182,6 @@ def test_two_server_processes_sharing_one_database_never_double_book(floor):
                 return response.status, json.loads(response.read())["data"]
 
         answers = run_concurrently(HTTP_PINGS, ping, database=False)
-    finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=10)
 
     assert {status for status, _ in answers} == {200}
     assert sum(data["agentAvailable"] for _, data in answers) == TX_AGENTS
