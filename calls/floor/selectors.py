@@ -16,11 +16,11 @@ from django.utils import timezone
 
 from calls.exports.reports import CONNECTED_OUTCOMES, RESERVED_OUTCOMES
 from calls.models import CallRecord, CallStatus, InboundCall
-from calls.ping.policies import window_starts
+from calls.ping.policies import at_once_used, window_starts, window_used
 from config.sharedcache import shared_cache_get, shared_cache_set
 from routing.activity import AgentActivity, agent_activity
 from routing.models import Agent, Reservation
-from vendors.models import VendorCap, VendorReservationCount
+from vendors.models import VendorCap
 
 ACTIVITIES = [code for code, _ in AgentActivity.CHOICES]
 # The live counts' window over recent pings.
@@ -288,22 +288,17 @@ def floor_vendors_near_caps(*, now: datetime) -> CapsNow:
         scope = cap.state or "all states"
         used = {}
         if cap.most_at_once is not None:
-            holds = Reservation.objects.live(now).filter(vendor_id=cap.vendor_id)
-            calls = CallRecord.objects.filter(
-                vendor_id=cap.vendor_id, outcome=CallRecord.Outcome.CONNECTED
-            )
-            if cap.state:
-                holds, calls = holds.filter(state=cap.state), calls.filter(state=cap.state)
-            used["at once"] = (holds.count() + calls.count(), cap.most_at_once)
+            count = at_once_used(vendor_id=cap.vendor_id, state=cap.state, now=now)
+            used["at once"] = (count, cap.most_at_once)
         for label, period, starts, most in (
             ("per hour", "hour", hour, cap.most_per_hour),
             ("per day", "day", day, cap.most_per_day),
         ):
             if most is not None:
-                count = VendorReservationCount.objects.filter(
-                    vendor_id=cap.vendor_id, state=cap.state, period=period, starts_at=starts
-                ).values_list("reservations", flat=True)
-                used[label] = (next(iter(count), 0), most)
+                count = window_used(
+                    vendor_id=cap.vendor_id, state=cap.state, period=period, starts=starts
+                )
+                used[label] = (count, most)
         for label, (count, most) in used.items():
             if count >= most * NEAR_CAP_SHARE:
                 near.append(NearCap(cap.vendor.name, scope, label, count, most))

@@ -227,7 +227,11 @@ def policy_refusal(
             if cap is None:
                 continue
             most = cap.most_per_day if period == "day" else cap.most_per_hour
-            if most is not None and _window_used(vendor, state, period, starts) >= most:
+            if (
+                most is not None
+                and window_used(vendor_id=vendor.pk, state=state, period=period, starts=starts)
+                >= most
+            ):
                 return Refusal(reason, _seconds(window_end(period, starts) - now))
     for state, cap in scopes:
         most = None if cap is None else cap.most_at_once
@@ -245,10 +249,12 @@ def _lock_caps(key: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
 
 
-def _window_used(vendor: Vendor, state: str, period: str, starts: datetime) -> int:
+def window_used(*, vendor_id: int, state: str, period: str, starts: datetime) -> int:
+    """A capped vendor's reservations in the window (hour or day) starting at `starts`: its
+    counter row (the statement keeps it), for all its states (state empty) or one."""
     used = (
         VendorReservationCount.objects.filter(
-            vendor=vendor, state=state, period=period, starts_at=starts
+            vendor_id=vendor_id, state=state, period=period, starts_at=starts
         )
         .values_list("reservations", flat=True)
         .first()
@@ -256,11 +262,23 @@ def _window_used(vendor: Vendor, state: str, period: str, starts: datetime) -> i
     return used or 0
 
 
-def _concurrency_refusal(vendor: Vendor, state: str, most: int, now: datetime) -> Refusal | None:
-    holds = Reservation.objects.live(now).filter(vendor=vendor)
-    calls = CallRecord.objects.filter(vendor=vendor, outcome=CallRecord.Outcome.CONNECTED)
+def _holds_and_calls(vendor_id: int, state: str, now: datetime):
+    """What a concurrency cap counts: the vendor's live holds and its calls in progress."""
+    holds = Reservation.objects.live(now).filter(vendor_id=vendor_id)
+    calls = CallRecord.objects.filter(vendor_id=vendor_id, outcome=CallRecord.Outcome.CONNECTED)
     if state:
         holds, calls = holds.filter(state=state), calls.filter(state=state)
+    return holds, calls
+
+
+def at_once_used(*, vendor_id: int, state: str, now: datetime) -> int:
+    """Live holds plus calls in progress, as a concurrency cap counts them."""
+    holds, calls = _holds_and_calls(vendor_id, state, now)
+    return holds.count() + calls.count()
+
+
+def _concurrency_refusal(vendor: Vendor, state: str, most: int, now: datetime) -> Refusal | None:
+    holds, calls = _holds_and_calls(vendor.pk, state, now)
     if holds.count() + calls.count() < most:
         return None
     soonest = holds.order_by("expires_at").values_list("expires_at", flat=True).first()
