@@ -217,9 +217,13 @@ class VendorCap(models.Model):
 class VendorReservationCount(models.Model):
     """Reservations a capped vendor made in one hour or day (per state, or all: state empty).
 
-    The ping's statement adds to it as it reserves, so an hourly or daily cap reads one row
-    instead of counting the window's reservations on every ping.
+    The ping's statement adds to it as it reserves, so an hourly or daily cap reads a few rows
+    instead of counting the window's reservations on every ping. A window's count is spread over
+    slots (the statement picks one by its database connection), and is their sum: one row that
+    every ping of the vendor updated would make those pings wait for each other's commits.
     """
+
+    SLOTS = 16
 
     class Period(models.TextChoices):
         HOUR = "hour"
@@ -229,19 +233,23 @@ class VendorReservationCount(models.Model):
     state = models.CharField(max_length=2, blank=True)
     period = models.CharField(max_length=4, choices=Period.choices)
     starts_at = models.DateTimeField()
+    slot = models.PositiveSmallIntegerField(default=0)
     reservations = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["vendor", "state", "period", "starts_at"],
+                fields=["vendor", "state", "period", "starts_at", "slot"],
                 name="vendorreservationcount_unique",
             )
         ]
 
     def __str__(self) -> str:
         scope = self.state or "all states"
-        return f"{self.vendor} ({scope}), {self.period} of {self.starts_at}: {self.reservations}"
+        return (
+            f"{self.vendor} ({scope}), {self.period} of {self.starts_at}, slot {self.slot}: "
+            f"{self.reservations}"
+        )
 
 
 class Weekday(models.IntegerChoices):

@@ -11,9 +11,11 @@ compares them.
 Caps are exact under concurrency: a capped ping takes a transaction-scoped advisory lock of the
 vendor (or of the vendor and state, when only the state is capped) and counts after it has it.
 In the statement the lock and the counts are in ping_cap_refusal, a PL/pgSQL function (calls
-migration 0018): a VOLATILE function's queries see a snapshot taken when each runs, after the
-lock, whereas the statement's own snapshot is taken when the statement starts, before any wait
-for the lock, and would miss the reservation the lock's previous holder just committed.
+migrations 0018 and 0019): a VOLATILE function's queries see a snapshot taken when each runs,
+after the lock, whereas the statement's own snapshot is taken when the statement starts, before
+any wait for the lock, and would miss the reservation the lock's previous holder just committed.
+Hourly and daily caps read counters the statement keeps (VendorReservationCount, in slots);
+a concurrency cap above what the agents could ever hold is not counted at all (0019).
 """
 
 import math
@@ -23,7 +25,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
 
 from calls.models import CallRecord
 from calls.ping.consent import ConsentEvidence, consent_evidence, consent_verifier
@@ -126,8 +129,9 @@ def _policy_ctes() -> PolicyChecks:
         counted AS (
             -- A capped vendor's reservations per hour and day: all states together where the
             -- vendor has a window cap, the state's own where the state has one.
-            INSERT INTO {counts} AS v (vendor_id, state, period, starts_at, reservations)
-            SELECT %(vendor)s, w.state, w.period, w.starts_at, 1
+            INSERT INTO {counts} AS v (vendor_id, state, period, starts_at, slot, reservations)
+            SELECT %(vendor)s, w.state, w.period, w.starts_at,
+                   mod(pg_backend_pid(), {VendorReservationCount.SLOTS}), 1
             FROM reservation r, (VALUES
                 (%(p_count_every)s::boolean, '', 'hour', date_trunc('hour', {NOW})),
                 (%(p_count_every)s::boolean, '', 'day',
@@ -137,7 +141,7 @@ def _policy_ctes() -> PolicyChecks:
                  date_trunc('day', {NOW} AT TIME ZONE {zone}) AT TIME ZONE {zone})
             ) AS w (counted, state, period, starts_at)
             WHERE w.counted
-            ON CONFLICT (vendor_id, state, period, starts_at)
+            ON CONFLICT (vendor_id, state, period, starts_at, slot)
             DO UPDATE SET reservations = v.reservations + 1
             RETURNING v.id
         )""",
@@ -251,15 +255,10 @@ def _lock_caps(key: str) -> None:
 
 def window_used(*, vendor_id: int, state: str, period: str, starts: datetime) -> int:
     """A capped vendor's reservations in the window (hour or day) starting at `starts`: its
-    counter row (the statement keeps it), for all its states (state empty) or one."""
-    used = (
-        VendorReservationCount.objects.filter(
-            vendor_id=vendor_id, state=state, period=period, starts_at=starts
-        )
-        .values_list("reservations", flat=True)
-        .first()
-    )
-    return used or 0
+    counter's slots (the statement keeps them), for all its states (state empty) or one."""
+    return VendorReservationCount.objects.filter(
+        vendor_id=vendor_id, state=state, period=period, starts_at=starts
+    ).aggregate(used=Coalesce(Sum("reservations"), 0))["used"]
 
 
 def _holds_and_calls(vendor_id: int, state: str, now: datetime):
@@ -318,6 +317,7 @@ def count_reservation(*, vendor: Vendor, state: str, inputs: PolicyInputs, now: 
                 state=scope,
                 period=period,
                 starts_at=starts,
+                slot=0,
                 defaults={"reservations": 1},
             )
             if not created:

@@ -2,9 +2,9 @@
 and across two server processes, never admit one past a cap.
 
 PostgreSQL only. The mechanism is ping_cap_refusal's advisory lock, counted after (calls
-migration 0018). The control installs the same function without the lock, with a pause after
-the count so the race is certain rather than lucky: it admits past the cap, which is the race the
-lock closes. The same pause with the lock still admits exactly the cap.
+migrations 0018 and 0019). The control installs the same function without the lock, with a
+pause after the counts so the race is certain rather than lucky: it admits past the cap, which
+is the race the lock closes. The same pause with the lock still admits exactly the cap.
 """
 
 import importlib
@@ -17,7 +17,7 @@ from django.db import connection
 from calls.models import CallRecord
 from routing.models import Reservation
 from tests.conftest import ALL_STATES_KEY, PING_URL
-from tests.factories import VendorFactory, floor_build
+from tests.factories import CallRecordFactory, ReservationFactory, VendorFactory, floor_build
 from tests.routing.test_allocation_concurrency import (
     assert_no_double_holds,
     run_concurrently,
@@ -34,11 +34,9 @@ CAP = 5
 # Within the ping's statement timeout even for the last of CAP pings that take turns.
 PAUSE_SECONDS = 0.05
 
-_function = importlib.import_module("calls.migrations.0018_ping_cap_refusal_function")
-# The exclusive lock (caps this low are near: the shared mode never applies), and the end of
-# the exact count after it.
-_LOCK = "    PERFORM pg_advisory_xact_lock(hashtextextended(p_lock, 0));\n"
-_END = "        p_state_at_once, p_state_per_hour, p_state_per_day, p_default_retry) AS f;\nEND\n"
+_function = importlib.import_module("calls.migrations.0019_ping_cap_refusal_cheaper_counts")
+# The exclusive lock (caps this low are near: the shared mode never applies).
+_LOCK = "        PERFORM pg_advisory_xact_lock(hashtextextended(p_lock, 0));\n"
 
 
 @pytest.fixture
@@ -55,10 +53,15 @@ def cap_function():
 
     def install(*, lock: bool, pause: float) -> None:
         sql = _function.CREATE
-        assert sql.count(_LOCK) == 1 and sql.count(_END) == 1
+        assert sql.count(_LOCK) == 1
         if not lock:
-            sql = sql.replace(_LOCK, "")
-        sql = sql.replace(_END, _END.replace("END\n", f"    PERFORM pg_sleep({pause});\nEND\n"))
+            sql = sql.replace(_LOCK, "        NULL;\n")
+        # The pause after the counts: at the end, and before each refusal's RETURN.
+        sql = sql.replace("END\n$$;", f"    PERFORM pg_sleep({pause});\nEND\n$$;")
+        sql = sql.replace(
+            "                RETURN;\n",
+            f"                PERFORM pg_sleep({pause});\n                RETURN;\n",
+        )
         with connection.cursor() as cursor:
             cursor.execute(sql)
 
@@ -212,3 +215,36 @@ def test_a_large_cap_already_reached_is_refused_by_the_statement_itself(vendor):
 
     assert answer["reason"] == "hourly_cap"
     assert len(queries) == 1
+
+
+def ping_one(i: int) -> dict:
+    from django.test import Client
+
+    body = json.dumps({"vendorKey": ALL_STATES_KEY, "phoneNumber": texas_caller(i)})
+    return Client().post(PING_URL, data=body, content_type="application/json").json()["data"]
+
+
+def test_a_large_concurrency_cap_the_agents_can_reach_admits_its_last_and_refuses_the_next(
+    vendor,
+):
+    # Above max_connections (the shared mode), and with more agents than the cap: the holds are
+    # counted, however many.
+    cap = max_connections() + 3
+    VendorCap.objects.create(vendor=vendor, most_at_once=cap)
+    ReservationFactory.create_batch(cap - 1, vendor=vendor)
+
+    assert ping_one(1)["agentAvailable"] is True  # the last
+    refusal = ping_one(2)
+
+    assert refusal["agentAvailable"] is False and refusal["reason"] == "concurrency_cap"
+    assert Reservation.objects.filter(vendor=vendor, status="active").count() == cap
+
+
+def test_calls_in_progress_reach_a_large_concurrency_cap_with_fewer_agents_than_the_cap(vendor):
+    # Fewer agents than the cap, so the holds alone could never reach it: the calls do.
+    cap = max_connections() + 3
+    VendorCap.objects.create(vendor=vendor, most_at_once=cap)
+    CallRecordFactory.create_batch(cap - 1, vendor=vendor, outcome="connected")
+
+    assert ping_one(1)["agentAvailable"] is True
+    assert ping_one(2)["reason"] == "concurrency_cap"

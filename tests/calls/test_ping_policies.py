@@ -14,7 +14,7 @@ from calls.models import CallRecord
 from calls.ping.service import PingAnswer, vendor_ping
 from routing.models import Agent, DoNotCallNumber, Reservation
 from tests.factories import CallRecordFactory, VendorFactory, floor_build
-from vendors.models import Holiday, OpeningHours, VendorCap
+from vendors.models import Holiday, OpeningHours, VendorCap, VendorReservationCount
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -372,6 +372,19 @@ def test_a_vendor_wide_cap_and_a_states_cap_both_apply(ask, vendor):
     assert ask("+14155550100", now=now).agent_available is True
     assert ask("+14155550101", now=now).agent_available is True
     assert refused(ask("+14155550102", now=now), "hourly_cap", retry=3600)
+
+
+def test_an_hours_count_is_the_sum_of_its_slots(ask, vendor):
+    # The statement adds to one slot per database connection; a cap reads them all.
+    VendorCap.objects.create(vendor=vendor, most_per_hour=3)
+    hour = at(MONDAY, 18)
+    for slot in (3, 11):
+        VendorReservationCount.objects.create(
+            vendor=vendor, period="hour", starts_at=hour, slot=slot, reservations=1
+        )
+
+    assert ask(callers(1)[0], now=hour + timedelta(minutes=5)).agent_available is True
+    assert refused(ask(callers(2)[1], now=hour + timedelta(minutes=6)), "hourly_cap", 54 * 60)
 
 
 def test_refused_pings_do_not_count_toward_the_window_caps(ask, vendor):
