@@ -3,6 +3,7 @@
 (The plain race, 30 pings for one caller, is in tests/routing/test_allocation_concurrency.py.)
 """
 
+import dataclasses
 import json
 import threading
 import time
@@ -153,3 +154,58 @@ def test_one_caller_pinged_at_once_in_three_states_holds_one_agent(floor):
     assert Reservation.objects.filter(status="active").count() == ROUNDS
     assert Agent.objects.exclude(held_until=None).count() == ROUNDS
     assert TransferNumber.objects.exclude(held_until=None).count() == ROUNDS
+
+
+@pytest.mark.parametrize("cap", [{"most_at_once": 1}, {"most_per_hour": 1}], ids=str)
+def test_a_repeat_whose_twin_commits_just_before_its_caller_lock_is_no_cap_refusal(
+    floor, monkeypatch, cap
+):
+    # The statement reads the database as of its start and takes the caller's lock a moment
+    # later. Here the second ping's statement waits a while in between, so the first commits its
+    # hold in that instant for certain: the caps (which count after their own lock) see that
+    # hold, the statement's live check does not. The answer is still a repeat.
+    from vendors.models import Vendor, VendorCap
+
+    vendor = Vendor.objects.get(keys__sandbox=False, all_states=True)
+    VendorCap.objects.create(vendor=vendor, **cap)
+    statement = calls_services.ping_statement()
+    lock = "pg_try_advisory_xact_lock("
+    assert statement.positional_sql.count(lock) == 1
+    late_lock = dataclasses.replace(
+        statement,
+        positional_sql=statement.positional_sql.replace(
+            lock, f"(pg_sleep(0.5) IS NOT NULL) AND {lock}"
+        ),
+    )
+    late = threading.local()
+    monkeypatch.setattr(
+        calls_services,
+        "ping_statement",
+        lambda: late_lock if getattr(late, "lock", False) else statement,
+    )
+    body = {"vendorKey": ALL_STATES_KEY, "phoneNumber": "+15125550077", "stateCode": "TX"}
+    answers: dict = {}
+
+    def second() -> None:
+        late.lock = True
+        try:
+            answers["second"] = Client().post(
+                PING_URL, data=json.dumps(body), content_type="application/json"
+            )
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.2)  # the second ping's statement has begun, and waits
+    first = Client().post(PING_URL, data=json.dumps(body), content_type="application/json")
+    thread.join(timeout=30)
+
+    assert first.json()["data"]["agentAvailable"] is True
+    repeat = answers["second"].json()["data"]
+    assert repeat["agentAvailable"] is True
+    assert repeat["transferTarget"] == first.json()["data"]["transferTarget"]
+    outcomes = CallRecord.objects.filter(phone_number=body["phoneNumber"]).values_list(
+        "outcome", flat=True
+    )
+    assert sorted(outcomes) == ["repeat", "reserved"]
