@@ -11,9 +11,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from calls.models import CallRecord
-from calls.ping.policies import policy_params
+from calls.ping.consent import ConsentEvidence
+from calls.ping.policies import PolicyInputs, policy_params
 from calls.ping.service import ping_record_default_params, ping_statement
 from routing.geography import AREA_CODE_STATES
+from vendors.policies import vendor_policies_load
 from vendors.services import VendorKeyInvalid, vendor_key_authenticate
 
 # What pgbench computes per statement: a caller (random number, random state). The time is the
@@ -33,6 +35,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--vendor-key", required=True, help="a key authorized everywhere")
+        parser.add_argument(
+            "--policies",
+            action="store_true",
+            help="the vendor's own policies (open hours, consent given, its vendor-wide caps)",
+        )
 
     def handle(self, *args, **options):
         if connection.vendor != "postgresql":
@@ -45,8 +52,12 @@ class Command(BaseCommand):
         ttl = settings.RESERVATION_TTL_SECONDS
         values = {
             **{key: _literal(value) for key, value in ping_record_default_params().items()},
-            # Every policy off (the vendor's own policies are not read here).
-            **{key: _literal(value) for key, value in policy_params(None).items()},
+            **{
+                key: _literal(value)
+                for key, value in policy_params(
+                    _vendor_wide_policies(vendor) if options["policies"] else None
+                ).items()
+            },
             **_PER_STATEMENT,
             "vendor": str(vendor.pk),
             "c_vendor_id": str(vendor.pk),
@@ -65,6 +76,22 @@ class Command(BaseCommand):
             raise CommandError("A parameter of the statement has no value here.")
         self.stdout.write(f"\\set n random(1, 9999999)\n\\set s random(1, {len(states)})\n")
         self.stdout.write(statement + ";\n")
+
+
+def _vendor_wide_policies(vendor) -> PolicyInputs:
+    """The vendor's policies as a ping in open hours, with consent, meets them: do-not-call,
+    duplicates and the vendor-wide caps checked (per-state caps are not)."""
+    policies = vendor_policies_load(vendor)
+    every, _ = policies.caps_for("")
+    return PolicyInputs(
+        evidence=ConsentEvidence(),
+        consent_missing=False,
+        closed_retry_after=None,
+        policies=policies,
+        cap_lock=policies.cap_lock_key(vendor_id=vendor.pk, state=""),
+        every_state=every,
+        this_state=None,
+    )
 
 
 def _literal(value) -> str:
