@@ -8,6 +8,10 @@ What changed from 0018 (whose docstring explains the locks and the shared mode, 
   Below it, the holds are counted only up to the cap, and their soonest end is read only to refuse.
 - Hourly and daily counts are the sum of the window's slots (vendors 0005): the statement adds
   to one slot per connection, so a vendor's pings no longer queue for one row.
+- A refusal first looks for a live hold of the caller (p_phone, new): one committed by a twin
+  ping after the calling statement's snapshot, which its own live check cannot see but these
+  counts (after the lock) do. Such a ping is a repeat, and '' leaves it to the transactional
+  path. Admitted pings pay nothing for it.
 - One function, its checks in a loop over arrays instead of a query of a VALUES list.
 """
 
@@ -16,8 +20,17 @@ import importlib
 from django.db import migrations
 
 CREATE = """
+DROP FUNCTION IF EXISTS ping_cap_refusal(
+    text, bigint, text, timestamptz, text, integer, integer, integer, integer, integer, integer,
+    integer
+);
+DROP FUNCTION IF EXISTS ping_cap_first_reached(
+    integer, bigint, text, timestamptz, text, integer, integer, integer, integer, integer,
+    integer, integer
+);
+
 CREATE OR REPLACE FUNCTION ping_cap_refusal(
-    p_lock text, p_vendor bigint, p_state text, p_now timestamptz, p_zone text,
+    p_lock text, p_vendor bigint, p_state text, p_phone text, p_now timestamptz, p_zone text,
     p_at_once integer, p_per_hour integer, p_per_day integer,
     p_state_at_once integer, p_state_per_hour integer, p_state_per_day integer,
     p_default_retry integer, OUT reason text, OUT retry_after integer
@@ -80,7 +93,7 @@ BEGIN
                 -- GREATEST ignores a NULL: none of its holds will end by itself.
                 retry_after := CASE WHEN soonest IS NULL THEN p_default_retry
                     ELSE GREATEST(1, ceil(extract(epoch FROM soonest - p_now)))::integer END;
-                RETURN;
+                EXIT;
             END IF;
         ELSE
             used := (SELECT COALESCE(sum(v.reservations), 0) FROM vendors_vendorreservationcount v
@@ -95,20 +108,31 @@ BEGIN
                     ELSE (date_trunc('day', p_now AT TIME ZONE p_zone) + interval '1 day')
                          AT TIME ZONE p_zone
                     END - p_now)))::integer;
-                RETURN;
+                EXIT;
             END IF;
         END IF;
     END LOOP;
-    IF shared AND close THEN
+    IF reason IS NOT NULL AND EXISTS (
+        -- The caller's live hold, through reservation_one_live_per_vendor_caller.
+        SELECT 1 FROM routing_reservation r
+        WHERE r.vendor_id = p_vendor AND r.phone_number = p_phone AND r.status = 'active'
+          AND r.expires_at > p_now
+    ) THEN
+        -- Committed by a twin after the calling statement began: a repeat, not a refusal.
+        reason := '';
+        retry_after := NULL;
+    ELSIF reason IS NULL AND shared AND close THEN
         -- Within that room of a cap, and a shared lock is never upgraded (two pings doing so
         -- would deadlock): '' leaves the ping to the transactional path, whose lock is exclusive.
         reason := '';
     END IF;
 END
 $$;
+"""
 
-DROP FUNCTION IF EXISTS ping_cap_first_reached(
-    integer, bigint, text, timestamptz, text, integer, integer, integer, integer, integer,
+DROP = """
+DROP FUNCTION IF EXISTS ping_cap_refusal(
+    text, bigint, text, text, timestamptz, text, integer, integer, integer, integer, integer,
     integer, integer
 );
 """
@@ -122,6 +146,7 @@ def create(apps, schema_editor):
 def back_to_0018(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         previous = importlib.import_module("calls.migrations.0018_ping_cap_refusal_function")
+        schema_editor.execute(DROP)
         schema_editor.execute(previous.CREATE)
 
 

@@ -111,7 +111,7 @@ def _policy_ctes() -> PolicyChecks:
             -- nothing of the function's row, so it gates the call (a one-time filter).
             SELECT f.reason, f.retry_after
             FROM ping_cap_refusal(
-                %(p_cap_lock)s::text, %(vendor)s, %(state)s, {NOW}, {zone},
+                %(p_cap_lock)s::text, %(vendor)s, %(state)s, %(phone)s, {NOW}, {zone},
                 %(p_at_once)s::integer, %(p_per_hour)s::integer, %(p_per_day)s::integer,
                 %(p_state_at_once)s::integer, %(p_state_per_hour)s::integer,
                 %(p_state_per_day)s::integer, %(p_default_retry)s::integer

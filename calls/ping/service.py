@@ -28,7 +28,6 @@ from config.errors import ApplicationError
 from routing.allocation import (
     AllocationStatement,
     RecordInsert,
-    StatementReservation,
     agent_soonest_free_at,
     allocation_statement,
     reservation_create,
@@ -168,41 +167,32 @@ def _reserve_in_one_statement(
     )
     if reserved is None:
         return None
-    if reserved.reservation_id is None and _hold_committed_meanwhile(vendor, fields, reserved):
-        # A repeat after all: undo its record; the transactional path answers it.
-        CallRecord.objects.filter(request_id=request_id).delete()
-        return None
     if reserved.refusal is not None:
         return _refused(reserved.now, Refusal(reserved.refusal, reserved.retry_after))
     if reserved.reservation_id is None:
+        if _hold_committed_meanwhile(vendor, fields, reserved.now):
+            # A repeat after all: undo its record; the transactional path answers it.
+            CallRecord.objects.filter(request_id=request_id).delete()
+            return None
         return _unavailable(reserved.now, reserved.soonest_agent_free_at)
     # Plain values from here on: model instances would parse the phone numbers again.
     _enqueue_expiry(reserved.reservation_id, reserved.now + timedelta(seconds=ttl_seconds))
     return _available(reserved.transfer_number, ttl_seconds, reserved.agent_count, reserved.now)
 
 
-# The refusals that count the vendor's holds: the caller's own may be among them.
-_CAP_REASONS = frozenset(
-    {UnavailableReason.CONCURRENCY_CAP, UnavailableReason.HOURLY_CAP, UnavailableReason.DAILY_CAP}
-)
-
-
-def _hold_committed_meanwhile(
-    vendor: Vendor, fields: PingFields, reserved: StatementReservation
-) -> bool:
+def _hold_committed_meanwhile(vendor: Vendor, fields: PingFields, now: datetime) -> bool:
     """Whether the caller holds a live reservation the statement did not see.
 
     The statement reads the database as it stood when it began, and takes the caller's lock a
     moment later: another ping for the caller can commit its hold in between. That ping is then
-    seen by the lock (free again) but not by the live check; with no other agent free, or with
-    that very hold filling a cap (the caps count after their lock, so they see it), this one
-    would answer no agent or a cap instead of a repeat. Asked only then: a ping that reserves,
-    or that another policy refuses, pays nothing.
+    seen by the lock (free again) but not by the live check, and with no other agent free this
+    one would answer no agent instead of a repeat. Asked only when no agent was free: a ping that
+    reserves pays nothing. (A cap refusal, whose counts see that hold, asks the same inside the
+    statement: ping_cap_refusal, calls migration 0019.)
     """
-    if reserved.refusal is not None and reserved.refusal not in _CAP_REASONS:
-        return False
-    live = reservation_find_live(vendor=vendor, phone_number=fields.phone_number, now=reserved.now)
-    return live is not None
+    return (
+        reservation_find_live(vendor=vendor, phone_number=fields.phone_number, now=now) is not None
+    )
 
 
 # Columns of the call record the statement fills itself: from the reservation it made (or did
