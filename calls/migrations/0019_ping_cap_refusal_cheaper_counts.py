@@ -12,7 +12,8 @@ What changed from 0018 (whose docstring explains the locks and the shared mode, 
   ping after the calling statement's snapshot, which its own live check cannot see but these
   counts (after the lock) do. Such a ping is a repeat, and '' leaves it to the transactional
   path. Admitted pings pay nothing for it.
-- One function, its checks in a loop over arrays instead of a query of a VALUES list.
+- One function and two queries, one for every window count and one for the calls in progress
+  and the highest agent id, instead of a function per count and a query per cap.
 """
 
 import importlib
@@ -39,17 +40,20 @@ DECLARE
     -- At most this many pings are in flight at once (one per connection).
     slack integer := current_setting('max_connections')::integer;
     shared boolean;
-    close boolean := false;
-    kinds text[] := ARRAY['day', 'day', 'hour', 'hour', 'at_once', 'at_once'];
-    limits integer[] := ARRAY[p_per_day, p_state_per_day, p_per_hour, p_state_per_hour,
-                              p_at_once, p_state_at_once];
-    kind text;
+    close boolean;
+    hour_start timestamptz := date_trunc('hour', p_now);
+    day_start timestamptz := date_trunc('day', p_now AT TIME ZONE p_zone) AT TIME ZONE p_zone;
+    day_used bigint := 0;
+    state_day_used bigint := 0;
+    hour_used bigint := 0;
+    state_hour_used bigint := 0;
+    calls bigint;
+    state_calls bigint;
+    top_agent bigint;
     scope text;
     most integer;
     used bigint;
     soonest timestamptz;
-    hour_start timestamptz := date_trunc('hour', p_now);
-    day_start timestamptz := date_trunc('day', p_now AT TIME ZONE p_zone) AT TIME ZONE p_zone;
 BEGIN
     IF p_lock IS NULL THEN
         RETURN;
@@ -65,20 +69,55 @@ BEGIN
         slack := 0;
         PERFORM pg_advisory_xact_lock(hashtextextended(p_lock, 0));
     END IF;
+
+    -- The windows: every slot of the vendor's and the state's day and hour, in one query.
+    IF COALESCE(p_per_day, p_state_per_day, p_per_hour, p_state_per_hour) IS NOT NULL THEN
+        SELECT
+            COALESCE(sum(w.reservations) FILTER (WHERE w.state = '' AND w.period = 'day'), 0),
+            COALESCE(sum(w.reservations) FILTER (WHERE w.state <> '' AND w.period = 'day'), 0),
+            COALESCE(sum(w.reservations) FILTER (WHERE w.state = '' AND w.period = 'hour'), 0),
+            COALESCE(sum(w.reservations) FILTER (WHERE w.state <> '' AND w.period = 'hour'), 0)
+        INTO day_used, state_day_used, hour_used, state_hour_used
+        FROM (
+            SELECT v.state, v.period, v.reservations FROM vendors_vendorreservationcount v
+            WHERE v.vendor_id = p_vendor AND v.state = ANY (ARRAY['', p_state])
+              AND v.period = 'day' AND v.starts_at = day_start
+            UNION ALL
+            SELECT v.state, v.period, v.reservations FROM vendors_vendorreservationcount v
+            WHERE v.vendor_id = p_vendor AND v.state = ANY (ARRAY['', p_state])
+              AND v.period = 'hour' AND v.starts_at = hour_start
+        ) AS w;
+    END IF;
+    close := COALESCE(day_used + slack >= p_per_day, false)
+        OR COALESCE(state_day_used + slack >= p_state_per_day, false)
+        OR COALESCE(hour_used + slack >= p_per_hour, false)
+        OR COALESCE(state_hour_used + slack >= p_state_per_hour, false);
     -- Daily caps first, then hourly, then concurrency (each the vendor's, then its state's):
     -- the first reached is the answer, so its hint is the longest wait the others could add.
-    FOR i IN 1..6 LOOP
-        most := limits[i];
-        CONTINUE WHEN most IS NULL;
-        kind := kinds[i];
-        scope := CASE WHEN mod(i, 2) = 1 THEN '' ELSE p_state END;
-        IF kind = 'at_once' THEN
-            used := (SELECT count(*) FROM calls_callrecord c
-                     WHERE c.vendor_id = p_vendor AND c.outcome = 'connected'
-                       AND (scope = '' OR c.state = scope));
-            CONTINUE WHEN used + (SELECT COALESCE(max(a.id), 0) FROM routing_agent a) + slack
-                          < most;
-            -- Through reservation_vendor_active (routing 0013): the vendor's live holds only.
+    IF day_used >= p_per_day OR state_day_used >= p_state_per_day THEN
+        reason := 'daily_cap';
+        retry_after := GREATEST(1, ceil(extract(epoch FROM
+            (date_trunc('day', p_now AT TIME ZONE p_zone) + interval '1 day') AT TIME ZONE p_zone
+            - p_now)))::integer;
+    ELSIF hour_used >= p_per_hour OR state_hour_used >= p_state_per_hour THEN
+        reason := 'hourly_cap';
+        retry_after := GREATEST(1, ceil(extract(epoch FROM
+            hour_start + interval '1 hour' - p_now)))::integer;
+    ELSIF COALESCE(p_at_once, p_state_at_once) IS NOT NULL THEN
+        -- Calls in progress (through callrecord_in_progress), and the highest agent id: no
+        -- vendor holds more agents than that, each live hold holding one of its own.
+        SELECT count(*), count(*) FILTER (WHERE c.state = p_state),
+               (SELECT COALESCE(max(a.id), 0) FROM routing_agent a)
+        INTO calls, state_calls, top_agent
+        FROM calls_callrecord c WHERE c.vendor_id = p_vendor AND c.outcome = 'connected';
+        FOR i IN 1..2 LOOP
+            most := CASE i WHEN 1 THEN p_at_once ELSE p_state_at_once END;
+            used := CASE i WHEN 1 THEN calls ELSE state_calls END;
+            -- A cap that not even every agent held could reach: no hold needs counting.
+            CONTINUE WHEN most IS NULL OR used + top_agent + slack < most;
+            scope := CASE i WHEN 1 THEN '' ELSE p_state END;
+            -- Through reservation_vendor_active (routing 0013): the vendor's live holds only,
+            -- counted up to the cap.
             used := used + (SELECT count(*) FROM (
                 SELECT 1 FROM routing_reservation r
                 WHERE r.vendor_id = p_vendor AND r.status = 'active' AND r.expires_at > p_now
@@ -95,23 +134,9 @@ BEGIN
                     ELSE GREATEST(1, ceil(extract(epoch FROM soonest - p_now)))::integer END;
                 EXIT;
             END IF;
-        ELSE
-            used := (SELECT COALESCE(sum(v.reservations), 0) FROM vendors_vendorreservationcount v
-                     WHERE v.vendor_id = p_vendor AND v.state = scope AND v.period = kind
-                       AND v.starts_at = CASE WHEN kind = 'hour' THEN hour_start
-                                              ELSE day_start END);
-            close := close OR used + slack >= most;
-            IF used >= most THEN
-                reason := CASE WHEN kind = 'hour' THEN 'hourly_cap' ELSE 'daily_cap' END;
-                retry_after := GREATEST(1, ceil(extract(epoch FROM CASE
-                    WHEN kind = 'hour' THEN hour_start + interval '1 hour'
-                    ELSE (date_trunc('day', p_now AT TIME ZONE p_zone) + interval '1 day')
-                         AT TIME ZONE p_zone
-                    END - p_now)))::integer;
-                EXIT;
-            END IF;
-        END IF;
-    END LOOP;
+        END LOOP;
+    END IF;
+
     IF reason IS NOT NULL AND EXISTS (
         -- The caller's live hold, through reservation_one_live_per_vendor_caller.
         SELECT 1 FROM routing_reservation r
