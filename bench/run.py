@@ -88,6 +88,8 @@ TARGETS = {
     "steady_p99_ms": ("<=", 15.0),
     "ping_per_orm": (">=", 3.0),
     "overlaps": ("==", 0),
+    # Pings with every policy on against pings without, same run: within 10 % (issue of policies).
+    "policies_vs_plain": (">=", -0.10),
 }
 
 
@@ -629,6 +631,7 @@ def main() -> None:
     first_connections, trivial, pings, _ = results[0]
     floor = first_references.get("round trips only")
     orm = first_references.get("orm")
+    policed = first_references.get("pings, every policy on")
     figures = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cores": os.cpu_count(),
@@ -654,7 +657,11 @@ def main() -> None:
         "steady_generator_p99_ms": generator["p99_ms"],
         "steady_generator_core_share": steady_pings["generator_core_share"],
         "overlaps": overlaps,
+        "policies_ping_per_s": policed["rate"] if policed else None,
+        "policies_web_cpu_ms": policed["web_ms"] if policed else None,
+        "policies_db_cpu_ms": policed["database_ms"] if policed else None,
     }
+    figures["policies_vs_plain"] = policed["rate"] / pings["rate"] - 1 if policed else None
     figures["ping_per_floor"] = pings["rate"] / floor["rate"] if floor else None
     figures["ping_per_orm"] = pings["rate"] / orm["rate"] if orm else None
     figures["db_cpu_per_ping_per_pgbench_write"] = (
