@@ -223,7 +223,7 @@ class VendorReservationCount(models.Model):
     every ping of the vendor updated would make those pings wait for each other's commits.
     """
 
-    SLOTS = 16
+    SLOTS = 64
 
     class Period(models.TextChoices):
         HOUR = "hour"
