@@ -33,6 +33,10 @@ PINGS = 16
 CAP = 5
 # Within the ping's statement timeout even for the last of CAP pings that take turns.
 PAUSE_SECONDS = 0.05
+# Without the lock nobody takes turns: a pause long enough that every ping counts before the
+# first commits, however far apart the threads reach their statements on a busy machine (the
+# request's Python before it runs under one interpreter lock).
+CONTROL_PAUSE_SECONDS = 0.5
 
 _function = importlib.import_module("calls.migrations.0019_ping_cap_refusal_cheaper_counts")
 # The exclusive lock (caps this low are near: the shared mode never applies).
@@ -115,7 +119,7 @@ def test_with_a_pause_after_the_count_the_lock_still_admits_exactly_the_cap(vend
 
 def test_control_without_the_lock_the_same_race_admits_past_the_cap(vendor, cap_function):
     # What the lock prevents: pings counting while the others' reservations are uncommitted.
-    cap_function(lock=False, pause=PAUSE_SECONDS)
+    cap_function(lock=False, pause=CONTROL_PAUSE_SECONDS)
     VendorCap.objects.create(vendor=vendor, most_at_once=CAP)
 
     assert admitted(ping_all_at_once(PINGS)) > CAP
