@@ -26,6 +26,7 @@ from calls.telephony.service import (
     agents_on_shift,
     carrier_text,
     inbound_call_current_route,
+    inbound_call_lock,
     queue_connect,
     queue_hung_up,
     queue_wait_end,
@@ -69,11 +70,7 @@ def queue_leave(*, call_sid: object, queue_result: object, now: datetime | None 
     now = now or database_now()
     result = carrier_text(queue_result, 32).lower()
     with transaction.atomic():
-        inbound = (
-            InboundCall.objects.select_for_update()
-            .filter(call_sid=carrier_text(call_sid, 64))
-            .first()
-        )
+        inbound = inbound_call_lock(carrier_text(call_sid, 64))
         if inbound is None:
             logger.warning("Queue result %r for a call we never received: %r", result, call_sid)
             return Route(hang_up=True)
@@ -141,7 +138,7 @@ def _close_lost_wait(call_sid: str, now: datetime) -> None:
     """A caller whose wait ended long ago with no word from the carrier (no wait request, no
     status callback): they are gone. Recorded as hung up."""
     with transaction.atomic():
-        inbound = InboundCall.objects.select_for_update().filter(call_sid=call_sid).first()
+        inbound = inbound_call_lock(call_sid)
         if inbound is None or not inbound.waiting:
             waiting_caller_leave(call_sid=call_sid, now=now)
             return

@@ -416,6 +416,12 @@ def inbound_call_current_route(*, inbound: InboundCall) -> Route:
 # --- Following the call ---------------------------------------------------------------------
 
 
+def inbound_call_lock(call_sid: str) -> InboundCall | None:
+    """The inbound call with this carrier sid, locked for the rest of the transaction (every
+    webhook of one call takes its turn on it), or None if we never received it."""
+    return InboundCall.objects.select_for_update().filter(call_sid=call_sid).first()
+
+
 def dial_attempt_finish(
     *,
     call_sid: object,
@@ -432,11 +438,7 @@ def dial_attempt_finish(
         status = CallStatus.FAILED
     duration = carrier_seconds(dial_duration)
     with transaction.atomic():
-        inbound = (
-            InboundCall.objects.select_for_update()
-            .filter(call_sid=carrier_text(call_sid, 64))
-            .first()
-        )
+        inbound = inbound_call_lock(carrier_text(call_sid, 64))
         if inbound is None:
             logger.warning("Dial status for a call we never received: %r", call_sid)
             return Route(hang_up=True)
@@ -549,11 +551,7 @@ def inbound_call_status(
     duration = carrier_seconds(call_duration)
     parent = carrier_text(parent_call_sid, 64)
     with transaction.atomic():
-        inbound = (
-            InboundCall.objects.select_for_update()
-            .filter(call_sid=parent or carrier_text(call_sid, 64))
-            .first()
-        )
+        inbound = inbound_call_lock(parent or carrier_text(call_sid, 64))
         if inbound is None or not status:
             logger.warning("Status %r for a call we never received: %r", status, call_sid)
             return
