@@ -12,6 +12,7 @@ statement under pgbench, and, after the run, the count of overlapping reservatio
 Everything is read from BENCH_* environment variables (see `make help` and docs/performance.md).
 """
 
+import contextlib
 import itertools
 import json
 import os
@@ -277,19 +278,28 @@ def settle(server_pid: int, timeout: float = 3.0) -> None:
             return
 
 
+@contextlib.contextmanager
+def cpu_spent(server_pid: int):
+    """The CPU seconds the web server and the bench database's PostgreSQL backends spend in the
+    block: {"web": ..., "database": ...}, filled when it ends. The backends are sampled: the web
+    processes reconnect now and then, and a backend gone by the end would take its CPU with it."""
+    web = web_pids(server_pid)
+    web_before = cpu_seconds(web)
+    spent: dict[str, float] = {}
+    with BackendCpuSampler(urlsplit(DATABASE_URL).path.lstrip("/")) as backends:
+        yield spent
+    spent["web"] = cpu_seconds(web) - web_before
+    spent["database"] = backends.seconds()
+
+
 def measured_wrk(url, connections, script, seconds, server_pid) -> dict:
     """run_wrk, plus the CPU the web server and PostgreSQL spent per request meanwhile."""
     settle(server_pid)
-    database = urlsplit(DATABASE_URL).path.lstrip("/")
-    web = web_pids(server_pid)
-    web_before = cpu_seconds(web)
-    # Sampled: the web processes reconnect now and then (more connections than threads), and a
-    # backend gone by the end would take its CPU with it.
-    with BackendCpuSampler(database) as backends:
+    with cpu_spent(server_pid) as spent:
         run = run_wrk(url, connections, script, seconds)
     requests = max(run["requests"], 1)
-    run["web_ms"] = (cpu_seconds(web) - web_before) * 1000 / requests
-    run["database_ms"] = backends.seconds() * 1000 / requests
+    run["web_ms"] = spent["web"] * 1000 / requests
+    run["database_ms"] = spent["database"] * 1000 / requests
     return run
 
 
@@ -413,14 +423,11 @@ def steady_rate(port: int, rate: float, server_pid: int) -> dict:
                          seconds=seconds, connections=STEADY_CONNECTIONS)  # fmt: skip
 
     generator = run("/functions/v1/bench-noop", ["{}"], min(5, STEADY_SECONDS))
-    database = urlsplit(DATABASE_URL).path.lstrip("/")
-    web = web_pids(server_pid)
-    web_before = cpu_seconds(web)
-    with BackendCpuSampler(database) as backends:
+    with cpu_spent(server_pid) as spent:
         pings = run("/functions/v1/vendors-ping", ping_bodies(), STEADY_SECONDS)
     answered = max(pings["answered"], 1)
-    pings["web_ms"] = (cpu_seconds(web) - web_before) * 1000 / answered
-    pings["database_ms"] = backends.seconds() * 1000 / answered
+    pings["web_ms"] = spent["web"] * 1000 / answered
+    pings["database_ms"] = spent["database"] * 1000 / answered
     return {"generator": generator, "pings": pings}
 
 
