@@ -10,12 +10,18 @@ Persistent connections (CONN_MAX_AGE with CONN_HEALTH_CHECKS) are checked the sa
 request's first query; one that fails is closed and Django opens a new one.
 A network path that dies silently is left to TCP keepalives.
 
+Persistent connections end after a random part of CONN_MAX_AGE, between half of it and all of it:
+a server's threads all connect at its start, and with one age they would all reconnect together,
+every CONN_MAX_AGE, each thread's next ping paying for a new backend at the same moment (pauses
+of up to 140 ms on two cores, the steady-rate p99's misses; docs/performance.md).
+
 A server that is alive but sends nothing (a stopped process, a frozen host) is noticed by no
 keepalive, and cannot enforce its own statement_timeout: each connection waits for the server
 at most `deadline` seconds per operation, then is closed, and the request fails
 (`DatabaseStalled`, answered 503) instead of waiting as long as the stall.
 """
 
+import random
 import select
 
 import psycopg
@@ -71,6 +77,12 @@ def connection_has_input(connection) -> bool:
 
 class DatabaseWrapper(base.DatabaseWrapper):
     creation_class = DatabaseCreation
+
+    def connect(self):
+        super().connect()
+        max_age = self.settings_dict["CONN_MAX_AGE"]
+        if self.close_at is not None and max_age:
+            self.close_at -= random.uniform(0, max_age / 2)
 
     def is_usable(self):
         # CONN_HEALTH_CHECKS with persistent connections: the same check, at each request's
