@@ -14,6 +14,7 @@ overridden on the command line (`gunicorn -c config/gunicorn.py -w 4 ...`).
 import gc
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -73,6 +74,10 @@ def post_worker_init(worker):
     get_resolver().url_patterns  # noqa: B018  (a lazy property: reading it loads the views)
     gc.collect()
     gc.freeze()
+    # A thread back from PostgreSQL or Redis waits for the GIL while a sibling runs Python, up
+    # to the switch interval (5 ms by default) each time, and a ping comes back three times:
+    # 1 ms halved the pings over 15 ms at a steady rate (docs/performance.md).
+    sys.setswitchinterval(0.001)
 
 
 def child_exit(server, worker):
