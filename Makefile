@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 CELERY := $(VENV)/bin/celery -A config
 
-.PHONY: help install migrate demo run serve nginx test lint format bench bench-python bench-export bench-purge bench-settlement worker beat browser
+.PHONY: help install migrate demo run serve nginx test lint format bench bench-python bench-steady bench-export bench-purge bench-settlement worker beat browser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -110,6 +110,10 @@ browser: ## Install Debian's chromium for the browser test, when it is missing
 bench: install ## Load test: production gunicorn on PostgreSQL under wrk, pings vs a trivial endpoint
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(PY) bench/run.py
+
+bench-steady: install ## Where the steady-rate phase's slow pings come from: rounds on a schedule, probed
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(PY) bench/steady_tail.py
 
 bench-python: install ## Python instructions per ping vs a trivial request (callgrind; after make bench)
 	@command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)

@@ -14,6 +14,7 @@ run can show the generator was not the bottleneck.
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 from collections.abc import Sequence
@@ -30,6 +31,10 @@ class OpenLoopResult:
     errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     send_lags_ms: list[float] = field(default_factory=list)  # sent after it was due
+    # (due, sent, answered) of each answered request, in time.monotonic() seconds
+    timeline: list[tuple[float, float, float]] = field(default_factory=list)
+    # (time, ms) of each moment the event loop woke over 2 ms late (kept with the timeline)
+    loop_stalls: list[tuple[float, float]] = field(default_factory=list)
     cpu_seconds: float = 0.0  # the generator's own
 
     def percentile(self, values: list[float], fraction: float) -> float:
@@ -87,6 +92,7 @@ async def _run(
     seconds: float,
     connections: int,
     timeout: float,
+    keep_timeline: bool = False,
 ) -> OpenLoopResult:
     result = OpenLoopResult(rate=rate, seconds=seconds)
     requests = [_request_bytes(f"{host}:{port}", path, body) for body in bodies]
@@ -120,7 +126,9 @@ async def _run(
                         writer.close()
                     reader = writer = None
                     continue
-                result.latencies_ms.append((loop.time() - due) * 1000)
+                answered = loop.time()
+                result.latencies_ms.append((answered - due) * 1000)
+                result.timeline.append((due, started, answered))
                 result.answered += 1
                 if not 200 <= status < 300:
                     result.non_2xx += 1
@@ -128,6 +136,15 @@ async def _run(
             if writer is not None:
                 writer.close()
 
+    async def watch_loop() -> None:
+        while True:
+            due = loop.time() + 0.001
+            await asyncio.sleep(0.001)
+            late = loop.time() - due
+            if late > 0.002:
+                result.loop_stalls.append((due, late * 1000))
+
+    watcher = asyncio.create_task(watch_loop()) if keep_timeline else None
     workers: list[asyncio.Task] = []
     cpu_before = time.process_time()
     start = loop.time() + 0.05
@@ -144,6 +161,8 @@ async def _run(
     for _ in workers:
         queue.put_nowait((-1, 0.0))
     await asyncio.gather(*workers)
+    if watcher is not None:
+        watcher.cancel()
     result.cpu_seconds = time.process_time() - cpu_before
     return result
 
@@ -159,13 +178,29 @@ def open_loop(
     connections: int = 64,
     timeout: float = 5.0,
     latencies: bool = False,
+    timeline: bool = False,
 ) -> dict:
     """POST `bodies` in turn to `path` at `rate` a second for `seconds`; the figures (and every
-    latency, with `latencies`)."""
-    result = asyncio.run(_run(host, port, path, bodies, rate, seconds, connections, timeout))
+    latency, with `latencies`; with `timeline`, each answered request's due, sent and answered
+    times in time.monotonic() seconds, and each moment the generator's own event loop woke over
+    2 ms late, so a pause of the generator cannot pass for the server's)."""
+    # No garbage collection while it runs: the generator's own full collections, which grow
+    # with what it keeps, paused it for up to 16 ms (seen with `make bench-steady`).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        result = asyncio.run(
+            _run(host, port, path, bodies, rate, seconds, connections, timeout, timeline)
+        )
+    finally:
+        if collecting:
+            gc.enable()
     summary = result.summary()
     if latencies:
         summary["latencies_ms"] = result.latencies_ms
+    if timeline:
+        summary["timeline"] = result.timeline
+        summary["loop_stalls"] = result.loop_stalls
     return summary
 
 
