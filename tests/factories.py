@@ -121,35 +121,32 @@ class CallRecordFactory(DjangoModelFactory):
     tracking = factory.LazyFunction(dict)
 
 
+def role_grants(name: str) -> list[tuple[str, list[str]]]:
+    """(app label, permission codenames) that the staff-roles migrations give the role, read from
+    their three shapes: by app and model (0004, 0011), actions on billing rules (settlement), and
+    codenames by app for Operations (the do-not-call list)."""
+    grants: list[tuple[str, list[str]]] = []
+    for by_app in (
+        importlib.import_module("calls.migrations.0004_staff_roles").ROLES.get(name, {}),
+        importlib.import_module("calls.migrations.0011_admin_for_staff").GRANTS.get(name, {}),
+    ):
+        for app_label, by_model in by_app.items():
+            for model, actions in by_model.items():
+                grants.append((app_label, [f"{action}_{model}" for action in actions]))
+    settlement = importlib.import_module("calls.migrations.0013_settlement_roles").GRANTS
+    grants.append(("calls", [f"{action}_billingrule" for action in settlement.get(name, [])]))
+    if name == "Operations":
+        do_not_call = importlib.import_module("routing.migrations.0014_do_not_call_roles")
+        grants += do_not_call.OPERATIONS_MAY.items()
+    return grants
+
+
 def role_group(name: str) -> Group:
     """The role's group with the permissions the staff-roles migrations give it; made again
     when a transactional test's flush has emptied the table the migrations filled."""
-    grants = [
-        importlib.import_module("calls.migrations.0004_staff_roles").ROLES,
-        importlib.import_module("calls.migrations.0011_admin_for_staff").GRANTS,
-    ]
     group, created = Group.objects.get_or_create(name=name)
-    if not created:
-        return group
-    for by_app in (roles.get(name, {}) for roles in grants):
-        for app_label, by_model in by_app.items():
-            for model, actions in by_model.items():
-                group.permissions.add(
-                    *Permission.objects.filter(
-                        content_type__app_label=app_label,
-                        codename__in=[f"{action}_{model}" for action in actions],
-                    )
-                )
-    settlement = importlib.import_module("calls.migrations.0013_settlement_roles").GRANTS
-    group.permissions.add(
-        *Permission.objects.filter(
-            content_type__app_label="calls",
-            codename__in=[f"{action}_billingrule" for action in settlement.get(name, [])],
-        )
-    )
-    if name == "Operations":  # the do-not-call list's
-        do_not_call = importlib.import_module("routing.migrations.0014_do_not_call_roles")
-        for app_label, codenames in do_not_call.OPERATIONS_MAY.items():
+    if created:
+        for app_label, codenames in role_grants(name):
             group.permissions.add(
                 *Permission.objects.filter(
                     content_type__app_label=app_label, codename__in=codenames
