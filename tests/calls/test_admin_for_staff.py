@@ -151,3 +151,20 @@ def test_agents_are_listed_in_natural_order_and_filtered_by_what_they_do(operati
     assert re.findall(r'<th class="field-name"><a [^>]*>([^<]+)</a>', offline) == ["TX 7"]
     # The licence filter lists the states agents hold, not all 56.
     assert re.findall(r"licenses__state=(\w\w)", page) == ["TX"]
+
+
+@pytest.mark.parametrize(
+    "report, name",
+    [("funnel", "Funnel"), ("scorecards", "Scorecards"), ("statement", "Statement"),
+     ("export", "Export")],
+)  # fmt: skip
+def test_every_report_page_leads_back_to_the_calls_and_their_records(analyst_client, report, name):
+    page = analyst_client.get(f"/admin/calls/callrecord/{report}/").content.decode()
+    breadcrumbs = re.search(r'<div class="breadcrumbs">(.*?)</div>', page, re.S)[1]
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', breadcrumbs)
+    assert links == [
+        ("/admin/", "Home"),
+        ("/admin/calls/", "Calls"),
+        ("/admin/calls/callrecord/", "Call records"),
+    ]
+    assert breadcrumbs.rstrip().endswith(name)
