@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from calls.models import CallRecord, CallStatus, InboundCall
@@ -169,6 +170,7 @@ def _billed_within_window(record: CallRecord, rule: BillingRule) -> bool:
     record's ping (a window of 0 days: never a duplicate)."""
     if not rule.duplicate_window_days:
         return False
+    _lock_callers_billing(record)
     window_start = record.received_at - timedelta(days=rule.duplicate_window_days)
     return (
         CallRecord.objects.filter(
@@ -181,6 +183,20 @@ def _billed_within_window(record: CallRecord, rule: BillingRule) -> bool:
         .exclude(pk=record.pk)
         .exists()
     )
+
+
+def _lock_callers_billing(record: CallRecord) -> None:
+    """No other decision for this vendor's caller until the deciding transaction ends: two of
+    its calls ending at once would each find the other not yet billed, and both would bill.
+    The next one waits, then reads what the first committed (PostgreSQL; SQLite serializes
+    writers already). A lock of its own, not the pings' caller lock: no ping waits for billing."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            [f"billing:{record.vendor_id}:{record.phone_number}"],
+        )
 
 
 # Outcomes whose record's end is known, and the reason they cannot bill (completed is decided
