@@ -22,6 +22,17 @@ from django.db.transaction import TransactionManagementError
 logger = logging.getLogger(__name__)
 
 
+def transaction_lock(key: str) -> None:
+    """Hold PostgreSQL's advisory lock named `key` until the transaction ends: whoever asks for
+    the same name waits until then. Call inside a transaction. SQLite serializes writers already,
+    so there it does nothing."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+
+
 def database_timeouts_lift(*, using: str = DEFAULT_DB_ALIAS) -> bool:
     """Lift the connection's statement and lock timeouts (and the client's deadline), for the
     session. True if anything was lifted: then `database_timeouts_restore` must follow."""

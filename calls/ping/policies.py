@@ -24,13 +24,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 
 from calls.models import CallRecord
 from calls.ping.consent import ConsentEvidence, consent_evidence, consent_verifier
 from calls.ping.request import PingFields
+from config.database import transaction_lock
 from routing.allocation import ADMISSIBLE, NOW, PolicyChecks
 from routing.geography import time_zone_for_caller
 from routing.models import DoNotCallNumber, Reservation, UnavailableReason
@@ -219,7 +219,8 @@ def policy_refusal(
         return Refusal(Reason.CLOSED, inputs.closed_retry_after)
     if inputs.cap_lock is None:
         return None
-    _lock_caps(inputs.cap_lock)
+    # The statement's lock (ping_cap_refusal): both paths serialize on it.
+    transaction_lock(inputs.cap_lock)
     hour, day = window_starts(now)
     # Daily, hourly, then concurrency (ping_cap_refusal's order), the vendor's before its state's.
     scopes = (("", inputs.every_state), (fields.state, inputs.this_state))
@@ -242,15 +243,6 @@ def policy_refusal(
         if most is not None and (refusal := _concurrency_refusal(vendor, state, most, now)):
             return refusal
     return None
-
-
-def _lock_caps(key: str) -> None:
-    """The statement's lock (ping_cap_refusal), so both paths serialize on one lock. SQLite
-    serializes writers already."""
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
 
 
 def window_used(*, vendor_id: int, state: str, period: str, starts: datetime) -> int:

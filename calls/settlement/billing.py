@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection
 from django.db.models import QuerySet
 
 from calls.models import CallRecord, CallStatus, InboundCall
 from calls.settlement.models import BillingRule
+from config.database import transaction_lock
 
 Billable = CallRecord.Billable
 Reason = CallRecord.NotBillableReason
@@ -190,13 +190,7 @@ def _lock_callers_billing(record: CallRecord) -> None:
     its calls ending at once would each find the other not yet billed, and both would bill.
     The next one waits, then reads what the first committed (PostgreSQL; SQLite serializes
     writers already). A lock of its own, not the pings' caller lock: no ping waits for billing."""
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-            [f"billing:{record.vendor_id}:{record.phone_number}"],
-        )
+    transaction_lock(f"billing:{record.vendor_id}:{record.phone_number}")
 
 
 # Outcomes whose record's end is known, and the reason they cannot bill (completed is decided
