@@ -32,7 +32,7 @@ import psycopg  # noqa: E402
 from bench import run  # noqa: E402
 from bench.export_bench import PERIOD_START, SEED_SQL  # noqa: E402
 from bench.openloop import open_loop  # noqa: E402
-from tests.servers import RedisServer, free_port, wait_for_port  # noqa: E402
+from tests.servers import RedisServer, free_port  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 RATE = float(os.environ.get("BENCH_PURGE_RATE", "200"))
@@ -73,20 +73,9 @@ def main() -> None:
     server = None
     archive = Path(tempfile.mkdtemp(prefix="purge-archive-"))
     try:
-        run.recreate_database(DATABASE_URL)
-        run.manage(env, "migrate", "--noinput")
-        run.manage(env, "seed_demo")
-        run.manage(env, "seed_bench", "--agents-per-state", str(run.AGENTS_PER_STATE))
+        run.seed_database(env)
         seed_old_records()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py",
-             "--log-level", "warning"],
-            cwd=REPO,
-            env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(run.WORKERS),
-                 "GUNICORN_WORKER_CLASS": run.WORKER_CLASS, "GUNICORN_THREADS": str(run.THREADS)},
-            start_new_session=True,
-        )  # fmt: skip
-        wait_for_port(port, timeout=30)
+        server = run.start_server(env, port)
         bodies = run.ping_bodies()
 
         def pings(seconds: int) -> dict:

@@ -134,6 +134,36 @@ def server_env(redis_url: str) -> dict:
     }
 
 
+def seed_database(env: dict, *seed_bench_options: str) -> None:
+    """The bench's database made afresh: migrated, the demo data, the bench's agents in every
+    state (and whatever `seed_bench_options` add)."""
+    recreate_database(DATABASE_URL)
+    manage(env, "migrate", "--noinput")
+    manage(env, "seed_demo")
+    manage(env, "seed_bench", "--agents-per-state", str(AGENTS_PER_STATE), *seed_bench_options)
+
+
+def start_server(env: dict, port: int, *, config: str = "config/gunicorn.py",
+                 **more_env: str) -> subprocess.Popen:  # fmt: skip
+    """gunicorn with `config` (the production's by default) at the bench's sizes on
+    127.0.0.1:`port`, in a session of its own (stop it with os.killpg); returned once it
+    listens."""
+    server = subprocess.Popen(
+        [PYTHON, "-m", "gunicorn", "-c", config, "--backlog", "2048", "--log-level", "warning"],
+        cwd=REPO,
+        env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(WORKERS),
+             "GUNICORN_WORKER_CLASS": WORKER_CLASS, "GUNICORN_THREADS": str(THREADS), **more_env},
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, timeout=30)
+    except BaseException:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        raise
+    return server
+
+
 def manage(env: dict, *args: str) -> str:
     """Run a management command in the bench's environment; what it printed. Its log lines are
     shown only if it fails (the bench's Redis is gone by the time the last ones run)."""
@@ -456,40 +486,12 @@ def main() -> None:
     port = free_port()
     server = None
     try:
-        recreate_database(DATABASE_URL)
-        manage(env, "migrate", "--noinput")
-        manage(env, "seed_demo")
-        manage(
+        seed_database(
             env,
-            "seed_bench",
-            *("--agents-per-state", str(AGENTS_PER_STATE)),
             *("--policies-vendor-key", POLICIES_KEY),
             *(() if POLICIES_CAPS else ("--policies-without-caps",)),
         )
-        # The production server: config/gunicorn.py, with the bench's sizes.
-        server = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "gunicorn",
-                "-c",
-                "config/gunicorn.py",
-                "--backlog",
-                "2048",
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO,
-            env={
-                **env,
-                "GUNICORN_BIND": f"127.0.0.1:{port}",
-                "WEB_CONCURRENCY": str(WORKERS),
-                "GUNICORN_WORKER_CLASS": WORKER_CLASS,
-                "GUNICORN_THREADS": str(THREADS),
-            },
-            start_new_session=True,
-        )
-        wait_for_port(port, timeout=30)
+        server = start_server(env, port)  # config/gunicorn.py, with the bench's sizes
         base = f"http://127.0.0.1:{port}/functions/v1"
         with tempfile.TemporaryDirectory() as directory:
             script = lua_script(Path(directory))

@@ -19,7 +19,6 @@ import collections
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,7 @@ import psycopg  # noqa: E402
 
 from bench import run  # noqa: E402
 from bench.openloop import open_loop  # noqa: E402
-from tests.servers import RedisServer, free_port, wait_for_port  # noqa: E402
+from tests.servers import RedisServer, free_port  # noqa: E402
 
 FILL_SECONDS = int(os.environ.get("BENCH_FILL_SECONDS", "20"))
 ROUNDS = int(os.environ.get("BENCH_STEADY_ROUNDS", "6"))
@@ -263,20 +262,10 @@ def main() -> None:
     server = None
     rounds = []
     try:
-        run.recreate_database(run.DATABASE_URL)
-        run.manage(env, "migrate", "--noinput")
-        run.manage(env, "seed_demo")
-        run.manage(env, "seed_bench", "--agents-per-state", str(run.AGENTS_PER_STATE))
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "bench/gunicorn_probe.py",
-             "--backlog", "2048", "--log-level", "warning"],
-            cwd=REPO,
-            env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(run.WORKERS),
-                 "GUNICORN_WORKER_CLASS": run.WORKER_CLASS, "GUNICORN_THREADS": str(run.THREADS),
-                 "BENCH_PROBE_DIR": str(probe_dir)},
-            start_new_session=True,
-        )  # fmt: skip
-        wait_for_port(port, timeout=30)
+        run.seed_database(env)
+        server = run.start_server(
+            env, port, config="bench/gunicorn_probe.py", BENCH_PROBE_DIR=str(probe_dir)
+        )
         url = f"http://127.0.0.1:{port}/functions/v1/vendors-ping"
         with tempfile.TemporaryDirectory() as directory:
             script = run.lua_script(Path(directory))
