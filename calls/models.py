@@ -195,7 +195,11 @@ class CallRecord(models.Model):
     # The transferred call's wait in the queue, when nobody could take it at once.
     queued_at = models.DateTimeField(null=True, blank=True, help_text="Waiting since.")
     dequeued_at = models.DateTimeField(null=True, blank=True, help_text="Waited until.")
-    wait_result = models.CharField(max_length=16, blank=True, choices=WaitResult.choices)
+    # With a database default, as every column added since: rows written in SQL (the benches'
+    # seeds of a million records) need not name it.
+    wait_result = models.CharField(
+        max_length=16, blank=True, choices=WaitResult.choices, default="", db_default=""
+    )
     # Settlement (calls.settlement): decided when the record's end is known, by the vendor's rule
     # in effect when the ping was received; never rewritten by a later rule. Database defaults
     # too, for the rows written in SQL (bench seeds, scripts).
